@@ -1,0 +1,21 @@
+/** gradcomp: communication-efficient distributed training kernels for Node.js. */
+export { Tensor, dtypeOf } from './tensor/tensor';
+export type { DType, Device, AnyTypedArray, DTypeArrays } from './tensor/tensor';
+export {
+  GradcompError, GradcompTypeError, GradcompRangeError, DisposedError,
+} from './native/errors';
+export type { GradcompErrorCode } from './native/errors';
+export { efTopK, efTopKSync, topK, topKSync } from './ops/topk';
+export type { TopKResult, TopKOptions, EfTopKOptions } from './ops/topk';
+export {
+  qsgdEncode, qsgdEncodeSync, qsgdDecode, qsgdDecodeSync, qsgdPayloadBytes, qsgdReadHeader, QSGD_HEADER_BYTES,
+} from './ops/qsgd';
+export type { QsgdOptions, QsgdHeader } from './ops/qsgd';
+export { powerSgdStep, powerSgdStepSync, orthonormalizeSync } from './ops/powersgd';
+export type { PowerSgdStepArgs, PowerSgdStepResult } from './ops/powersgd';
+export {
+  dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, DROPIT_HEADER_BYTES,
+} from './ops/dropit';
+export type { DropitPacked } from './ops/dropit';
+export { setConcurrency, concurrency, backendInfo } from './ops/runtime';
+export type { BackendInfo } from './ops/runtime';

@@ -1,0 +1,29 @@
+/**
+ * The raw CPU addon, typed once (internal: not exported from the package). Arguments are
+ * positional primitives and typed arrays that lib/ops has already validated; outputs are
+ * allocated by TypeScript and filled in place. The trailing `async` flag makes a call return a
+ * Promise that settles when the kernel is done; otherwise it runs on the calling thread.
+ */
+export interface NativeBinding {
+  readonly abi: number;
+  init(makeError: (status: number, op: string) => Error): void;
+  topk(grad: Float32Array | null, residual: Float32Array, k: number, scale: number, outIdx: Uint32Array,
+    outVal: Float32Array, async: boolean): Promise<void> | undefined;
+  qsgdEncode(x: Float32Array, levels: number, bucket: number, norm: number, seedLo: number, seedHi: number,
+    step: number, tensorId: number, payload: Uint8Array, async: boolean): Promise<void> | undefined;
+  qsgdDecode(payload: Uint8Array, out: Float32Array, async: boolean): Promise<void> | undefined;
+  qsgdPayloadBytes(n: number, levels: number, bucket: number): number;
+  powersgdStep(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
+    rank: number, async: boolean): Promise<void> | undefined;
+  orthonormalize(p: Float32Array, batch: number, rows: number, rank: number, async: boolean): Promise<void> | undefined;
+  dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Promise<void> | undefined;
+  dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
+  dropitUnpack(payload: Uint8Array, out: Float32Array, async: boolean): Promise<void> | undefined;
+  setConcurrency(n: number): void;
+  concurrency(): number;
+  isa(): 'avx512' | 'avx2' | 'scalar';
+  setMaxIsa(isa: 'avx512' | 'avx2' | 'scalar'): void;
+  lastTopkPath(): number;
+  baselineNthElementEfTopK(g: Float32Array, r: Float32Array, k: number, outIdx: Uint32Array, outVal: Float32Array): void;
+  baselineMemcpy(dst: Uint8Array, src: Uint8Array): void;
+}

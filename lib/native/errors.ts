@@ -1,0 +1,99 @@
+/**
+ * Error classes. Every error gradcomp throws on purpose is one of these, with a stable `code`:
+ * - `GradcompTypeError` (a `TypeError`, code `ERR_GRADCOMP_INVALID_ARG_TYPE`): an argument of the wrong type;
+ * - `GradcompRangeError` (a `RangeError`, code `ERR_GRADCOMP_OUT_OF_RANGE`): a value out of range or
+ *   lengths that disagree;
+ * - `GradcompError` with codes `ERR_GRADCOMP_CORRUPT_PAYLOAD`, `ERR_GRADCOMP_DISPOSED`,
+ *   `ERR_GRADCOMP_DETACHED`, `ERR_GRADCOMP_NATIVE_LOAD`, `ERR_GRADCOMP_OUT_OF_MEMORY`,
+ *   `ERR_GRADCOMP_INTERNAL`.
+ * Argument errors carry `param`, the name of the offending parameter.
+ */
+
+export type GradcompErrorCode =
+  | 'ERR_GRADCOMP_INVALID_ARG_TYPE'
+  | 'ERR_GRADCOMP_OUT_OF_RANGE'
+  | 'ERR_GRADCOMP_CORRUPT_PAYLOAD'
+  | 'ERR_GRADCOMP_DISPOSED'
+  | 'ERR_GRADCOMP_DETACHED'
+  | 'ERR_GRADCOMP_NATIVE_LOAD'
+  | 'ERR_GRADCOMP_OUT_OF_MEMORY'
+  | 'ERR_GRADCOMP_INVALID_ARG'
+  | 'ERR_GRADCOMP_INTERNAL';
+
+export class GradcompError extends Error {
+  readonly code: GradcompErrorCode;
+  readonly param?: string;
+  constructor(code: GradcompErrorCode, message: string, param?: string) {
+    super(message);
+    this.name = 'GradcompError';
+    this.code = code;
+    if (param !== undefined) this.param = param;
+  }
+}
+
+export class GradcompTypeError extends TypeError {
+  readonly code = 'ERR_GRADCOMP_INVALID_ARG_TYPE' as const;
+  readonly param: string;
+  constructor(param: string, message: string) {
+    super(message);
+    this.name = 'GradcompTypeError';
+    this.param = param;
+  }
+}
+
+export class GradcompRangeError extends RangeError {
+  readonly code = 'ERR_GRADCOMP_OUT_OF_RANGE' as const;
+  readonly param: string;
+  constructor(param: string, message: string) {
+    super(message);
+    this.name = 'GradcompRangeError';
+    this.param = param;
+  }
+}
+
+/** Thrown when a disposed Tensor is used. */
+export class DisposedError extends GradcompError {
+  constructor(what: string) {
+    super('ERR_GRADCOMP_DISPOSED', `${what} was used after dispose()`);
+    this.name = 'DisposedError';
+  }
+}
+
+/** Describes a received value for error messages: `1.5 (number)`, `Float64Array(3)`, ... */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (ArrayBuffer.isView(value)) {
+    const tag = Object.prototype.toString.call(value).slice(8, -1);
+    return `${tag}(${(value as unknown as { length?: number }).length ?? value.byteLength})`;
+  }
+  if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '...' : value}' (string)`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
+    return `${String(value)} (${typeof value})`;
+  }
+  if (typeof value === 'function') return 'a function';
+  const ctor = (value as { constructor?: { name?: string } }).constructor?.name;
+  return ctor ? `an instance of ${ctor}` : typeof value;
+}
+
+export function typeError(param: string, expected: string, received: unknown): GradcompTypeError {
+  return new GradcompTypeError(param, `Expected ${expected} for ${param} but received ${describe(received)}`);
+}
+
+export function rangeError(param: string, expected: string, received: unknown): GradcompRangeError {
+  return new GradcompRangeError(param, `Expected ${expected} for ${param} but received ${describe(received)}`);
+}
+
+/** Maps a native status code (native/core/include/gradcomp/gradcomp.h) to an error. */
+export function nativeError(status: number, op: string): GradcompError {
+  switch (status) {
+    case 1:
+      return new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${op}: the native kernel rejected its arguments`);
+    case 2:
+      return new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${op}: the payload is malformed or truncated`, 'payload');
+    case 3:
+      return new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `${op}: scratch memory could not be allocated`);
+    default:
+      return new GradcompError('ERR_GRADCOMP_INTERNAL', `${op}: internal error (status ${status}); please report it`);
+  }
+}

@@ -1,0 +1,15 @@
+// DropIT (Chen et al., ICLR'23): keep the k = ceil((1 - gamma) n) largest |x| of an activation in
+// a compact form and rebuild the dense tensor for the backward pass. Layout in gradcomp.h.
+#pragma once
+#include "gradcomp/gradcomp.h"
+
+namespace gradcomp {
+
+// Bitmap + values when smaller than uint32 indices + values (keep fraction > 1/32).
+gc_dropit_layout dropit_layout(uint64_t n, uint64_t k);
+uint64_t dropit_packed_bytes(uint64_t n, uint64_t k);
+gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes);
+// Validates the payload (header, size, bitmap popcount or strictly ascending in-range indices).
+gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len);
+
+}  // namespace gradcomp

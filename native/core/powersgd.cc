@@ -1,0 +1,229 @@
+#include "powersgd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu.h"
+#include "pool.h"
+#include "scratch.h"
+
+#if GC_X86
+#include <immintrin.h>
+#endif
+
+namespace gradcomp {
+
+namespace {
+
+constexpr uint64_t kRowBlock = 256;  // rows per task for P = M Q
+constexpr uint64_t kColTile = 256;   // columns per task for Q = M^T P
+constexpr uint64_t kRowSlab = 4096;  // rows per partial sum for Q = M^T P (fixed: determinism)
+constexpr uint32_t kRankGroup = 8;   // ranks handled per sweep over M
+
+// P[i, k0:k0+R] = M[i, :] . Qt[k0:k0+R, :] for rows [i0, i1).
+template <int R>
+void mq_rows_scalar(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t rank, uint32_t k0,
+                    uint64_t i0, uint64_t i1) {
+  for (uint64_t i = i0; i < i1; ++i) {
+    const float* row = M + i * cols;
+    float acc[R][8] = {};
+    uint64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      for (int k = 0; k < R; ++k)
+        for (int l = 0; l < 8; ++l) acc[k][l] += row[j + l] * Qt[(k0 + k) * cols + j + l];
+    for (int k = 0; k < R; ++k) {
+      float s = 0.0f;
+      for (int l = 0; l < 8; ++l) s += acc[k][l];
+      for (uint64_t jj = j; jj < cols; ++jj) s += row[jj] * Qt[(k0 + k) * cols + jj];
+      P[i * rank + k0 + k] = s;
+    }
+  }
+}
+
+#if GC_X86
+template <int R>
+GC_TARGET_AVX512 void mq_rows_avx512(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t rank,
+                                     uint32_t k0, uint64_t i0, uint64_t i1) {
+  for (uint64_t i = i0; i < i1; ++i) {
+    const float* row = M + i * cols;
+    __m512 acc[R];
+    for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
+    uint64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+      __m512 m = _mm512_loadu_ps(row + j);
+      for (int k = 0; k < R; ++k) acc[k] = _mm512_fmadd_ps(m, _mm512_loadu_ps(Qt + (k0 + k) * cols + j), acc[k]);
+    }
+    if (j < cols) {
+      __mmask16 mk = static_cast<__mmask16>((1u << (cols - j)) - 1);
+      __m512 m = _mm512_maskz_loadu_ps(mk, row + j);
+      for (int k = 0; k < R; ++k)
+        acc[k] = _mm512_fmadd_ps(m, _mm512_maskz_loadu_ps(mk, Qt + (k0 + k) * cols + j), acc[k]);
+    }
+    for (int k = 0; k < R; ++k) P[i * rank + k0 + k] = _mm512_reduce_add_ps(acc[k]);
+  }
+}
+
+// acc[k][0:w] += M[i, j0:j0+w] * P[i, k0+k] for rows [i0, i1); w <= kColTile.
+template <int R>
+GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0,
+                                      uint64_t i0, uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
+  for (uint64_t i = i0; i < i1; ++i) {
+    const float* row = M + i * cols + j0;
+    __m512 pk[R];
+    for (int k = 0; k < R; ++k) pk[k] = _mm512_set1_ps(P[i * rank + k0 + k]);
+    for (uint64_t j = 0; j < w; j += 16) {
+      __mmask16 mk = w - j >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (w - j)) - 1);
+      __m512 m = _mm512_maskz_loadu_ps(mk, row + j);
+      for (int k = 0; k < R; ++k) {
+        float* a = acc + k * kColTile + j;
+        _mm512_storeu_ps(a, _mm512_fmadd_ps(m, pk[k], _mm512_loadu_ps(a)));
+      }
+    }
+  }
+}
+#endif
+
+template <int R>
+void mtp_tile_scalar(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0, uint64_t i0,
+                     uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
+  for (uint64_t i = i0; i < i1; ++i) {
+    const float* row = M + i * cols + j0;
+    for (int k = 0; k < R; ++k) {
+      const float pk = P[i * rank + k0 + k];
+      float* a = acc + k * kColTile;
+      for (uint64_t j = 0; j < w; ++j) a[j] += row[j] * pk;
+    }
+  }
+}
+
+template <int R>
+void mq_rows(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t rank, uint32_t k0, uint64_t i0,
+             uint64_t i1) {
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) return mq_rows_avx512<R>(M, cols, Qt, P, rank, k0, i0, i1);
+#endif
+  mq_rows_scalar<R>(M, cols, Qt, P, rank, k0, i0, i1);
+}
+
+template <int R>
+void mtp_tile(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0, uint64_t i0,
+              uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) return mtp_tile_avx512<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc);
+#endif
+  mtp_tile_scalar<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc);
+}
+
+// Dispatch on the number of ranks in this group (1..8) to a fully unrolled kernel.
+template <template <int> class F, typename... A>
+void by_rank(uint32_t r, A... a) {
+  switch (r) {
+    case 1: F<1>::run(a...); break;
+    case 2: F<2>::run(a...); break;
+    case 3: F<3>::run(a...); break;
+    case 4: F<4>::run(a...); break;
+    case 5: F<5>::run(a...); break;
+    case 6: F<6>::run(a...); break;
+    case 7: F<7>::run(a...); break;
+    default: F<8>::run(a...); break;
+  }
+}
+template <int R> struct MqRows { template <typename... A> static void run(A... a) { mq_rows<R>(a...); } };
+template <int R> struct MtpTile { template <typename... A> static void run(A... a) { mtp_tile<R>(a...); } };
+
+}  // namespace
+
+gc_status orthonormalize(float* p, uint64_t batch, uint64_t rows, uint32_t rank) {
+  ThreadPool::instance().parallel_for(batch, [&](size_t b) {
+    float* P = p + b * rows * rank;
+    for (uint32_t j = 0; j < rank; ++j) {
+      double norm0 = 0.0;
+      for (uint64_t i = 0; i < rows; ++i) norm0 += static_cast<double>(P[i * rank + j]) * P[i * rank + j];
+      norm0 = std::sqrt(norm0);
+      // "Twice is enough" (Giraud et al.): a second MGS sweep restores orthogonality lost to
+      // cancellation when P's columns are nearly dependent (warm-started PowerSGD drives them so).
+      for (int sweep = 0; sweep < 2; ++sweep) {
+        for (uint32_t c = 0; c < j; ++c) {
+          double dot = 0.0;
+          for (uint64_t i = 0; i < rows; ++i) dot += static_cast<double>(P[i * rank + c]) * P[i * rank + j];
+          if (dot == 0.0) continue;
+          for (uint64_t i = 0; i < rows; ++i)
+            P[i * rank + j] = static_cast<float>(P[i * rank + j] - dot * P[i * rank + c]);
+        }
+      }
+      double nv = 0.0;
+      for (uint64_t i = 0; i < rows; ++i) nv += static_cast<double>(P[i * rank + j]) * P[i * rank + j];
+      nv = std::sqrt(nv);
+      // Guard (specs/compressors.md §4(f)): a zero or dependent column becomes 0, never NaN.
+      const bool keep = std::isfinite(nv) && nv > 0.0 && nv > 1e-6 * norm0;
+      const double inv = keep ? 1.0 / nv : 0.0;
+      for (uint64_t i = 0; i < rows; ++i) P[i * rank + j] = static_cast<float>(P[i * rank + j] * inv);
+    }
+  });
+  return GC_OK;
+}
+
+gc_status powersgd_step(const gc_powersgd_desc& d) {
+  const uint64_t B = d.batch, rows = d.rows, cols = d.cols;
+  const uint32_t r = d.rank;
+  if (r == 0 || d.m == nullptr || d.q == nullptr || d.p == nullptr) return GC_ERR_INVALID_ARG;
+  if (B == 0 || rows == 0 || cols == 0) return GC_OK;
+  ThreadPool& pool = ThreadPool::instance();
+  const uint64_t slabs = (rows + kRowSlab - 1) / kRowSlab;
+  const uint64_t tiles = (cols + kColTile - 1) / kColTile;
+  float* qt = nullptr;    // B x r x cols: Q transposed, for contiguous dot products
+  float* part = nullptr;  // B x slabs x tiles x r x kColTile partial sums of M^T P
+  Carver carve;
+  carve.add(&qt, B * r * cols);
+  carve.add(&part, B * slabs * tiles * r * kColTile);
+  if (!carve.commit()) return GC_ERR_OUT_OF_MEMORY;
+
+  pool.parallel_for(B, [&](size_t b) {
+    const float* Q = d.q + b * cols * r;
+    float* T = qt + b * r * cols;
+    for (uint64_t j = 0; j < cols; ++j)
+      for (uint32_t k = 0; k < r; ++k) T[k * cols + j] = Q[j * r + k];
+  });
+
+  // P = M Q: tasks are (matrix, block of rows); ranks in groups of 8 per sweep over M.
+  const uint64_t rblocks = (rows + kRowBlock - 1) / kRowBlock;
+  pool.parallel_for(B * rblocks, [&](size_t t) {
+    const uint64_t b = t / rblocks, blk = t % rblocks;
+    const uint64_t i0 = blk * kRowBlock, i1 = std::min(rows, i0 + kRowBlock);
+    const float* M = d.m + b * rows * cols;
+    for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
+      by_rank<MqRows>(std::min(kRankGroup, r - k0), M, cols, static_cast<const float*>(qt + b * r * cols),
+                      d.p + b * rows * r, r, k0, i0, i1);
+  });
+
+  orthonormalize(d.p, B, rows, r);
+
+  // Q = M^T P: tasks are (matrix, row slab, column tile) with private accumulators, then a
+  // reduction over slabs in a fixed order, so the result does not depend on thread count.
+  pool.parallel_for(B * slabs * tiles, [&](size_t t) {
+    const uint64_t b = t / (slabs * tiles), s = (t / tiles) % slabs, tile = t % tiles;
+    const uint64_t i0 = s * kRowSlab, i1 = std::min(rows, i0 + kRowSlab);
+    const uint64_t j0 = tile * kColTile, w = std::min(kColTile, cols - j0);
+    float* acc = part + t * r * kColTile;
+    std::fill(acc, acc + r * kColTile, 0.0f);
+    for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
+      by_rank<MtpTile>(std::min(kRankGroup, r - k0), d.m + b * rows * cols, cols,
+                       static_cast<const float*>(d.p + b * rows * r), r, k0, i0, i1, j0, w, acc + k0 * kColTile);
+  });
+  pool.parallel_for(B * tiles, [&](size_t t) {
+    const uint64_t b = t / tiles, tile = t % tiles;
+    const uint64_t j0 = tile * kColTile, w = std::min(kColTile, cols - j0);
+    float* Q = d.q + b * cols * r;
+    for (uint64_t j = 0; j < w; ++j) {
+      for (uint32_t k = 0; k < r; ++k) {
+        float s = 0.0f;
+        for (uint64_t sl = 0; sl < slabs; ++sl) s += part[((b * slabs + sl) * tiles + tile) * r * kColTile + k * kColTile + j];
+        Q[(j0 + j) * r + k] = s;
+      }
+    }
+  });
+  return GC_OK;
+}
+
+}  // namespace gradcomp

@@ -1,0 +1,14 @@
+// PowerSGD rank-r power step (Vogels et al., NeurIPS'19, Algorithm 1 without communication):
+// P = M Q, orthonormalize P's columns, Q = M^T P. Batched over matrices of one shape.
+#pragma once
+#include "gradcomp/gradcomp.h"
+
+namespace gradcomp {
+
+gc_status powersgd_step(const gc_powersgd_desc& d);
+// Orthonormalizes the columns of `batch` row-major (rows x rank) matrices in place: modified
+// Gram-Schmidt applied twice with fp64 dot products; a column that is (numerically) in the span
+// of the previous ones, or zero, becomes exactly zero instead of NaN.
+gc_status orthonormalize(float* p, uint64_t batch, uint64_t rows, uint32_t rank);
+
+}  // namespace gradcomp

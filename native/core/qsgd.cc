@@ -1,0 +1,310 @@
+#include "qsgd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "cpu.h"
+#include "gradcomp/philox.h"
+#include "pool.h"
+
+#if GC_X86
+#include <immintrin.h>
+#endif
+
+namespace gradcomp {
+
+namespace {
+
+struct Header {
+  uint32_t magic;
+  uint8_t version, norm, bits, reserved;
+  uint32_t levels;
+  uint32_t bucket;
+  uint64_t n;
+};
+static_assert(sizeof(Header) == GC_QSGD_HEADER_BYTES, "QSGD header must be 24 bytes");
+
+inline uint32_t fbits(float v) { uint32_t b; std::memcpy(&b, &v, 4); return b; }
+// Norms sit at byte offset 24 of a caller-provided buffer: access them without alignment UB.
+inline float load_norm(const uint8_t* p, uint64_t b) { float v; std::memcpy(&v, p + 4 * b, 4); return v; }
+
+// Per-bucket norm; NaN marks a bucket that held a non-finite value (decoded as all NaN).
+float bucket_norm(const float* x, uint64_t len, gc_qsgd_norm norm) {
+  uint32_t maxkey = 0;
+  for (uint64_t i = 0; i < len; ++i) maxkey = std::max(maxkey, fbits(x[i]) & 0x7fffffffu);
+  if (maxkey >= 0x7f800000u) return std::nanf("");
+  if (norm == GC_QSGD_NORM_MAX) { float m; std::memcpy(&m, &maxkey, 4); return m; }
+  // Fixed summation order shared with the CUDA kernel and the TS oracle: 32 sequential
+  // partial sums in double (lane j takes elements j, j+32, ...), then a halving tree.
+  double part[32] = {0};
+  for (uint64_t i = 0; i < len; ++i) {
+    double v = static_cast<double>(x[i]);
+    part[i & 31] += v * v;
+  }
+  for (int off = 16; off >= 1; off >>= 1)
+    for (int j = 0; j < off; ++j) part[j] += part[j + off];
+  return static_cast<float>(std::sqrt(part[0]));
+}
+
+// Quantizes elements [lo, hi) of one bucket whose norm is L into codes (one per element).
+struct BucketParams {
+  float L, scale, mul;
+  uint32_t s, sign_shift;
+  bool poisoned;
+};
+
+BucketParams bucket_params(float L, uint32_t s, uint32_t bits) {
+  BucketParams p;
+  p.L = L;
+  p.s = s;
+  p.sign_shift = bits - 1;
+  p.poisoned = std::isnan(L);
+  // Tiny norms: scale |x| and L by 2^100 (exact) so s / L cannot overflow.
+  p.mul = L < 0x1p-100f ? 0x1p100f : 1.0f;
+  p.scale = L > 0.0f ? static_cast<float>(s) / (L * p.mul) : 0.0f;
+  return p;
+}
+
+inline uint32_t quantize_one(float x, uint32_t word, const BucketParams& p) {
+  if (p.poisoned || p.scale == 0.0f) return 0;
+  float r = (std::fabs(x) * p.mul) * p.scale;
+  float l = std::floor(r);
+  float frac = r - l;
+  uint32_t level = static_cast<uint32_t>(l) + (gc_u24_to_unit(word) < frac ? 1u : 0u);
+  if (level > p.s) level = p.s;
+  uint32_t sign = (level > 0 && x < 0.0f) ? 1u : 0u;
+  return level | (sign << p.sign_shift);
+}
+
+// Codes for the 64-element group starting at element base (64-aligned), elements
+// [lo, hi) of it; words come from 16 Philox blocks.
+void group_words(const gc_qsgd_desc& d, uint64_t base, uint32_t words[64]) {
+  const uint64_t blk0 = (base >> 6) * 16;
+  for (uint32_t L = 0; L < 16; ++L) {
+    gc_u32x4 w = gc_philox_block(d.seed, d.step, d.tensor_id, blk0 + L);
+    for (uint32_t k = 0; k < 4; ++k) words[k * 16 + L] = w.v[k];
+  }
+}
+
+// Writes `count` codes of `bits` bits starting at element `first` (first*bits % 8 == 0).
+void pack_codes(uint8_t* codes_out, uint64_t first, const uint32_t* codes, uint64_t count, uint32_t bits) {
+  uint8_t* o = codes_out + first * bits / 8;
+  if (bits == 8) { for (uint64_t i = 0; i < count; ++i) o[i] = static_cast<uint8_t>(codes[i]); return; }
+  uint64_t acc = 0;
+  uint32_t fill = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    acc |= static_cast<uint64_t>(codes[i]) << fill;
+    fill += bits;
+    while (fill >= 8) { *o++ = static_cast<uint8_t>(acc); acc >>= 8; fill -= 8; }
+  }
+  if (fill > 0) *o = static_cast<uint8_t>(acc);  // only at the very end of the payload
+}
+
+void encode_range_scalar(const gc_qsgd_desc& d, uint32_t bits, const uint8_t* norms, uint8_t* codes_out,
+                         uint64_t lo, uint64_t hi) {
+  uint32_t words[64], codes[64];
+  for (uint64_t g = lo & ~63ULL; g < hi; g += 64) {
+    group_words(d, g, words);
+    uint64_t a = std::max(g, lo), b = std::min(g + 64, hi);
+    for (uint64_t i = a; i < b; ++i) {
+      BucketParams p = bucket_params(load_norm(norms, i / d.bucket_size), d.levels, bits);
+      codes[i - a] = quantize_one(d.x[i], words[i - g], p);
+    }
+    pack_codes(codes_out, a, codes, b - a, bits);
+  }
+}
+
+#if GC_X86
+GC_TARGET_AVX512 inline __m512i mulhilo(__m512i a, __m512i m, __m512i* hi) {
+  __m512i pe = _mm512_mul_epu32(a, m);
+  __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+  return _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+}
+
+// 16 Philox-4x32-10 blocks at once: lane L computes block blk0 + L.
+GC_TARGET_AVX512 void philox16(const gc_qsgd_desc& d, uint64_t blk0, __m512i out[4]) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  // blk0 is a multiple of 16, so adding the lane never carries into the high word.
+  __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(blk0))), iota);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(blk0 >> 32)));
+  __m512i c2 = _mm512_set1_epi32(static_cast<int>(d.step));
+  __m512i c3 = _mm512_set1_epi32(static_cast<int>(d.tensor_id));
+  const __m512i m0 = _mm512_set1_epi64(0xD2511F53u), m1 = _mm512_set1_epi64(0xCD9E8D57u);
+  uint32_t k0 = static_cast<uint32_t>(d.seed), k1 = static_cast<uint32_t>(d.seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    __m512i hi0, hi1;
+    __m512i lo0 = mulhilo(c0, m0, &hi0);
+    __m512i lo1 = mulhilo(c2, m1, &hi1);
+    __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+// Requires bucket_size % 16 == 0 and lo, hi multiples of 64 (except hi == n at the end,
+// handled by the scalar tail).
+GC_TARGET_AVX512 void encode_range_avx512(const gc_qsgd_desc& d, uint32_t bits, const uint8_t* norms,
+                                          uint8_t* codes_out, uint64_t lo, uint64_t hi) {
+  const __m512 one_over = _mm512_set1_ps(1.0f / 16777216.0f);
+  const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+  const __m512i vs = _mm512_set1_epi32(static_cast<int>(d.levels));
+  const __m512i one = _mm512_set1_epi32(1);
+  alignas(64) uint32_t codes[64];
+  uint64_t g = lo;
+  for (; g + 64 <= hi; g += 64) {
+    __m512i w[4];
+    philox16(d, (g >> 6) * 16, w);
+    for (int k = 0; k < 4; ++k) {
+      const uint64_t i = g + 16 * k;
+      BucketParams p = bucket_params(load_norm(norms, i / d.bucket_size), d.levels, bits);
+      __m512i code;
+      if (p.poisoned || p.scale == 0.0f) {
+        code = _mm512_setzero_si512();
+      } else {
+        __m512 x = _mm512_loadu_ps(d.x + i);
+        __m512 ax = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), absm));
+        __m512 r = _mm512_mul_ps(_mm512_mul_ps(ax, _mm512_set1_ps(p.mul)), _mm512_set1_ps(p.scale));
+        __m512 l = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512 frac = _mm512_sub_ps(r, l);
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(w[k], 8)), one_over);
+        __mmask16 up = _mm512_cmp_ps_mask(u, frac, _CMP_LT_OQ);
+        __m512i level = _mm512_mask_add_epi32(_mm512_cvttps_epi32(l), up, _mm512_cvttps_epi32(l), one);
+        level = _mm512_min_epu32(level, vs);
+        __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ) &
+                        _mm512_cmpgt_epi32_mask(level, _mm512_setzero_si512());
+        code = _mm512_mask_or_epi32(level, neg, level, _mm512_set1_epi32(1 << p.sign_shift));
+      }
+      if (bits == 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes_out + i), _mm512_cvtepi32_epi8(code));
+      } else {
+        _mm512_store_si512(codes + 16 * k, code);
+      }
+    }
+    if (bits != 8) pack_codes(codes_out, g, codes, 64, bits);
+  }
+  if (g < hi) encode_range_scalar(d, bits, norms, codes_out, g, hi);
+}
+#endif
+
+uint64_t align_unit(uint32_t bucket) { return std::lcm<uint64_t>(bucket, 64); }
+
+}  // namespace
+
+uint32_t qsgd_bits(uint32_t levels) {
+  uint32_t b = 0;
+  while ((1ULL << b) < static_cast<uint64_t>(levels) + 1) ++b;
+  return b + 1;
+}
+
+uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket) {
+  const uint64_t buckets = bucket == 0 ? 0 : (n + bucket - 1) / bucket;
+  return GC_QSGD_HEADER_BYTES + 4 * buckets + (n * qsgd_bits(levels) + 7) / 8;
+}
+
+gc_status qsgd_encode(const gc_qsgd_desc& d) {
+  if (d.levels < 1 || d.levels > GC_QSGD_MAX_LEVELS || d.bucket_size < 1) return GC_ERR_INVALID_ARG;
+  if (d.norm != GC_QSGD_NORM_MAX && d.norm != GC_QSGD_NORM_L2) return GC_ERR_INVALID_ARG;
+  if (d.payload == nullptr || (d.x == nullptr && d.n > 0)) return GC_ERR_INVALID_ARG;
+  if (d.payload_bytes != qsgd_payload_bytes(d.n, d.levels, d.bucket_size)) return GC_ERR_INVALID_ARG;
+  const uint32_t bits = qsgd_bits(d.levels);
+  Header h{GC_QSGD_MAGIC, GC_QSGD_VERSION, static_cast<uint8_t>(d.norm), static_cast<uint8_t>(bits), 0,
+           d.levels, d.bucket_size, d.n};
+  std::memcpy(d.payload, &h, sizeof h);
+  const uint64_t buckets = (d.n + d.bucket_size - 1) / d.bucket_size;
+  uint8_t* norms = d.payload + GC_QSGD_HEADER_BYTES;
+  uint8_t* codes = d.payload + GC_QSGD_HEADER_BYTES + 4 * buckets;
+  const uint64_t code_bytes = (d.n * bits + 7) / 8;
+  if (code_bytes > 0) codes[code_bytes - 1] = 0;  // pad bits of the last byte are zero
+
+  // Tasks cover whole buckets and whole 64-element groups: ~32K elements each.
+  const uint64_t unit = align_unit(d.bucket_size);
+  const uint64_t per_task = std::max<uint64_t>(unit, (32768 / unit) * unit);
+  const size_t tasks = chunk_count(d.n, per_task);
+#if GC_X86
+  const bool simd = active_isa() == Isa::kAvx512 && d.bucket_size % 16 == 0;
+#else
+  const bool simd = false;
+#endif
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    uint64_t lo = t * per_task, hi = std::min<uint64_t>(d.n, lo + per_task);
+    if (lo >= hi) return;
+    for (uint64_t b = lo / d.bucket_size; b * d.bucket_size < hi; ++b) {
+      uint64_t b0 = b * d.bucket_size, b1 = std::min<uint64_t>(d.n, b0 + d.bucket_size);
+      float L = bucket_norm(d.x + b0, b1 - b0, d.norm);
+      std::memcpy(norms + 4 * b, &L, 4);
+    }
+#if GC_X86
+    if (simd) return encode_range_avx512(d, bits, norms, codes, lo, hi);
+#endif
+    encode_range_scalar(d, bits, norms, codes, lo, hi);
+  });
+  return GC_OK;
+}
+
+gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len) {
+  if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
+  Header h;
+  std::memcpy(&h, payload, sizeof h);
+  if (h.magic != GC_QSGD_MAGIC || h.version != GC_QSGD_VERSION || h.reserved != 0) return GC_ERR_CORRUPT_PAYLOAD;
+  if (h.norm > GC_QSGD_NORM_L2 || h.levels < 1 || h.levels > GC_QSGD_MAX_LEVELS || h.bucket < 1)
+    return GC_ERR_CORRUPT_PAYLOAD;
+  if (h.bits != qsgd_bits(h.levels) || h.n > 0xffffffffULL) return GC_ERR_CORRUPT_PAYLOAD;
+  if (bytes != qsgd_payload_bytes(h.n, h.levels, h.bucket)) return GC_ERR_CORRUPT_PAYLOAD;
+  if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
+  const uint32_t bits = h.bits, s = h.levels;
+  const uint64_t buckets = (h.n + h.bucket - 1) / h.bucket;
+  const uint8_t* normp = payload + GC_QSGD_HEADER_BYTES;
+  const uint8_t* codes = normp + 4 * buckets;
+  const uint64_t code_bytes = (h.n * bits + 7) / 8;
+  const uint32_t tail_bits = static_cast<uint32_t>((h.n * bits) % 8);
+  if (tail_bits != 0 && (codes[code_bytes - 1] >> tail_bits) != 0) return GC_ERR_CORRUPT_PAYLOAD;
+
+  const uint64_t unit = std::lcm<uint64_t>(h.bucket, 8);
+  const uint64_t per_task = std::max<uint64_t>(unit, (32768 / unit) * unit);
+  const size_t tasks = chunk_count(h.n, per_task);
+  std::vector<uint8_t> bad(tasks, 0);
+  const uint32_t level_mask = (1u << (bits - 1)) - 1;
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    uint64_t lo = t * per_task, hi = std::min<uint64_t>(h.n, lo + per_task);
+    for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
+      float L;
+      std::memcpy(&L, normp + 4 * b, 4);
+      if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) { bad[t] = 1; return; }
+      const float unit_v = L / static_cast<float>(s);
+      uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
+      uint32_t over = 0;
+      if (bits == 8) {
+        const uint8_t* c = codes + b0;
+        for (uint64_t i = b0; i < b1; ++i, ++c) {
+          uint32_t level = *c & 0x7fu;
+          over |= level > s;
+          float v = static_cast<float>(level) * unit_v;
+          out[i] = (*c & 0x80u) ? -v : v;
+        }
+      } else {
+        for (uint64_t i = b0; i < b1; ++i) {
+          uint64_t bit = i * bits;
+          uint32_t word = 0;
+          std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, code_bytes - bit / 8));
+          uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
+          uint32_t level = code & level_mask;
+          over |= level > s;
+          float v = static_cast<float>(level) * unit_v;
+          out[i] = (code >> (bits - 1)) ? -v : v;
+        }
+      }
+      if (over) { bad[t] = 1; return; }
+    }
+  });
+  for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
+  return GC_OK;
+}
+
+}  // namespace gradcomp

@@ -1,0 +1,19 @@
+// QSGD stochastic quantization (Alistarh et al., NeurIPS'17) with per-bucket max or L2 norms
+// and fixed-width packed codes; the payload layout is documented in gradcomp.h.
+#pragma once
+#include "gradcomp/gradcomp.h"
+
+namespace gradcomp {
+
+// 1 sign bit + ceil(log2(levels + 1)) level bits.
+uint32_t qsgd_bits(uint32_t levels);
+uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket_size);
+gc_status qsgd_encode(const gc_qsgd_desc& d);
+// Validates the whole payload (header, size, norms, every code) and writes n floats.
+gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len);
+
+// The element -> random word mapping (contract, shared with CUDA and the TS oracle):
+// element i uses Philox block (i >> 6) * 16 + (i & 15), word (i >> 4) & 3. A group of 64
+// consecutive elements is served by 16 blocks, so a 16-lane vector of one word covers 16
+// consecutive elements.
+}  // namespace gradcomp

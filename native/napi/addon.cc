@@ -1,0 +1,315 @@
+// The CPU addon's N-API entry: the only CPU code that includes napi.h. Every JS_ function
+// unpacks its arguments into a plain descriptor on the main thread; the kernel then runs either
+// right here (the Sync twins) or in an AsyncWorker whose Execute() sees only the descriptor.
+// Inputs are borrowed: the worker holds references to every typed array it touches until the
+// promise settles. Kernels parallelize on gradcomp's own pool (native/core/pool.h), with the
+// thread that runs the op taking part.
+#include <napi.h>
+
+#include <functional>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "../core/baselines.h"
+#include "../core/cpu.h"
+#include "../core/dropit.h"
+#include "../core/pool.h"
+#include "../core/powersgd.h"
+#include "../core/qsgd.h"
+#include "../core/topk.h"
+#include "args.h"
+
+namespace gradcomp_napi {
+
+using gradcomp::ThreadPool;
+
+// Per-environment state (main thread and each worker_thread get their own): the JS factory
+// that turns a status code into a coded GradcompError, handed over by lib/native at load.
+struct AddonData {
+  Napi::FunctionReference make_error;
+};
+
+Napi::Value MakeError(Napi::Env env, gc_status st, const std::string& op) {
+  auto* data = env.GetInstanceData<AddonData>();
+  if (data != nullptr && !data->make_error.IsEmpty()) {
+    return data->make_error.Call({Napi::Number::New(env, st), Napi::String::New(env, op)});
+  }
+  return Napi::Error::New(env, "gradcomp: " + op + " failed with status " + std::to_string(st)).Value();
+}
+
+gc_status RunGuarded(const std::function<gc_status()>& fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return GC_ERR_OUT_OF_MEMORY;
+  } catch (...) {
+    return GC_ERR_INTERNAL;
+  }
+}
+
+class OpWorker : public Napi::AsyncWorker {
+ public:
+  OpWorker(Napi::Env env, std::string op, std::function<gc_status()> fn, const std::vector<Napi::Value>& keep)
+      : Napi::AsyncWorker(env, "gradcomp"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)),
+        fn_(std::move(fn)) {
+    for (const Napi::Value& v : keep)
+      if (v.IsObject()) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override { status_ = RunGuarded(fn_); }
+  void OnOK() override {
+    if (status_ == GC_OK) deferred_.Resolve(Env().Undefined());
+    else deferred_.Reject(MakeError(Env(), status_, op_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string op_;
+  std::function<gc_status()> fn_;
+  std::vector<Napi::ObjectReference> refs_;
+  gc_status status_ = GC_ERR_INTERNAL;
+};
+
+// Runs fn now (sync) or on a worker (async, returns a Promise<void>); `keep` are the JS
+// objects whose memory fn touches.
+Napi::Value Dispatch(const Napi::CallbackInfo& info, size_t async_arg, const char* op, std::function<gc_status()> fn,
+                     const std::vector<Napi::Value>& keep) {
+  Napi::Env env = info.Env();
+  if (!info[async_arg].ToBoolean().Value()) {
+    gc_status st = RunGuarded(fn);
+    if (st != GC_OK) {
+      napi_throw(env, MakeError(env, st, op));
+    }
+    return env.Undefined();
+  }
+  auto* w = new OpWorker(env, op, std::move(fn), keep);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+#define UNPACK(T, i, name, ...) \
+  Span<T> name;                 \
+  if (!unpack<T>(info, i, &name, ##__VA_ARGS__)) return env.Undefined();
+#define UNPACK_U64(i, name) \
+  uint64_t name = 0;        \
+  if (!unpack_u64(info, i, &name)) return env.Undefined();
+
+// topk(grad | null, residual, k, scale, outIdx, outVal, async)
+Napi::Value JS_topk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, grad, true);
+  UNPACK(float, 1, res);
+  UNPACK_U64(2, k);
+  UNPACK(uint32_t, 4, oidx);
+  UNPACK(float, 5, oval);
+  if ((grad.present && grad.len != res.len) || oidx.len != k || oval.len != k || k > res.len) {
+    Napi::RangeError::New(env, "gradcomp native: topk lengths disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_topk_desc d{grad.present ? grad.data : nullptr, res.data, res.len, k,
+                 static_cast<float>(info[3].ToNumber().DoubleValue()), oidx.data, oval.data};
+  return Dispatch(info, 6, grad.present ? "efTopK" : "topK", [d] { return gradcomp::topk(d); },
+                  {info[0], info[1], info[4], info[5]});
+}
+
+// qsgdEncode(x, levels, bucket, norm, seedLo, seedHi, step, tensorId, payload, async)
+Napi::Value JS_qsgdEncode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, x);
+  UNPACK_U64(1, levels);
+  UNPACK_U64(2, bucket);
+  UNPACK_U64(3, norm);
+  UNPACK_U64(4, seed_lo);
+  UNPACK_U64(5, seed_hi);
+  UNPACK_U64(6, step);
+  UNPACK_U64(7, tensor_id);
+  UNPACK(uint8_t, 8, payload);
+  if (levels < 1 || levels > GC_QSGD_MAX_LEVELS || bucket < 1 || bucket > 0xffffffffULL || norm > 1 ||
+      seed_lo > 0xffffffffULL || seed_hi > 0xffffffffULL || step > 0xffffffffULL || tensor_id > 0xffffffffULL) {
+    Napi::RangeError::New(env, "gradcomp native: qsgdEncode parameter out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_qsgd_desc d{x.data, x.len, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket),
+                 static_cast<gc_qsgd_norm>(norm), seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
+                 static_cast<uint32_t>(tensor_id), payload.data, payload.len};
+  return Dispatch(info, 9, "qsgdEncode", [d] { return gradcomp::qsgd_encode(d); }, {info[0], info[8]});
+}
+
+// qsgdDecode(payload, out, async)
+Napi::Value JS_qsgdDecode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(uint8_t, 0, payload);
+  UNPACK(float, 1, out);
+  return Dispatch(info, 2, "qsgdDecode",
+                  [payload, out] { return gradcomp::qsgd_decode(payload.data, payload.len, out.data, out.len); },
+                  {info[0], info[1]});
+}
+
+// qsgdPayloadBytes(n, levels, bucket) -> number
+Napi::Value JS_qsgdPayloadBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK_U64(0, n);
+  UNPACK_U64(1, levels);
+  UNPACK_U64(2, bucket);
+  if (levels < 1 || levels > GC_QSGD_MAX_LEVELS || bucket < 1 || bucket > 0xffffffffULL) return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(gradcomp::qsgd_payload_bytes(n, static_cast<uint32_t>(levels),
+                                                                                   static_cast<uint32_t>(bucket))));
+}
+
+// powersgdStep(m, q, p, batch, rows, cols, rank, async)
+Napi::Value JS_powersgdStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, m);
+  UNPACK(float, 1, q);
+  UNPACK(float, 2, p);
+  UNPACK_U64(3, batch);
+  UNPACK_U64(4, rows);
+  UNPACK_U64(5, cols);
+  UNPACK_U64(6, rank);
+  if (rank < 1 || rank > 1024 || m.len != batch * rows * cols || q.len != batch * cols * rank ||
+      p.len != batch * rows * rank) {
+    Napi::RangeError::New(env, "gradcomp native: powersgdStep shapes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_powersgd_desc d{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
+  return Dispatch(info, 7, "powerSgdStep", [d] { return gradcomp::powersgd_step(d); }, {info[0], info[1], info[2]});
+}
+
+// orthonormalize(p, batch, rows, rank, async)
+Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, p);
+  UNPACK_U64(1, batch);
+  UNPACK_U64(2, rows);
+  UNPACK_U64(3, rank);
+  if (rank < 1 || rank > 1024 || p.len != batch * rows * rank) {
+    Napi::RangeError::New(env, "gradcomp native: orthonormalize shapes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  float* pd = p.data;
+  return Dispatch(info, 4, "orthonormalize",
+                  [pd, batch, rows, rank] { return gradcomp::orthonormalize(pd, batch, rows, static_cast<uint32_t>(rank)); },
+                  {info[0]});
+}
+
+// dropitPack(x, k, out, async)
+Napi::Value JS_dropitPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, x);
+  UNPACK_U64(1, k);
+  UNPACK(uint8_t, 2, out);
+  if (k > x.len || out.len != gradcomp::dropit_packed_bytes(x.len, k)) {
+    Napi::RangeError::New(env, "gradcomp native: dropitPack sizes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Dispatch(info, 3, "dropitPack",
+                  [x, k, out] { return gradcomp::dropit_pack(x.data, x.len, k, out.data, out.len); },
+                  {info[0], info[2]});
+}
+
+// dropitPackedBytes(n, k) -> [bytes, layout]
+Napi::Value JS_dropitPackedBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK_U64(0, n);
+  UNPACK_U64(1, k);
+  Napi::Array r = Napi::Array::New(env, 2);
+  r.Set(0u, Napi::Number::New(env, static_cast<double>(gradcomp::dropit_packed_bytes(n, k))));
+  r.Set(1u, Napi::Number::New(env, gradcomp::dropit_layout(n, k)));
+  return r;
+}
+
+// dropitUnpack(payload, out, async)
+Napi::Value JS_dropitUnpack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(uint8_t, 0, in);
+  UNPACK(float, 1, out);
+  return Dispatch(info, 2, "dropitUnpack",
+                  [in, out] { return gradcomp::dropit_unpack(in.data, in.len, out.data, out.len); },
+                  {info[0], info[1]});
+}
+
+// Runtime settings and introspection.
+Napi::Value JS_setConcurrency(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK_U64(0, n);
+  ThreadPool::instance().set_concurrency(static_cast<unsigned>(n > 256 ? 256 : n));
+  return env.Undefined();
+}
+Napi::Value JS_concurrency(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ThreadPool::instance().concurrency());
+}
+Napi::Value JS_isa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), gradcomp::isa_name(gradcomp::active_isa()));
+}
+Napi::Value JS_setMaxIsa(const Napi::CallbackInfo& info) {
+  std::string s = info[0].ToString().Utf8Value();
+  gradcomp::set_max_isa(s == "scalar" ? gradcomp::Isa::kScalar : s == "avx2" ? gradcomp::Isa::kAvx2 : gradcomp::Isa::kAvx512);
+  return info.Env().Undefined();
+}
+Napi::Value JS_lastTopkPath(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), gradcomp::last_topk_path());
+}
+Napi::Value JS_init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) {
+    Napi::TypeError::New(env, "gradcomp native: init expects the error factory").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  env.GetInstanceData<AddonData>()->make_error = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+// Baselines for bench/ (same machine, same run).
+Napi::Value JS_baselineNthElementEfTopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, g);
+  UNPACK(float, 1, r);
+  UNPACK_U64(2, k);
+  UNPACK(uint32_t, 3, oidx);
+  UNPACK(float, 4, oval);
+  if (g.len != r.len || k > r.len || oidx.len < k || oval.len < k) return env.Undefined();
+  gradcomp::baseline_nth_element_ef_topk(g.data, r.data, r.len, k, oidx.data, oval.data);
+  return env.Undefined();
+}
+Napi::Value JS_baselineMemcpy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(uint8_t, 0, dst);
+  UNPACK(uint8_t, 1, src);
+  if (dst.len != src.len) return env.Undefined();
+  gradcomp::baseline_parallel_memcpy(dst.data, src.data, dst.len);
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  exports.Set("init", Napi::Function::New(env, JS_init));
+  exports.Set("topk", Napi::Function::New(env, JS_topk));
+  exports.Set("qsgdEncode", Napi::Function::New(env, JS_qsgdEncode));
+  exports.Set("qsgdDecode", Napi::Function::New(env, JS_qsgdDecode));
+  exports.Set("qsgdPayloadBytes", Napi::Function::New(env, JS_qsgdPayloadBytes));
+  exports.Set("powersgdStep", Napi::Function::New(env, JS_powersgdStep));
+  exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize));
+  exports.Set("dropitPack", Napi::Function::New(env, JS_dropitPack));
+  exports.Set("dropitPackedBytes", Napi::Function::New(env, JS_dropitPackedBytes));
+  exports.Set("dropitUnpack", Napi::Function::New(env, JS_dropitUnpack));
+  exports.Set("setConcurrency", Napi::Function::New(env, JS_setConcurrency));
+  exports.Set("concurrency", Napi::Function::New(env, JS_concurrency));
+  exports.Set("isa", Napi::Function::New(env, JS_isa));
+  exports.Set("setMaxIsa", Napi::Function::New(env, JS_setMaxIsa));
+  exports.Set("lastTopkPath", Napi::Function::New(env, JS_lastTopkPath));
+  exports.Set("baselineNthElementEfTopK", Napi::Function::New(env, JS_baselineNthElementEfTopK));
+  exports.Set("baselineMemcpy", Napi::Function::New(env, JS_baselineMemcpy));
+  exports.Set("abi", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace gradcomp_napi
+
+namespace {
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return gradcomp_napi::Init(env, exports); }
+}  // namespace
+
+NODE_API_MODULE(gradcomp, InitModule)
