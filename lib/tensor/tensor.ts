@@ -51,7 +51,14 @@ export function dtypeOf(x: unknown): DType | undefined {
 export function isDetached(x: ArrayBufferView): boolean {
   const buf = x.buffer as ArrayBuffer & { detached?: boolean };
   if (typeof buf.detached === 'boolean') return buf.detached;
-  return buf.byteLength === 0 && x.byteLength === 0 && x.byteOffset === 0 && (x as { length?: number }).length === 0;
+  if (buf.byteLength !== 0) return false;
+  // Node 20 has no ArrayBuffer#detached: a view cannot be constructed on a detached buffer.
+  try {
+    new Uint8Array(buf, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
