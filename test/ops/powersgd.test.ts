@@ -1,0 +1,96 @@
+import { powerSgdStep, powerSgdStepSync, orthonormalizeSync } from '../../lib';
+import { approx, refPowerSgd } from '../reference/powersgd';
+import { freshSeed, mulberry32, sample } from '../reference/rng';
+
+const seed = freshSeed();
+const rand = mulberry32(seed);
+beforeAll(() => console.log(`powersgd tests: GRADCOMP_TEST_SEED=${seed}`));
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+/** PᵀP should be the identity on the nonzero columns and zero elsewhere. */
+function gramError(p: Float32Array, rows: number, rank: number): number {
+  let err = 0;
+  for (let a = 0; a < rank; a++)
+    for (let b = 0; b < rank; b++) {
+      let s = 0;
+      for (let i = 0; i < rows; i++) s += p[i * rank + a] * p[i * rank + b];
+      const na = maxAbs(p.filter((_, i) => i % rank === a)) > 0;
+      err = Math.max(err, Math.abs(s - (a === b && na ? 1 : 0)));
+    }
+  return err;
+}
+function lowRank(rows: number, cols: number, r: number): Float32Array {
+  const u = sample('gaussian', rows * r, rand), v = sample('gaussian', cols * r, rand);
+  return Float32Array.from(approx(u, v, rows, cols, r));
+}
+
+describe('powerSgdStep', () => {
+  test.each([[1, 1, 1], [7, 5, 2], [64, 33, 4], [129, 257, 8], [300, 17, 3], [5, 1000, 12], [4100, 20, 4]])(
+    'matches the float64 oracle: %i x %i, rank %i', (rows, cols, rank) => {
+      const m = sample('gaussian', rows * cols, rand);
+      const q0 = sample('gaussian', cols * rank, rand);
+      const want = refPowerSgd(m, rows, cols, q0, rank);
+      const q = q0.slice();
+      const got = powerSgdStepSync({ m, rows, cols, q, rank });
+      expect(got.q).toBe(q); // written in place
+      const scale = maxAbs(approx(want.p, want.q, rows, cols, rank)) + 1e-30;
+      expect(maxDiff(approx(got.p, got.q, rows, cols, rank), approx(want.p, want.q, rows, cols, rank)) / scale).toBeLessThan(2e-4);
+      expect(gramError(got.p, rows, rank)).toBeLessThan(1e-5);
+    });
+
+  test('a rank-r matrix is reproduced exactly by rank r', () => {
+    for (const [rows, cols, r] of [[40, 30, 1], [50, 70, 3], [256, 128, 4]]) {
+      const m = lowRank(rows, cols, r);
+      const q = sample('gaussian', cols * r, rand);
+      const { p } = powerSgdStepSync({ m, rows, cols, q, rank: r });
+      expect(maxDiff(approx(p, q, rows, cols, r), m) / maxAbs(m)).toBeLessThan(1e-5);
+    }
+  });
+
+  test('rank above min(rows, cols), a rank-deficient M and a zero M give zero columns, never NaN', () => {
+    const cases: [Float32Array, number, number, number][] = [
+      [sample('gaussian', 3 * 5, rand), 3, 5, 6],
+      [lowRank(20, 30, 2), 20, 30, 5],
+      [new Float32Array(12 * 9), 12, 9, 4],
+    ];
+    for (const [m, rows, cols, rank] of cases) {
+      const q = sample('gaussian', cols * rank, rand);
+      const { p } = powerSgdStepSync({ m, rows, cols, q, rank });
+      expect(p.every(Number.isFinite) && q.every(Number.isFinite)).toBe(true);
+      expect(gramError(p, rows, rank)).toBeLessThan(1e-5);
+      // The approximation is a projection of M: exact here because the rank covers M.
+      expect(maxDiff(approx(p, q, rows, cols, rank), m)).toBeLessThan(1e-4 * (maxAbs(m) + 1e-30) + 1e-30);
+    }
+  });
+
+  test('batched: one call equals a loop over the matrices; async equals sync', async () => {
+    const batch = 7, rows = 33, cols = 65, rank = 4;
+    const m = sample('gaussian', batch * rows * cols, rand);
+    const q0 = sample('gaussian', batch * cols * rank, rand);
+    const qa = q0.slice();
+    const all = await powerSgdStep({ m, rows, cols, q: qa, rank, batch });
+    for (let b = 0; b < batch; b++) {
+      const qb = q0.slice(b * cols * rank, (b + 1) * cols * rank);
+      const one = powerSgdStepSync({ m: m.subarray(b * rows * cols, (b + 1) * rows * cols), rows, cols, q: qb, rank });
+      expect(Array.from(all.p.subarray(b * rows * rank, (b + 1) * rows * rank))).toEqual(Array.from(one.p));
+      expect(Array.from(qa.subarray(b * cols * rank, (b + 1) * cols * rank))).toEqual(Array.from(qb));
+    }
+  });
+
+  test('orthonormalizeSync alone', () => {
+    const p = sample('gaussian', 100 * 6, rand);
+    for (let i = 0; i < 100; i++) p[i * 6 + 5] = p[i * 6 + 1] * 2; // column 5 depends on column 1
+    orthonormalizeSync(p, { rows: 100, rank: 6 });
+    expect(gramError(p, 100, 6)).toBeLessThan(1e-5);
+    expect(maxAbs(p.filter((_, i) => i % 6 === 5))).toBe(0);
+  });
+});
