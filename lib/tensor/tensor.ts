@@ -81,6 +81,9 @@ export class Tensor<D extends DType = DType> {
     if (dtype === undefined) {
       throw typeError('data', 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', data);
     }
+    if (isDetached(data)) {
+      throw new GradcompError('ERR_GRADCOMP_DETACHED', 'Expected an attached buffer for data but its ArrayBuffer was detached', 'data');
+    }
     const s = shape === undefined ? [data.length] : checkShape(shape, 'shape');
     if (numel(s) !== data.length) {
       throw rangeError('shape', `a shape with ${data.length} elements`, `[${s.join(', ')}]`);
