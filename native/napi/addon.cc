@@ -30,12 +30,28 @@ struct AddonData {
   Napi::FunctionReference make_error;
 };
 
-Napi::Value MakeError(Napi::Env env, gc_status st, const std::string& op) {
-  auto* data = env.GetInstanceData<AddonData>();
-  if (data != nullptr && !data->make_error.IsEmpty()) {
-    return data->make_error.Call({Napi::Number::New(env, st), Napi::String::New(env, op)});
+// Builds the coded error for a failed status. Raw N-API with every failure tolerated: this also
+// runs while a worker_thread's environment is being torn down, where JS cannot run and
+// node-addon-api would turn a failed call into a fatal error.
+bool MakeError(napi_env env, gc_status st, const std::string& op, napi_value* out) {
+  void* raw = nullptr;
+  if (napi_get_instance_data(env, &raw) == napi_ok && raw != nullptr) {
+    auto* data = static_cast<AddonData*>(raw);
+    napi_value fn, recv, args[2];
+    if (!data->make_error.IsEmpty() &&
+        napi_get_reference_value(env, static_cast<napi_ref>(data->make_error), &fn) == napi_ok &&
+        napi_get_undefined(env, &recv) == napi_ok && napi_create_int32(env, st, &args[0]) == napi_ok &&
+        napi_create_string_utf8(env, op.c_str(), op.size(), &args[1]) == napi_ok &&
+        napi_call_function(env, recv, fn, 2, args, out) == napi_ok) {
+      return true;
+    }
   }
-  return Napi::Error::New(env, "gradcomp: " + op + " failed with status " + std::to_string(st)).Value();
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return false;
+  std::string text = "gradcomp: " + op + " failed with status " + std::to_string(st);
+  napi_value msg;
+  return napi_create_string_utf8(env, text.c_str(), text.size(), &msg) == napi_ok &&
+         napi_create_error(env, nullptr, msg, out) == napi_ok;
 }
 
 gc_status RunGuarded(const std::function<gc_status()>& fn) {
@@ -51,21 +67,31 @@ gc_status RunGuarded(const std::function<gc_status()>& fn) {
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, std::string op, std::function<gc_status()> fn, const std::vector<Napi::Value>& keep)
-      : Napi::AsyncWorker(env, "gradcomp"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)),
-        fn_(std::move(fn)) {
+      : Napi::AsyncWorker(env, "gradcomp"), op_(std::move(op)), fn_(std::move(fn)) {
+    napi_create_promise(env, &deferred_, &promise_);
     for (const Napi::Value& v : keep)
       if (v.IsObject()) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
   }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+  bool ok() const { return deferred_ != nullptr; }
+  Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
   void Execute() override { status_ = RunGuarded(fn_); }
-  void OnOK() override {
-    if (status_ == GC_OK) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(MakeError(Env(), status_, op_));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnOK() override { Settle(); }
+  void OnError(const Napi::Error&) override { Settle(); }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  // Settles with raw calls and ignores their failure (see MakeError): in a terminating
+  // environment the promise is simply never settled, which nobody can observe.
+  void Settle() {
+    napi_env env = Env();
+    napi_value v;
+    if (status_ == GC_OK) {
+      if (napi_get_undefined(env, &v) == napi_ok) napi_resolve_deferred(env, deferred_, v);
+    } else if (MakeError(env, status_, op_, &v)) {
+      napi_reject_deferred(env, deferred_, v);
+    }
+  }
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
   std::string op_;
   std::function<gc_status()> fn_;
   std::vector<Napi::ObjectReference> refs_;
@@ -79,13 +105,16 @@ Napi::Value Dispatch(const Napi::CallbackInfo& info, size_t async_arg, const cha
   Napi::Env env = info.Env();
   if (!info[async_arg].ToBoolean().Value()) {
     gc_status st = RunGuarded(fn);
-    if (st != GC_OK) {
-      napi_throw(env, MakeError(env, st, op));
-    }
+    napi_value err;
+    if (st != GC_OK && MakeError(env, st, op, &err)) napi_throw(env, err);
     return env.Undefined();
   }
   auto* w = new OpWorker(env, op, std::move(fn), keep);
-  Napi::Promise p = w->Promise();
+  if (!w->ok()) {
+    delete w;
+    return env.Undefined();  // napi_create_promise failed: an exception is pending
+  }
+  Napi::Value p = w->Promise();
   w->Queue();
   return p;
 }
@@ -258,7 +287,9 @@ Napi::Value JS_init(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "gradcomp native: init expects the error factory").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  env.GetInstanceData<AddonData>()->make_error = Napi::Persistent(info[0].As<Napi::Function>());
+  void* raw = nullptr;
+  if (napi_get_instance_data(env, &raw) == napi_ok && raw != nullptr)
+    static_cast<AddonData*>(raw)->make_error = Napi::Persistent(info[0].As<Napi::Function>());
   return env.Undefined();
 }
 

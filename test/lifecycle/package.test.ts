@@ -1,0 +1,63 @@
+/**
+ * The published shape: `npm run prebuild` writes prebuilds/linux-x64, `npm pack` makes a tarball,
+ * and that tarball installs with --ignore-scripts into an empty folder where both require() and
+ * import run every op from the prebuilt binary, with no compiler and no build/ folder.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..');
+const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
+  execFileSync(cmd, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+const SMOKE = `
+const g = require('gradcomp');
+const x = new Float32Array(100000).map((_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
+const r = new Float32Array(100000);
+const a = g.efTopKSync(x, r, 1000);
+const b = g.topKSync(x, 10);
+const p = g.qsgdEncodeSync(x, { levels: 127, seed: 1 });
+const y = g.qsgdDecodeSync(p);
+const m = g.powerSgdStepSync({ m: x.subarray(0, 1000), rows: 40, cols: 25, q: new Float32Array(50), rank: 2 });
+const d = g.dropitUnpackSync(g.dropitPackSync(x, 0.9));
+Promise.all([g.efTopK(x, r.slice(), 5), g.topK(x, 5), g.qsgdEncode(x, { levels: 7, seed: 2 }),
+  g.powerSgdStep({ m: x.subarray(0, 1000), rows: 40, cols: 25, q: new Float32Array(50), rank: 2 }),
+  g.dropitPack(x, 0.5)]).then(() => {
+  const info = g.backendInfo();
+  console.log(JSON.stringify({ k: a.indices.length, top: Array.from(b.indices).length, n: y.length,
+    p: m.p.length, d: d.length, backend: info.backend, path: require.resolve('gradcomp') }));
+});
+`;
+
+test('the packed tarball installs with --ignore-scripts and runs every op from the prebuild', () => {
+  run('npm', ['run', 'prebuild'], root);
+  const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  expect(fs.readdirSync(prebuilt).some((f) => f.endsWith('.node'))).toBe(true);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-pack-'));
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], root))[0];
+  const files: string[] = packed.files.map((f: { path: string }) => f.path);
+  expect(files.some((f) => f.startsWith('prebuilds/'))).toBe(true);
+  expect(files.some((f) => f.startsWith('build/') || f === 'binding.gyp' || f.startsWith('native/'))).toBe(false);
+
+  const app = path.join(tmp, 'app');
+  fs.mkdirSync(app);
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+  // No compiler may be involved: no binding.gyp ships, scripts are ignored, and CC/CXX point nowhere.
+  const env = { ...process.env, PATH: path.dirname(process.execPath), CXX: '/nonexistent', CC: '/nonexistent' };
+  run(process.execPath, [path.join(path.dirname(process.execPath), 'npm'), 'install', '--ignore-scripts', '--prefer-offline',
+    '--no-audit', '--no-fund', path.join(tmp, packed.filename)], app, env);
+  expect(fs.existsSync(path.join(app, 'node_modules', 'gradcomp', 'build'))).toBe(false);
+
+  const out = JSON.parse(run(process.execPath, ['-e', SMOKE], app, env));
+  expect(out).toMatchObject({ k: 1000, top: 10, n: 100000, p: 80, d: 100000, backend: 'cpu' });
+  expect(out.path).toContain(path.join(app, 'node_modules', 'gradcomp'));
+
+  const esm = run(process.execPath, ['--input-type=module', '-e',
+    "import { topKSync, Tensor } from 'gradcomp'; import g from 'gradcomp'; console.log(topKSync(new Float32Array([1, -3, 2]), 1).indices[0], typeof Tensor, typeof g.efTopK);"],
+  app, env);
+  expect(esm.trim()).toBe('1 function function');
+  fs.rmSync(tmp, { recursive: true, force: true });
+}, 300000);
