@@ -10,6 +10,7 @@
         "native/core/powersgd.cc",
         "native/core/qsgd.cc",
         "native/core/scratch.cc",
+        "native/core/select.cc",
         "native/core/topk.cc",
         "native/napi/addon.cc"
       ],

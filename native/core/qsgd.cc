@@ -31,19 +31,53 @@ inline uint32_t fbits(float v) { uint32_t b; std::memcpy(&b, &v, 4); return b; }
 // Norms sit at byte offset 24 of a caller-provided buffer: access them without alignment UB.
 inline float load_norm(const uint8_t* p, uint64_t b) { float v; std::memcpy(&v, p + 4 * b, 4); return v; }
 
+#if GC_X86
+// Max |x| bits and the 32 L2 partial sums, vectorized with the exact summation order of the
+// scalar loop below (lane j of part[] still adds elements j, j+32, ... in sequence; squares of
+// floats are exact in double, so an FMA rounds the same as the separate multiply and add).
+GC_TARGET_AVX512 uint64_t norm_prefix_avx512(const float* x, uint64_t len, bool l2, uint32_t* maxkey, double part[32]) {
+  const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+  __m512i mk = _mm512_setzero_si512();
+  __m512d p0 = _mm512_loadu_pd(part), p1 = _mm512_loadu_pd(part + 8), p2 = _mm512_loadu_pd(part + 16),
+          p3 = _mm512_loadu_pd(part + 24);
+  uint64_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    mk = _mm512_max_epu32(mk, _mm512_and_si512(_mm512_castps_si512(a), absm));
+    mk = _mm512_max_epu32(mk, _mm512_and_si512(_mm512_castps_si512(b), absm));
+    if (l2) {
+      __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(a)), a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
+      __m512d b0 = _mm512_cvtps_pd(_mm512_castps512_ps256(b)), b1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1));
+      p0 = _mm512_fmadd_pd(a0, a0, p0); p1 = _mm512_fmadd_pd(a1, a1, p1);
+      p2 = _mm512_fmadd_pd(b0, b0, p2); p3 = _mm512_fmadd_pd(b1, b1, p3);
+    }
+  }
+  *maxkey = _mm512_reduce_max_epu32(mk);
+  _mm512_storeu_pd(part, p0); _mm512_storeu_pd(part + 8, p1); _mm512_storeu_pd(part + 16, p2); _mm512_storeu_pd(part + 24, p3);
+  return i;
+}
+#endif
+
 // Per-bucket norm; NaN marks a bucket that held a non-finite value (decoded as all NaN).
 float bucket_norm(const float* x, uint64_t len, gc_qsgd_norm norm) {
   uint32_t maxkey = 0;
-  for (uint64_t i = 0; i < len; ++i) maxkey = std::max(maxkey, fbits(x[i]) & 0x7fffffffu);
-  if (maxkey >= 0x7f800000u) return std::nanf("");
-  if (norm == GC_QSGD_NORM_MAX) { float m; std::memcpy(&m, &maxkey, 4); return m; }
   // Fixed summation order shared with the CUDA kernel and the TS oracle: 32 sequential
   // partial sums in double (lane j takes elements j, j+32, ...), then a halving tree.
   double part[32] = {0};
-  for (uint64_t i = 0; i < len; ++i) {
-    double v = static_cast<double>(x[i]);
-    part[i & 31] += v * v;
+  const bool l2 = norm == GC_QSGD_NORM_L2;
+  uint64_t i = 0;
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) i = norm_prefix_avx512(x, len, l2, &maxkey, part);
+#endif
+  for (; i < len; ++i) {
+    maxkey = std::max(maxkey, fbits(x[i]) & 0x7fffffffu);
+    if (l2) {
+      double v = static_cast<double>(x[i]);
+      part[i & 31] += v * v;
+    }
   }
+  if (maxkey >= 0x7f800000u) return std::nanf("");
+  if (!l2) { float m; std::memcpy(&m, &maxkey, 4); return m; }
   for (int off = 16; off >= 1; off >>= 1)
     for (int j = 0; j < off; ++j) part[j] += part[j + off];
   return static_cast<float>(std::sqrt(part[0]));
@@ -287,6 +321,16 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
           over |= level > s;
           float v = static_cast<float>(level) * unit_v;
           out[i] = (*c & 0x80u) ? -v : v;
+        }
+      } else if (bits == 4 || bits == 2) {
+        // Whole bytes hold 8 / bits codes; bucket bounds need not be byte-aligned.
+        const uint32_t per = 8 / bits, cmask = (1u << bits) - 1, sbit = bits - 1;
+        for (uint64_t i = b0; i < b1; ++i) {
+          uint32_t code = (codes[i / per] >> ((i % per) * bits)) & cmask;
+          uint32_t level = code & level_mask;
+          over |= level > s;
+          float v = static_cast<float>(level) * unit_v;
+          out[i] = (code >> sbit) ? -v : v;
         }
       } else {
         for (uint64_t i = b0; i < b1; ++i) {

@@ -20,6 +20,7 @@
 #include "cpu.h"
 #include "pool.h"
 #include "scratch.h"
+#include "select.h"
 
 #if GC_X86
 #include <immintrin.h>
@@ -34,12 +35,6 @@ constexpr uint64_t kSampleMinN = 65536;  // below this, select directly without 
 constexpr uint32_t kSlack = 16;          // vector stores may write this far past a slab's fill
 
 thread_local int t_last_path = -1;
-
-inline uint32_t mag_key(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  return b & 0x7fffffffu;
-}
 
 struct Chunk {
   uint64_t lo, hi;
@@ -166,32 +161,16 @@ void run_pass(const PassArgs& a, Chunk& c) {
 
 // ---- step 1: the sampled threshold --------------------------------------------------------
 
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-  return x;
-}
-
 // Returns false when sampling cannot help (the threshold would sit at the bottom).
 bool sample_threshold(const float* g, const float* r, float scale, uint64_t n, uint64_t k,
                       uint32_t* t_out, double* frac_out) {
-  constexpr uint64_t kBlock = 64, kBlocks = 512;
-  const uint64_t stride = n / kBlocks;
-  std::vector<uint32_t> keys;
-  keys.reserve(kBlock * kBlocks);
-  for (uint64_t b = 0; b < kBlocks; ++b) {
-    uint64_t start = b * stride + mix64(b + n) % (stride - kBlock + 1);
-    for (uint64_t i = start; i < start + kBlock; ++i) {
-      float v = g ? scale * g[i] + r[i] : r[i];
-      keys.push_back(mag_key(v));
-    }
-  }
+  std::vector<uint32_t> keys = sample_keys(g, r, scale, n);
   const double S = static_cast<double>(keys.size());
   const double rho = static_cast<double>(k) / static_cast<double>(n);
   const double want = S * rho + 3.0 * std::sqrt(S * rho * (1.0 - rho)) + 2.0;
   uint64_t j = static_cast<uint64_t>(std::ceil(want));
   if (j >= keys.size()) return false;
-  std::nth_element(keys.begin(), keys.begin() + j, keys.end(), std::greater<uint32_t>());
-  *t_out = keys[j];
+  *t_out = key_at_rank(keys, j);
   *frac_out = static_cast<double>(j + 1) / S;
   return true;
 }
