@@ -132,7 +132,8 @@ async function main() {
       const k = g.dropitKeepCount(n, gamma);
       const packed = G.map((x) => g.dropitPackSync(x, gamma));
       const bytes = 4 * n + packed[0].byteLength;
-      const drow = measure('dropitPack', `gamma=${gamma}`, bytes, (s) => g.dropitPackSync(G[s], gamma));
+      const outP = new Uint8Array(packed[0].byteLength);
+      const drow = measure('dropitPack', `gamma=${gamma}`, bytes, (s) => g.dropitPackSync(G[s], gamma, { out: outP }));
       addTorch(drow, { kind: 'dropit', n, k });
       const outF = new Float32Array(n);
       measure('dropitUnpack', `gamma=${gamma}`, bytes, (s) => g.dropitUnpackSync(packed[s], outF));

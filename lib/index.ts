@@ -14,8 +14,8 @@ export type { QsgdOptions, QsgdHeader } from './ops/qsgd';
 export { powerSgdStep, powerSgdStepSync, orthonormalizeSync } from './ops/powersgd';
 export type { PowerSgdStepArgs, PowerSgdStepResult } from './ops/powersgd';
 export {
-  dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, DROPIT_HEADER_BYTES,
+  dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, dropitPackedBytes, DROPIT_HEADER_BYTES,
 } from './ops/dropit';
-export type { DropitPacked } from './ops/dropit';
+export type { DropitPacked, DropitPackOptions } from './ops/dropit';
 export { setConcurrency, concurrency, backendInfo } from './ops/runtime';
 export type { BackendInfo } from './ops/runtime';

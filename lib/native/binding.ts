@@ -24,6 +24,7 @@ export interface NativeBinding {
   isa(): 'avx512' | 'avx2' | 'scalar';
   setMaxIsa(isa: 'avx512' | 'avx2' | 'scalar'): void;
   lastTopkPath(): number;
+  lastDropitPath(): number;
   baselineNthElementEfTopK(g: Float32Array, r: Float32Array, k: number, outIdx: Uint32Array, outVal: Float32Array): void;
   baselineMemcpy(dst: Uint8Array, src: Uint8Array): void;
 }

@@ -7,7 +7,7 @@
  */
 import { GradcompError } from '../native/errors';
 import { loadBinding } from '../native/loader';
-import { arrayArg, Input, noOverlap, numberArg, outArg } from './validate';
+import { arrayArg, Input, intArg, noOverlap, numberArg, optionsArg, outArg } from './validate';
 
 export const DROPIT_HEADER_BYTES = 24;
 
@@ -33,12 +33,27 @@ export function dropitKeepCount(n: number, gamma: number): number {
   return n - Math.floor(drop);
 }
 
-function prepare(x: unknown, gamma: unknown) {
+export interface DropitPackOptions {
+  /** A caller-provided payload buffer of exactly dropitPackedBytes(n, gamma) bytes (no allocation). */
+  out?: Uint8Array;
+}
+
+/** Bytes of the payload dropitPack produces for n values at drop rate gamma. */
+export function dropitPackedBytes(n: number, gamma: number): number {
+  intArg(n, 'n', 0, 0xffffffff);
+  const g = numberArg(gamma, 'gamma', (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
+  return loadBinding().dropitPackedBytes(n, dropitKeepCount(n, g))[0];
+}
+
+function prepare(x: unknown, gamma: unknown, opts: unknown) {
   const arr = arrayArg(x, 'float32', 'x');
   const g = numberArg(gamma, 'gamma', (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
+  const o = optionsArg(opts, 'options');
   const k = dropitKeepCount(arr.length, g);
   const [bytes, layout] = loadBinding().dropitPackedBytes(arr.length, k);
-  return { x: arr, k, payload: new Uint8Array(bytes), layout: layout === 0 ? 'bitmap' as const : 'indices' as const };
+  const payload = outArg(o.out, 'uint8', 'options.out', bytes) ?? new Uint8Array(bytes);
+  noOverlap('x', arr, 'options.out', payload);
+  return { x: arr, k, payload, layout: layout === 0 ? 'bitmap' as const : 'indices' as const };
 }
 
 function packed(p: ReturnType<typeof prepare>): DropitPacked {
@@ -51,15 +66,15 @@ function packed(p: ReturnType<typeof prepare>): DropitPacked {
  * const packed = await dropitPack(x, 0.7);  // keeps 3: -5, 3, 4
  * const dense = await dropitUnpack(packed); // [0, -5, 0, 3, 0, 0, 4, 0, 0, 0]
  */
-export async function dropitPack(x: Input<'float32'>, gamma: number): Promise<DropitPacked> {
-  const p = prepare(x, gamma);
+export async function dropitPack(x: Input<'float32'>, gamma: number, opts?: DropitPackOptions): Promise<DropitPacked> {
+  const p = prepare(x, gamma, opts);
   await loadBinding().dropitPack(p.x, p.k, p.payload, true);
   return packed(p);
 }
 
 /** Synchronous twin of {@link dropitPack}. */
-export function dropitPackSync(x: Input<'float32'>, gamma: number): DropitPacked {
-  const p = prepare(x, gamma);
+export function dropitPackSync(x: Input<'float32'>, gamma: number, opts?: DropitPackOptions): DropitPacked {
+  const p = prepare(x, gamma, opts);
   loadBinding().dropitPack(p.x, p.k, p.payload, false);
   return packed(p);
 }

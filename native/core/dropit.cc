@@ -34,6 +34,7 @@ constexpr uint64_t kWordsPerTask = 4096;  // 64-bit bitmap words per task (262,1
 uint64_t bitmap_bytes(uint64_t n) { return ((n + 7) / 8 + 3) & ~3ULL; }
 
 constexpr uint64_t kChunk = 32768;  // elements per task of the bitmap passes (4 KiB of bitmap)
+thread_local int t_last_path = -1;
 
 // ---- bitmap pack: exact threshold from a narrow band, then one writing pass ----------------
 //
@@ -91,7 +92,7 @@ GC_TARGET_AVX512 void pass_count_avx512(const float* x, uint64_t lo, uint64_t hi
 }
 
 GC_TARGET_AVX512 void pass_write_avx512(const float* x, uint64_t lo, uint64_t hi, uint32_t T, uint64_t quota,
-                                        uint8_t* bitmap, float* vals) {
+                                        uint8_t* bitmap, float* vals, const float* vals_end) {
   const __m512i absm = _mm512_set1_epi32(0x7fffffff), vt = _mm512_set1_epi32(static_cast<int>(T));
   uint64_t i = lo;
   for (; i + 16 <= hi; i += 16) {
@@ -107,7 +108,11 @@ GC_TARGET_AVX512 void pass_write_avx512(const float* x, uint64_t lo, uint64_t hi
     }
     std::memcpy(bitmap + i / 8, &m, 2);
     const unsigned cnt = static_cast<unsigned>(__builtin_popcount(m));
-    _mm512_mask_storeu_ps(vals, static_cast<__mmask16>((1u << cnt) - 1), _mm512_maskz_compress_ps(static_cast<__mmask16>(m), v));
+    const __m512 kept = _mm512_maskz_compress_ps(static_cast<__mmask16>(m), v);
+    // A full store is cheaper than a masked one; its tail is overwritten by the next store.
+    // Near the end of this chunk's values (the next chunk's may follow) store only what is kept.
+    if (vals + 16 <= vals_end) _mm512_storeu_ps(vals, kept);
+    else _mm512_mask_storeu_ps(vals, static_cast<__mmask16>((1u << cnt) - 1), kept);
     vals += cnt;
   }
   for (; i < hi; ++i) {
@@ -121,9 +126,10 @@ GC_TARGET_AVX512 void pass_write_avx512(const float* x, uint64_t lo, uint64_t hi
 }
 #endif
 
-void pass_write(const float* x, uint64_t lo, uint64_t hi, uint32_t T, uint64_t quota, uint8_t* bitmap, float* vals) {
+void pass_write(const float* x, uint64_t lo, uint64_t hi, uint32_t T, uint64_t quota, uint8_t* bitmap, float* vals,
+                const float* vals_end) {
 #if GC_X86
-  if (active_isa() == Isa::kAvx512) return pass_write_avx512(x, lo, hi, T, quota, bitmap, vals);
+  if (active_isa() == Isa::kAvx512) return pass_write_avx512(x, lo, hi, T, quota, bitmap, vals, vals_end);
 #endif
   for (uint64_t i = lo; i < hi; ++i) {
     uint32_t key = mag_key(x[i]);
@@ -169,10 +175,34 @@ bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap,
     band += c.band;
   }
   if (above >= k || above + band < k) return false;  // the k-th key is outside the bracket
-  std::vector<uint32_t> all;
-  all.reserve(band);
-  for (const BandChunk& c : cs) all.insert(all.end(), c.slab, c.slab + c.band);
-  const uint32_t T = key_at_rank(all, k - above - 1);
+  // The k-th key is the (k - above)-th largest band key. The band spans a narrow key range:
+  // a parallel 4096-bin histogram over it finds the bin, and a select inside that bin finishes.
+  const uint64_t need = k - above;
+  const uint32_t range = t_hi - t_lo;
+  int shift = 0;
+  while ((range >> shift) >= 4096u) ++shift;
+  const size_t tasks = std::min<size_t>(chunks, 4 * std::max(1u, pool.concurrency()));
+  std::vector<uint32_t> hist(tasks * 4096, 0);
+  pool.parallel_for(tasks, [&](size_t t) {
+    uint32_t* h = hist.data() + t * 4096;
+    for (size_t c = chunks * t / tasks; c < chunks * (t + 1) / tasks; ++c)
+      for (uint64_t j = 0; j < cs[c].band; ++j) ++h[(cs[c].slab[j] - t_lo) >> shift];
+  });
+  for (size_t t = 1; t < tasks; ++t)
+    for (uint32_t b = 0; b < 4096; ++b) hist[b] += hist[t * 4096 + b];
+  uint64_t cum = 0;
+  uint32_t bin = 4095;
+  for (;; --bin) {
+    if (cum + hist[bin] >= need || bin == 0) break;
+    cum += hist[bin];
+  }
+  std::vector<uint32_t> in_bin;
+  in_bin.reserve(hist[bin]);
+  for (const BandChunk& c : cs)
+    for (uint64_t j = 0; j < c.band; ++j)
+      if (((c.slab[j] - t_lo) >> shift) == bin) in_bin.push_back(c.slab[j]);
+  if (in_bin.size() < need - cum) return false;
+  const uint32_t T = key_at_rank(in_bin, need - cum - 1);
   // Per chunk: keys > T in its band, ties at T; then prefix sums give output offsets.
   std::vector<uint64_t> gt(chunks), eq(chunks);
   pool.parallel_for(chunks, [&](size_t c) {
@@ -194,7 +224,8 @@ bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap,
   pool.parallel_for(chunks, [&](size_t c) {
     const uint64_t lo = c * kChunk, hi = std::min<uint64_t>(n, lo + kChunk);
     std::memset(bitmap + lo / 8, 0, (hi - lo + 7) / 8);
-    pass_write(x, lo, hi, T, cs[c].take_eq, bitmap, vals + cs[c].out_off);
+    const uint64_t count = (c + 1 < chunks ? cs[c + 1].out_off : k) - cs[c].out_off;
+    pass_write(x, lo, hi, T, cs[c].take_eq, bitmap, vals + cs[c].out_off, vals + cs[c].out_off + count);
   });
   return true;
 }
@@ -222,6 +253,8 @@ GC_TARGET_AVX512 uint64_t unpack_words_avx512(const uint8_t* bitmap, const float
 
 }  // namespace
 
+int last_dropit_path() { return t_last_path; }
+
 gc_dropit_layout dropit_layout(uint64_t n, uint64_t k) {
   return bitmap_bytes(n) < 4 * k ? GC_DROPIT_BITMAP : GC_DROPIT_INDICES;
 }
@@ -244,13 +277,16 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
   d.k = k;
   d.scale = 1.0f;
   if (layout == GC_DROPIT_INDICES) {
+    t_last_path = -1;
     d.out_idx = reinterpret_cast<uint32_t*>(body);
     d.out_val = reinterpret_cast<float*>(body + 4 * k);
     return topk(d);
   }
   const uint64_t bm = bitmap_bytes(n);
   std::memset(body + (n + 7) / 8, 0, bm - (n + 7) / 8);  // padding after the bitmap
+  t_last_path = 0;
   if (pack_bitmap_banded(x, n, k, body, reinterpret_cast<float*>(body + bm))) return GC_OK;
+  t_last_path = 1;
   std::unique_ptr<uint32_t[]> idx(new (std::nothrow) uint32_t[k > 0 ? k : 1]);
   if (!idx) return GC_ERR_OUT_OF_MEMORY;
   d.out_idx = idx.get();

@@ -10,6 +10,9 @@ gc_dropit_layout dropit_layout(uint64_t n, uint64_t k);
 uint64_t dropit_packed_bytes(uint64_t n, uint64_t k);
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes);
 // Validates the payload (header, size, bitmap popcount or strictly ascending in-range indices).
+// Which path the last bitmap dropit_pack() on this thread took: 0 = banded threshold, 1 = the
+// top-k fallback, -1 = indices layout (tests and the benchmark).
+int last_dropit_path();
 gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len);
 
 }  // namespace gradcomp

@@ -281,6 +281,9 @@ Napi::Value JS_setMaxIsa(const Napi::CallbackInfo& info) {
 Napi::Value JS_lastTopkPath(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), gradcomp::last_topk_path());
 }
+Napi::Value JS_lastDropitPath(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), gradcomp::last_dropit_path());
+}
 Napi::Value JS_init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) {
@@ -331,6 +334,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, JS_isa));
   exports.Set("setMaxIsa", Napi::Function::New(env, JS_setMaxIsa));
   exports.Set("lastTopkPath", Napi::Function::New(env, JS_lastTopkPath));
+  exports.Set("lastDropitPath", Napi::Function::New(env, JS_lastDropitPath));
   exports.Set("baselineNthElementEfTopK", Napi::Function::New(env, JS_baselineNthElementEfTopK));
   exports.Set("baselineMemcpy", Napi::Function::New(env, JS_baselineMemcpy));
   exports.Set("abi", Napi::Number::New(env, 1));
