@@ -17,8 +17,8 @@ namespace gradcomp {
 namespace {
 
 constexpr uint64_t kRowBlock = 256;  // rows per task for P = M Q
-constexpr uint64_t kColTile = 256;   // columns per task for Q = M^T P
-constexpr uint64_t kRowSlab = 4096;  // rows per partial sum for Q = M^T P (fixed: determinism)
+constexpr uint64_t kColTile = 8192;  // max columns per task for Q = M^T P (accumulators stay in L2)
+constexpr uint64_t kRowSlab = 512;   // rows per partial sum for Q = M^T P (fixed: determinism)
 constexpr uint32_t kRankGroup = 8;   // ranks handled per sweep over M
 
 // P[i, k0:k0+R] = M[i, :] . Qt[k0:k0+R, :] for rows [i0, i1).
@@ -42,20 +42,45 @@ void mq_rows_scalar(const float* M, uint64_t cols, const float* Qt, float* P, ui
 }
 
 #if GC_X86
+// Two rows per sweep share every load of Qt.
 template <int R>
 GC_TARGET_AVX512 void mq_rows_avx512(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t rank,
                                      uint32_t k0, uint64_t i0, uint64_t i1) {
-  for (uint64_t i = i0; i < i1; ++i) {
-    const float* row = M + i * cols;
-    __m512 acc[R];
-    for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
+  uint64_t i = i0;
+  for (; i + 2 <= i1; i += 2) {
+    const float* r0 = M + i * cols;
+    const float* r1 = r0 + cols;
+    __m512 a0[R], a1[R];
+    for (int k = 0; k < R; ++k) { a0[k] = _mm512_setzero_ps(); a1[k] = _mm512_setzero_ps(); }
     uint64_t j = 0;
     for (; j + 16 <= cols; j += 16) {
-      __m512 m = _mm512_loadu_ps(row + j);
-      for (int k = 0; k < R; ++k) acc[k] = _mm512_fmadd_ps(m, _mm512_loadu_ps(Qt + (k0 + k) * cols + j), acc[k]);
+      __m512 m0 = _mm512_loadu_ps(r0 + j), m1 = _mm512_loadu_ps(r1 + j);
+      for (int k = 0; k < R; ++k) {
+        __m512 qk = _mm512_loadu_ps(Qt + (k0 + k) * cols + j);
+        a0[k] = _mm512_fmadd_ps(m0, qk, a0[k]);
+        a1[k] = _mm512_fmadd_ps(m1, qk, a1[k]);
+      }
     }
     if (j < cols) {
       __mmask16 mk = static_cast<__mmask16>((1u << (cols - j)) - 1);
+      __m512 m0 = _mm512_maskz_loadu_ps(mk, r0 + j), m1 = _mm512_maskz_loadu_ps(mk, r1 + j);
+      for (int k = 0; k < R; ++k) {
+        __m512 qk = _mm512_maskz_loadu_ps(mk, Qt + (k0 + k) * cols + j);
+        a0[k] = _mm512_fmadd_ps(m0, qk, a0[k]);
+        a1[k] = _mm512_fmadd_ps(m1, qk, a1[k]);
+      }
+    }
+    for (int k = 0; k < R; ++k) {
+      P[i * rank + k0 + k] = _mm512_reduce_add_ps(a0[k]);
+      P[(i + 1) * rank + k0 + k] = _mm512_reduce_add_ps(a1[k]);
+    }
+  }
+  for (; i < i1; ++i) {
+    const float* row = M + i * cols;
+    __m512 acc[R];
+    for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
+    for (uint64_t j = 0; j < cols; j += 16) {
+      __mmask16 mk = cols - j >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (cols - j)) - 1);
       __m512 m = _mm512_maskz_loadu_ps(mk, row + j);
       for (int k = 0; k < R; ++k)
         acc[k] = _mm512_fmadd_ps(m, _mm512_maskz_loadu_ps(mk, Qt + (k0 + k) * cols + j), acc[k]);
@@ -64,11 +89,37 @@ GC_TARGET_AVX512 void mq_rows_avx512(const float* M, uint64_t cols, const float*
   }
 }
 
-// acc[k][0:w] += M[i, j0:j0+w] * P[i, k0+k] for rows [i0, i1); w <= kColTile.
+// acc[k][0:w] += sum over rows i in [i0, i1) of M[i, j0:j0+w] * P[i, k0+k]; w <= kColTile.
+// Four rows per accumulator load/store keep the L1 traffic below the FMA rate.
 template <int R>
 GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0,
-                                      uint64_t i0, uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
-  for (uint64_t i = i0; i < i1; ++i) {
+                                      uint64_t i0, uint64_t i1, uint64_t j0, uint64_t w, float* acc, uint64_t tw) {
+  uint64_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const float* r0 = M + i * cols + j0;
+    __m512 p0[R], p1[R], p2[R], p3[R];
+    for (int k = 0; k < R; ++k) {
+      p0[k] = _mm512_set1_ps(P[i * rank + k0 + k]);
+      p1[k] = _mm512_set1_ps(P[(i + 1) * rank + k0 + k]);
+      p2[k] = _mm512_set1_ps(P[(i + 2) * rank + k0 + k]);
+      p3[k] = _mm512_set1_ps(P[(i + 3) * rank + k0 + k]);
+    }
+    for (uint64_t j = 0; j < w; j += 16) {
+      __mmask16 mk = w - j >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (w - j)) - 1);
+      __m512 m0 = _mm512_maskz_loadu_ps(mk, r0 + j), m1 = _mm512_maskz_loadu_ps(mk, r0 + cols + j);
+      __m512 m2 = _mm512_maskz_loadu_ps(mk, r0 + 2 * cols + j), m3 = _mm512_maskz_loadu_ps(mk, r0 + 3 * cols + j);
+      for (int k = 0; k < R; ++k) {
+        float* a = acc + k * tw + j;
+        __m512 s = _mm512_loadu_ps(a);
+        s = _mm512_fmadd_ps(m0, p0[k], s);
+        s = _mm512_fmadd_ps(m1, p1[k], s);
+        s = _mm512_fmadd_ps(m2, p2[k], s);
+        s = _mm512_fmadd_ps(m3, p3[k], s);
+        _mm512_storeu_ps(a, s);
+      }
+    }
+  }
+  for (; i < i1; ++i) {
     const float* row = M + i * cols + j0;
     __m512 pk[R];
     for (int k = 0; k < R; ++k) pk[k] = _mm512_set1_ps(P[i * rank + k0 + k]);
@@ -76,7 +127,7 @@ GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float
       __mmask16 mk = w - j >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (w - j)) - 1);
       __m512 m = _mm512_maskz_loadu_ps(mk, row + j);
       for (int k = 0; k < R; ++k) {
-        float* a = acc + k * kColTile + j;
+        float* a = acc + k * tw + j;
         _mm512_storeu_ps(a, _mm512_fmadd_ps(m, pk[k], _mm512_loadu_ps(a)));
       }
     }
@@ -86,12 +137,12 @@ GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float
 
 template <int R>
 void mtp_tile_scalar(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0, uint64_t i0,
-                     uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
+                     uint64_t i1, uint64_t j0, uint64_t w, float* acc, uint64_t tw) {
   for (uint64_t i = i0; i < i1; ++i) {
     const float* row = M + i * cols + j0;
     for (int k = 0; k < R; ++k) {
       const float pk = P[i * rank + k0 + k];
-      float* a = acc + k * kColTile;
+      float* a = acc + k * tw;
       for (uint64_t j = 0; j < w; ++j) a[j] += row[j] * pk;
     }
   }
@@ -108,11 +159,11 @@ void mq_rows(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t 
 
 template <int R>
 void mtp_tile(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0, uint64_t i0,
-              uint64_t i1, uint64_t j0, uint64_t w, float* acc) {
+              uint64_t i1, uint64_t j0, uint64_t w, float* acc, uint64_t tw) {
 #if GC_X86
-  if (active_isa() == Isa::kAvx512) return mtp_tile_avx512<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc);
+  if (active_isa() == Isa::kAvx512) return mtp_tile_avx512<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc, tw);
 #endif
-  mtp_tile_scalar<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc);
+  mtp_tile_scalar<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc, tw);
 }
 
 // Dispatch on the number of ranks in this group (1..8) to a fully unrolled kernel.
@@ -171,12 +222,13 @@ gc_status powersgd_step(const gc_powersgd_desc& d) {
   if (B == 0 || rows == 0 || cols == 0) return GC_OK;
   ThreadPool& pool = ThreadPool::instance();
   const uint64_t slabs = (rows + kRowSlab - 1) / kRowSlab;
-  const uint64_t tiles = (cols + kColTile - 1) / kColTile;
+  const uint64_t tw = std::min(kColTile, cols);  // accumulator row stride
+  const uint64_t tiles = (cols + tw - 1) / tw;
   float* qt = nullptr;    // B x r x cols: Q transposed, for contiguous dot products
-  float* part = nullptr;  // B x slabs x tiles x r x kColTile partial sums of M^T P
+  float* part = nullptr;  // B x slabs x tiles x r x tw partial sums of M^T P
   Carver carve;
   carve.add(&qt, B * r * cols);
-  carve.add(&part, B * slabs * tiles * r * kColTile);
+  carve.add(&part, B * slabs * tiles * r * tw);
   if (!carve.commit()) return GC_ERR_OUT_OF_MEMORY;
 
   pool.parallel_for(B, [&](size_t b) {
@@ -204,21 +256,21 @@ gc_status powersgd_step(const gc_powersgd_desc& d) {
   pool.parallel_for(B * slabs * tiles, [&](size_t t) {
     const uint64_t b = t / (slabs * tiles), s = (t / tiles) % slabs, tile = t % tiles;
     const uint64_t i0 = s * kRowSlab, i1 = std::min(rows, i0 + kRowSlab);
-    const uint64_t j0 = tile * kColTile, w = std::min(kColTile, cols - j0);
-    float* acc = part + t * r * kColTile;
-    std::fill(acc, acc + r * kColTile, 0.0f);
+    const uint64_t j0 = tile * tw, w = std::min(tw, cols - j0);
+    float* acc = part + t * r * tw;
+    std::fill(acc, acc + r * tw, 0.0f);
     for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
       by_rank<MtpTile>(std::min(kRankGroup, r - k0), d.m + b * rows * cols, cols,
-                       static_cast<const float*>(d.p + b * rows * r), r, k0, i0, i1, j0, w, acc + k0 * kColTile);
+                       static_cast<const float*>(d.p + b * rows * r), r, k0, i0, i1, j0, w, acc + k0 * tw, tw);
   });
   pool.parallel_for(B * tiles, [&](size_t t) {
     const uint64_t b = t / tiles, tile = t % tiles;
-    const uint64_t j0 = tile * kColTile, w = std::min(kColTile, cols - j0);
+    const uint64_t j0 = tile * tw, w = std::min(tw, cols - j0);
     float* Q = d.q + b * cols * r;
     for (uint64_t j = 0; j < w; ++j) {
       for (uint32_t k = 0; k < r; ++k) {
         float s = 0.0f;
-        for (uint64_t sl = 0; sl < slabs; ++sl) s += part[((b * slabs + sl) * tiles + tile) * r * kColTile + k * kColTile + j];
+        for (uint64_t sl = 0; sl < slabs; ++sl) s += part[((b * slabs + sl) * tiles + tile) * r * tw + k * tw + j];
         Q[(j0 + j) * r + k] = s;
       }
     }

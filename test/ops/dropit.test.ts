@@ -1,4 +1,5 @@
-import { dropitKeepCount, dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, GradcompError } from '../../lib';
+import { loadBinding } from '../../lib/native/loader';
+import { dropitKeepCount, dropitPackedBytes, dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, GradcompError } from '../../lib';
 import { expectBitEqual } from '../reference/compare';
 import { refDropit, refDropitKeep } from '../reference/dropit';
 import { freshSeed, mulberry32, sample, Dist } from '../reference/rng';
@@ -32,9 +33,24 @@ describe('dropitPack / dropitUnpack', () => {
     }
   });
 
+  test('both bitmap paths (banded threshold, top-k fallback) are taken and exact', () => {
+    const binding = loadBinding();
+    const seen = new Set<number>();
+    const n = (1 << 17) + 11;
+    for (const [dist, gamma] of [['gaussian', 0.5], ['uniform', 0.9], ['heavy', 0.8], ['equal', 0.5], ['ties', 0.6], ['smallint', 0.5]] as [Dist, number][]) {
+      const x = sample(dist, n, rand);
+      const packed = dropitPackSync(x, gamma);
+      seen.add(binding.lastDropitPath());
+      expectBitEqual(dropitUnpackSync(packed), refDropit(x, dropitKeepCount(n, gamma)), `${dist} gamma=${gamma}`);
+    }
+    expect([...seen].sort()).toEqual([0, 1]);
+  });
+
   test('async forms, raw payload bytes and caller output buffers', async () => {
     const x = sample('heavy', 100000, rand);
-    const packed = await dropitPack(x, 0.9);
+    const buf = new Uint8Array(dropitPackedBytes(100000, 0.9));
+    const packed = await dropitPack(x, 0.9, { out: buf });
+    expect(packed.payload).toBe(buf);
     const out = new Float32Array(100000).fill(7);
     expect(await dropitUnpack(packed.payload, out)).toBe(out);
     expectBitEqual(out, refDropit(x, 10000));
