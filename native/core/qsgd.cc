@@ -127,6 +127,15 @@ void group_words(const gc_qsgd_desc& d, uint64_t base, uint32_t words[64]) {
 void pack_codes(uint8_t* codes_out, uint64_t first, const uint32_t* codes, uint64_t count, uint32_t bits) {
   uint8_t* o = codes_out + first * bits / 8;
   if (bits == 8) { for (uint64_t i = 0; i < count; ++i) o[i] = static_cast<uint8_t>(codes[i]); return; }
+  if (bits == 4 || bits == 2) {
+    const uint32_t per = 8 / bits;
+    for (uint64_t i = 0; i < count; i += per) {
+      uint32_t byte = 0;
+      for (uint32_t j = 0; j < per && i + j < count; ++j) byte |= codes[i + j] << (j * bits);
+      *o++ = static_cast<uint8_t>(byte);
+    }
+    return;
+  }
   uint64_t acc = 0;
   uint32_t fill = 0;
   for (uint64_t i = 0; i < count; ++i) {
@@ -191,20 +200,26 @@ GC_TARGET_AVX512 void encode_range_avx512(const gc_qsgd_desc& d, uint32_t bits, 
   const __m512i vs = _mm512_set1_epi32(static_cast<int>(d.levels));
   const __m512i one = _mm512_set1_epi32(1);
   alignas(64) uint32_t codes[64];
-  uint64_t g = lo;
+  uint64_t g = lo, cur_bucket = ~0ULL;
+  BucketParams p{};
   for (; g + 64 <= hi; g += 64) {
     __m512i w[4];
     philox16(d, (g >> 6) * 16, w);
     for (int k = 0; k < 4; ++k) {
       const uint64_t i = g + 16 * k;
-      BucketParams p = bucket_params(load_norm(norms, i / d.bucket_size), d.levels, bits);
+      if (i / d.bucket_size != cur_bucket) {  // one division per bucket, not per vector
+        cur_bucket = i / d.bucket_size;
+        p = bucket_params(load_norm(norms, cur_bucket), d.levels, bits);
+      }
       __m512i code;
       if (p.poisoned || p.scale == 0.0f) {
         code = _mm512_setzero_si512();
       } else {
         __m512 x = _mm512_loadu_ps(d.x + i);
         __m512 ax = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), absm));
-        __m512 r = _mm512_mul_ps(_mm512_mul_ps(ax, _mm512_set1_ps(p.mul)), _mm512_set1_ps(p.scale));
+        // mul is 1 (an exact no-op) unless the norm is tiny.
+        if (p.mul != 1.0f) ax = _mm512_mul_ps(ax, _mm512_set1_ps(p.mul));
+        __m512 r = _mm512_mul_ps(ax, _mm512_set1_ps(p.scale));
         __m512 l = _mm512_roundscale_ps(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         __m512 frac = _mm512_sub_ps(r, l);
         __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(w[k], 8)), one_over);
@@ -217,13 +232,77 @@ GC_TARGET_AVX512 void encode_range_avx512(const gc_qsgd_desc& d, uint32_t bits, 
       }
       if (bits == 8) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes_out + i), _mm512_cvtepi32_epi8(code));
+      } else if (bits == 4) {
+        // Pairs of codes meet in each 64-bit lane; the low byte of every lane is one output byte.
+        __m512i pairs = _mm512_or_si512(code, _mm512_srli_epi64(code, 28));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(codes_out + i / 2), _mm512_cvtepi64_epi8(pairs));
+      } else if (bits == 2) {
+        __m512i pairs = _mm512_or_si512(code, _mm512_srli_epi64(code, 30));
+        uint64_t nibbles = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm512_cvtepi64_epi8(pairs)));
+        uint32_t packed = static_cast<uint32_t>(_pext_u64(nibbles, 0x0F0F0F0F0F0F0F0FULL));
+        std::memcpy(codes_out + i / 4, &packed, 4);
       } else {
         _mm512_store_si512(codes + 16 * k, code);
       }
     }
-    if (bits != 8) pack_codes(codes_out, g, codes, 64, bits);
+    if (bits != 8 && bits != 4 && bits != 2) pack_codes(codes_out, g, codes, 64, bits);
   }
   if (g < hi) encode_range_scalar(d, bits, norms, codes_out, g, hi);
+}
+#endif
+
+// Codes of B bits (B = 2 or 4: whole bytes hold 8 / B of them); bucket bounds need not be
+// byte-aligned. Returns nonzero when a level exceeds s.
+template <uint32_t B>
+uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t s, float unit_v, float* out) {
+  constexpr uint32_t kPer = 8 / B, kMask = (1u << B) - 1, kLevel = (1u << (B - 1)) - 1;
+  uint32_t over = 0;
+  for (uint64_t i = b0; i < b1; ++i) {
+    const uint32_t code = (codes[i / kPer] >> ((i % kPer) * B)) & kMask;
+    const uint32_t level = code & kLevel;
+    over |= level > s;
+    const float v = static_cast<float>(level) * unit_v;
+    out[i] = (code >> (B - 1)) ? -v : v;
+  }
+  return over;
+}
+
+#if GC_X86
+// Decodes elements [b0, b1) of one bucket (b0 a multiple of 16) for 2-, 4- or 8-bit codes:
+// bytes are spread to one code per byte (pdep), widened, then level * unit with the sign bit
+// xored in. The tail that is not a whole 16 is left to the scalar loop. Returns the next element
+// and ORs a level > s flag into *over.
+GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uint64_t b0, uint64_t b1, uint32_t s,
+                                        float unit_v, float* out, uint32_t* over) {
+  const __m512i lmask = _mm512_set1_epi32(static_cast<int>((1u << (bits - 1)) - 1));
+  const __m512i vs = _mm512_set1_epi32(static_cast<int>(s));
+  const __m512 unit = _mm512_set1_ps(unit_v);
+  __mmask16 bad = 0;
+  uint64_t i = b0;
+  for (; i + 16 <= b1; i += 16) {
+    __m128i bytes;
+    if (bits == 8) {
+      bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i));
+    } else if (bits == 4) {
+      uint64_t w;
+      std::memcpy(&w, codes + i / 2, 8);
+      bytes = _mm_set_epi64x(static_cast<long long>(_pdep_u64(w >> 32, 0x0F0F0F0F0F0F0F0FULL)),
+                             static_cast<long long>(_pdep_u64(w & 0xffffffffULL, 0x0F0F0F0F0F0F0F0FULL)));
+    } else {
+      uint32_t w;
+      std::memcpy(&w, codes + i / 4, 4);
+      bytes = _mm_set_epi64x(static_cast<long long>(_pdep_u64(w >> 16, 0x0303030303030303ULL)),
+                             static_cast<long long>(_pdep_u64(w & 0xffffu, 0x0303030303030303ULL)));
+    }
+    const __m512i c = _mm512_cvtepu8_epi32(bytes);
+    const __m512i level = _mm512_and_si512(c, lmask);
+    bad |= _mm512_cmpgt_epi32_mask(level, vs);
+    const __m512i sign = _mm512_slli_epi32(_mm512_srli_epi32(c, bits - 1), 31);
+    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(level), unit);
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign)));
+  }
+  *over |= bad != 0;
+  return i;
 }
 #endif
 
@@ -305,6 +384,9 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
   const size_t tasks = chunk_count(h.n, per_task);
   std::vector<uint8_t> bad(tasks, 0);
   const uint32_t level_mask = (1u << (bits - 1)) - 1;
+#if GC_X86
+  const bool simd = active_isa() == Isa::kAvx512 && h.bucket % 16 == 0 && (bits == 2 || bits == 4 || bits == 8);
+#endif
   ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
     uint64_t lo = t * per_task, hi = std::min<uint64_t>(h.n, lo + per_task);
     for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
@@ -314,6 +396,9 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
       const float unit_v = L / static_cast<float>(s);
       uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
       uint32_t over = 0;
+#if GC_X86
+      if (simd) b0 = decode_avx512(codes, bits, b0, b1, s, unit_v, out, &over);
+#endif
       if (bits == 8) {
         const uint8_t* c = codes + b0;
         for (uint64_t i = b0; i < b1; ++i, ++c) {
@@ -322,16 +407,10 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
           float v = static_cast<float>(level) * unit_v;
           out[i] = (*c & 0x80u) ? -v : v;
         }
-      } else if (bits == 4 || bits == 2) {
-        // Whole bytes hold 8 / bits codes; bucket bounds need not be byte-aligned.
-        const uint32_t per = 8 / bits, cmask = (1u << bits) - 1, sbit = bits - 1;
-        for (uint64_t i = b0; i < b1; ++i) {
-          uint32_t code = (codes[i / per] >> ((i % per) * bits)) & cmask;
-          uint32_t level = code & level_mask;
-          over |= level > s;
-          float v = static_cast<float>(level) * unit_v;
-          out[i] = (code >> sbit) ? -v : v;
-        }
+      } else if (bits == 4) {
+        over |= decode_narrow<4>(codes, b0, b1, s, unit_v, out);
+      } else if (bits == 2) {
+        over |= decode_narrow<2>(codes, b0, b1, s, unit_v, out);
       } else {
         for (uint64_t i = b0; i < b1; ++i) {
           uint64_t bit = i * bits;
