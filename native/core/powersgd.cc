@@ -109,13 +109,14 @@ GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float
       __m512 m0 = _mm512_maskz_loadu_ps(mk, r0 + j), m1 = _mm512_maskz_loadu_ps(mk, r0 + cols + j);
       __m512 m2 = _mm512_maskz_loadu_ps(mk, r0 + 2 * cols + j), m3 = _mm512_maskz_loadu_ps(mk, r0 + 3 * cols + j);
       for (int k = 0; k < R; ++k) {
+        // Masked: past w lie another rank's (or another task's) accumulators.
         float* a = acc + k * tw + j;
-        __m512 s = _mm512_loadu_ps(a);
+        __m512 s = _mm512_maskz_loadu_ps(mk, a);
         s = _mm512_fmadd_ps(m0, p0[k], s);
         s = _mm512_fmadd_ps(m1, p1[k], s);
         s = _mm512_fmadd_ps(m2, p2[k], s);
         s = _mm512_fmadd_ps(m3, p3[k], s);
-        _mm512_storeu_ps(a, s);
+        _mm512_mask_storeu_ps(a, mk, s);
       }
     }
   }
@@ -128,7 +129,7 @@ GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float
       __m512 m = _mm512_maskz_loadu_ps(mk, row + j);
       for (int k = 0; k < R; ++k) {
         float* a = acc + k * tw + j;
-        _mm512_storeu_ps(a, _mm512_fmadd_ps(m, pk[k], _mm512_loadu_ps(a)));
+        _mm512_mask_storeu_ps(a, mk, _mm512_fmadd_ps(m, pk[k], _mm512_maskz_loadu_ps(mk, a)));
       }
     }
   }
