@@ -9,6 +9,7 @@
         "native/core/pool.cc",
         "native/core/powersgd.cc",
         "native/core/qsgd.cc",
+        "native/core/rng.cc",
         "native/core/scratch.cc",
         "native/core/select.cc",
         "native/core/topk.cc",

@@ -19,3 +19,9 @@ export {
 export type { DropitPacked, DropitPackOptions } from './ops/dropit';
 export { setConcurrency, concurrency, backendInfo } from './ops/runtime';
 export type { BackendInfo } from './ops/runtime';
+export { createCompressor, COMPRESSOR_TYPES } from './compress/create';
+export type { CompressorSpec } from './compress/create';
+export { runSessions } from './compress/local';
+export type {
+  Compressor, Session, Round, RoundResult, Collective, StepContext, TensorStats, CompressorState,
+} from './compress/types';

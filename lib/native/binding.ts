@@ -16,6 +16,11 @@ export interface NativeBinding {
   powersgdStep(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
     rank: number, async: boolean): Promise<void> | undefined;
   orthonormalize(p: Float32Array, batch: number, rows: number, rank: number, async: boolean): Promise<void> | undefined;
+  /** phase 1: P = M Q; phase 2: Q = Mᵀ P (no orthogonalization). */
+  powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
+    rank: number, phase: 1 | 2, async: boolean): Promise<void> | undefined;
+  /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
+  philoxFill(out: Float32Array, seedLo: number, seedHi: number, step: number, stream: number, kind: 0 | 1): void;
   dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Promise<void> | undefined;
   dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
   dropitUnpack(payload: Uint8Array, out: Float32Array, async: boolean): Promise<void> | undefined;

@@ -216,7 +216,11 @@ gc_status orthonormalize(float* p, uint64_t batch, uint64_t rows, uint32_t rank)
   return GC_OK;
 }
 
-gc_status powersgd_step(const gc_powersgd_desc& d) {
+namespace {
+
+// The three steps share one scratch layout; `which` selects P = MQ (1), Q = M^T P (2) or both
+// with the orthogonalization between them (3).
+gc_status run_phases(const gc_powersgd_desc& d, int which) {
   const uint64_t B = d.batch, rows = d.rows, cols = d.cols;
   const uint32_t r = d.rank;
   if (r == 0 || d.m == nullptr || d.q == nullptr || d.p == nullptr) return GC_ERR_INVALID_ARG;
@@ -232,26 +236,26 @@ gc_status powersgd_step(const gc_powersgd_desc& d) {
   carve.add(&part, B * slabs * tiles * r * tw);
   if (!carve.commit()) return GC_ERR_OUT_OF_MEMORY;
 
-  pool.parallel_for(B, [&](size_t b) {
-    const float* Q = d.q + b * cols * r;
-    float* T = qt + b * r * cols;
-    for (uint64_t j = 0; j < cols; ++j)
-      for (uint32_t k = 0; k < r; ++k) T[k * cols + j] = Q[j * r + k];
-  });
-
-  // P = M Q: tasks are (matrix, block of rows); ranks in groups of 8 per sweep over M.
-  const uint64_t rblocks = (rows + kRowBlock - 1) / kRowBlock;
-  pool.parallel_for(B * rblocks, [&](size_t t) {
-    const uint64_t b = t / rblocks, blk = t % rblocks;
-    const uint64_t i0 = blk * kRowBlock, i1 = std::min(rows, i0 + kRowBlock);
-    const float* M = d.m + b * rows * cols;
-    for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
-      by_rank<MqRows>(std::min(kRankGroup, r - k0), M, cols, static_cast<const float*>(qt + b * r * cols),
-                      d.p + b * rows * r, r, k0, i0, i1);
-  });
-
-  orthonormalize(d.p, B, rows, r);
-
+  if (which & 1) {
+    pool.parallel_for(B, [&](size_t b) {
+      const float* Q = d.q + b * cols * r;
+      float* T = qt + b * r * cols;
+      for (uint64_t j = 0; j < cols; ++j)
+        for (uint32_t k = 0; k < r; ++k) T[k * cols + j] = Q[j * r + k];
+    });
+    // P = M Q: tasks are (matrix, block of rows); ranks in groups of 8 per sweep over M.
+    const uint64_t rblocks = (rows + kRowBlock - 1) / kRowBlock;
+    pool.parallel_for(B * rblocks, [&](size_t t) {
+      const uint64_t b = t / rblocks, blk = t % rblocks;
+      const uint64_t i0 = blk * kRowBlock, i1 = std::min(rows, i0 + kRowBlock);
+      const float* M = d.m + b * rows * cols;
+      for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
+        by_rank<MqRows>(std::min(kRankGroup, r - k0), M, cols, static_cast<const float*>(qt + b * r * cols),
+                        d.p + b * rows * r, r, k0, i0, i1);
+    });
+  }
+  if (which == 3) orthonormalize(d.p, B, rows, r);
+  if (!(which & 2)) return GC_OK;
   // Q = M^T P: tasks are (matrix, row slab, column tile) with private accumulators, then a
   // reduction over slabs in a fixed order, so the result does not depend on thread count.
   pool.parallel_for(B * slabs * tiles, [&](size_t t) {
@@ -278,5 +282,11 @@ gc_status powersgd_step(const gc_powersgd_desc& d) {
   });
   return GC_OK;
 }
+
+}  // namespace
+
+gc_status powersgd_step(const gc_powersgd_desc& d) { return run_phases(d, 3); }
+gc_status powersgd_mq(const gc_powersgd_desc& d) { return run_phases(d, 1); }
+gc_status powersgd_mtp(const gc_powersgd_desc& d) { return run_phases(d, 2); }
 
 }  // namespace gradcomp

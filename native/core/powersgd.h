@@ -6,6 +6,10 @@
 namespace gradcomp {
 
 gc_status powersgd_step(const gc_powersgd_desc& d);
+// The two halves of a distributed step, for when P is allreduced in between:
+// P = M Q (d.q read, d.p written), and Q = M^T P (d.p read, d.q written). No orthogonalization.
+gc_status powersgd_mq(const gc_powersgd_desc& d);
+gc_status powersgd_mtp(const gc_powersgd_desc& d);
 // Orthonormalizes the columns of `batch` row-major (rows x rank) matrices in place: modified
 // Gram-Schmidt applied twice with fp64 dot products; a column that is (numerically) in the span
 // of the previous ones, or zero, becomes exactly zero instead of NaN.

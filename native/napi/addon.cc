@@ -17,6 +17,7 @@
 #include "../core/pool.h"
 #include "../core/powersgd.h"
 #include "../core/qsgd.h"
+#include "../core/rng.h"
 #include "../core/topk.h"
 #include "args.h"
 
@@ -207,6 +208,47 @@ Napi::Value JS_powersgdStep(const Napi::CallbackInfo& info) {
   return Dispatch(info, 7, "powerSgdStep", [d] { return gradcomp::powersgd_step(d); }, {info[0], info[1], info[2]});
 }
 
+// powersgdPhase(m, q, p, batch, rows, cols, rank, phase, async): phase 1 = P = M Q, 2 = Q = M^T P
+Napi::Value JS_powersgdPhase(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, m);
+  UNPACK(float, 1, q);
+  UNPACK(float, 2, p);
+  UNPACK_U64(3, batch);
+  UNPACK_U64(4, rows);
+  UNPACK_U64(5, cols);
+  UNPACK_U64(6, rank);
+  UNPACK_U64(7, phase);
+  if (rank < 1 || rank > 1024 || (phase != 1 && phase != 2) || m.len != batch * rows * cols ||
+      q.len != batch * cols * rank || p.len != batch * rows * rank) {
+    Napi::RangeError::New(env, "gradcomp native: powersgdPhase shapes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_powersgd_desc d{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
+  if (phase == 1) return Dispatch(info, 8, "powerSgdMQ", [d] { return gradcomp::powersgd_mq(d); }, {info[0], info[1], info[2]});
+  return Dispatch(info, 8, "powerSgdMtP", [d] { return gradcomp::powersgd_mtp(d); }, {info[0], info[1], info[2]});
+}
+
+// philoxFill(out, seedLo, seedHi, step, stream, kind)
+Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, out);
+  UNPACK_U64(1, seed_lo);
+  UNPACK_U64(2, seed_hi);
+  UNPACK_U64(3, step);
+  UNPACK_U64(4, stream);
+  UNPACK_U64(5, kind);
+  if (seed_lo > 0xffffffffULL || seed_hi > 0xffffffffULL || step > 0xffffffffULL || stream > 0xffffffffULL || kind > 1) {
+    Napi::RangeError::New(env, "gradcomp native: philoxFill parameter out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_status st = gradcomp::philox_fill(out.data, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
+                                       static_cast<uint32_t>(stream), static_cast<int>(kind));
+  napi_value err;
+  if (st != GC_OK && MakeError(env, st, "philoxFill", &err)) napi_throw(env, err);
+  return env.Undefined();
+}
+
 // orthonormalize(p, batch, rows, rank, async)
 Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -326,6 +368,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("qsgdPayloadBytes", Napi::Function::New(env, JS_qsgdPayloadBytes));
   exports.Set("powersgdStep", Napi::Function::New(env, JS_powersgdStep));
   exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize));
+  exports.Set("powersgdPhase", Napi::Function::New(env, JS_powersgdPhase));
+  exports.Set("philoxFill", Napi::Function::New(env, JS_philoxFill));
   exports.Set("dropitPack", Napi::Function::New(env, JS_dropitPack));
   exports.Set("dropitPackedBytes", Napi::Function::New(env, JS_dropitPackedBytes));
   exports.Set("dropitUnpack", Napi::Function::New(env, JS_dropitUnpack));

@@ -1,0 +1,33 @@
+/**
+ * Runs the sessions of N workers that live in one process against each other: the collectives
+ * are done in memory (sum, gather, broadcast). For tests, single-process simulation, and as the
+ * reference for what a Communicator must do with each round.
+ */
+import { GradcompError } from '../native/errors';
+import type { Session } from './types';
+
+export function runSessions(sessions: Session[]): Float32Array[] {
+  for (;;) {
+    const rounds = sessions.map((s) => s.round);
+    if (rounds.every((r) => r === null)) return sessions.map((s) => s.result());
+    if (rounds.some((r) => r === null)) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'workers disagree on the number of rounds', 'sessions');
+    const kind = rounds[0]!.collective;
+    if (rounds.some((r) => r!.collective !== kind)) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'workers disagree on the collective', 'sessions');
+    if (kind === 'allreduce') {
+      const len = rounds[0]!.data.length;
+      const sum = new Float32Array(len);
+      for (const r of rounds) {
+        const d = r!.data as Float32Array;
+        if (d.length !== len) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'allreduce lengths differ between workers', 'sessions');
+        for (let i = 0; i < len; i++) sum[i] += d[i];
+      }
+      sessions.forEach((s) => s.receive(sum.slice()));
+    } else if (kind === 'allgather') {
+      const all = rounds.map((r) => r!.data as Uint8Array);
+      sessions.forEach((s) => s.receive(all));
+    } else {
+      const root = rounds[0]!.root ?? 0;
+      sessions.forEach((s) => s.receive(rounds[root]!.data));
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The compressor vocabulary (GRACE's Compressor / Memory / Communicator split, made explicit):
+ * a compressor turns a named gradient into payloads and payloads back into a dense gradient; it
+ * never communicates. Each compression is a session of one or more collective rounds that the
+ * algorithm layer runs on its Communicator:
+ *
+ *   const s = await compressor.begin('fc1.weight', grad, { step, rank, workers });
+ *   while (s.round) s.receive(await comm.run(s.round));   // allreduce / allgather / broadcast
+ *   const avg = s.result();                                // the workers' average, dense
+ *
+ * Single-round compressors also offer compress() / decompress() for callers that move bytes
+ * themselves.
+ */
+
+/** How a round's data travels. */
+export type Collective =
+  /** Elementwise sum of every worker's Float32Array (summable payloads). */
+  | 'allreduce'
+  /** Every worker's Uint8Array payload, in rank order. */
+  | 'allgather'
+  /** The root's data, to everyone. */
+  | 'broadcast';
+
+export interface Round {
+  collective: Collective;
+  data: Float32Array | Uint8Array;
+  /** For 'broadcast': the rank whose data everyone receives. */
+  root?: number;
+}
+
+/** What each collective returns to receive(). */
+export type RoundResult = Float32Array | Uint8Array[] | Uint8Array;
+
+export interface StepContext {
+  /** Training step (drives warm-up schedules and the random streams). */
+  step: number;
+  /** This worker's rank and the number of workers (default 0 and 1). */
+  rank?: number;
+  workers?: number;
+  /** The tensor's shape (PowerSGD views it as shape[0] x prod(shape[1:])); default [n]. */
+  shape?: readonly number[];
+}
+
+export interface Session {
+  /** The next exchange to run, or null when the result is ready. */
+  readonly round: Round | null;
+  /** Hands in the collective's result for the current round. */
+  receive(result: RoundResult): void;
+  /** The workers' average gradient (dense), available once round is null. */
+  result(): Float32Array;
+}
+
+/** Per tensor and step: what the compressor moved and what it cost. */
+export interface TensorStats {
+  name: string;
+  step: number;
+  /** Dense fp32 bytes of the gradient. */
+  bytesBefore: number;
+  /** Bytes this worker sent over all rounds. */
+  bytesAfter: number;
+  ratio: number;
+  /** Wall time spent in compression kernels, ms. */
+  kernelMs: number;
+  /** L2 norm of the error-feedback residual after the step (0 without error feedback). */
+  residualNorm: number;
+}
+
+/** A serializable snapshot: residuals, warm starts and counters, keyed by tensor name. */
+export interface CompressorState {
+  format: 'gradcomp.compressor-state';
+  version: 1;
+  type: string;
+  tensors: Record<string, Record<string, number[] | number>>;
+}
+
+export interface Compressor {
+  readonly type: string;
+  /** True when payloads may be summed elementwise by an allreduce. */
+  readonly summable: boolean;
+  begin(name: string, grad: Float32Array, ctx: StepContext): Promise<Session>;
+  /** The error-feedback memory of a tensor, if this compressor keeps one. */
+  residual(name: string): Float32Array | undefined;
+  state(): CompressorState;
+  load(state: CompressorState): void;
+  /** Stats of the most recent step of every tensor. */
+  stats(): TensorStats[];
+}

@@ -1,0 +1,200 @@
+import { createCompressor, runSessions, CompressorSpec, Compressor, GradcompError } from '../../lib';
+import type { StepContext } from '../../lib';
+import { freshSeed, mulberry32, sample } from '../reference/rng';
+import { approx } from '../reference/powersgd';
+
+const seed = freshSeed();
+const rand = mulberry32(seed);
+beforeAll(() => console.log(`compress tests: GRADCOMP_TEST_SEED=${seed}`));
+
+/** One step for N workers (one compressor each), in memory. */
+async function step(cs: Compressor[], name: string, grads: Float32Array[], ctx: Omit<StepContext, 'rank' | 'workers'>) {
+  const sessions = await Promise.all(cs.map((c, rank) => c.begin(name, grads[rank], { ...ctx, rank, workers: cs.length })));
+  return runSessions(sessions);
+}
+
+const EF_SPECS: CompressorSpec[] = [
+  { type: 'topk', ratio: 0.05 }, { type: 'randk', ratio: 0.1 }, { type: 'efsign' },
+  { type: 'qsgd', levels: 3, errorFeedback: true }, { type: 'fp16', errorFeedback: true }, { type: 'bf16', errorFeedback: true },
+  { type: 'powersgd', rank: 2 },
+];
+
+describe('error feedback conserves mass', () => {
+  test.each(EF_SPECS.map((s) => [s.type, s] as const))('%s: sum of what was sent + residual = sum of gradients', async (_t, spec) => {
+    const c = createCompressor(spec);
+    const rows = 37, cols = 29, n = rows * cols, steps = 25;
+    const sent = new Float64Array(n), fed = new Float64Array(n);
+    for (let t = 0; t < steps; t++) {
+      const g = sample(t % 3 ? 'gaussian' : 'heavy', n, rand);
+      g.forEach((v, i) => { fed[i] += v; });
+      const [avg] = await step([c], 'w', [g], { step: t, shape: [rows, cols] });
+      avg.forEach((v, i) => { sent[i] += v; });
+    }
+    const e = c.residual('w')!;
+    expect(e).toBeDefined();
+    let err = 0, scale = 0;
+    for (let i = 0; i < n; i++) { err = Math.max(err, Math.abs(sent[i] + e[i] - fed[i])); scale = Math.max(scale, Math.abs(fed[i])); }
+    expect(err).toBeLessThan(1e-5 * steps * Math.max(1, scale));
+    expect(c.stats()[0]).toMatchObject({ name: 'w', step: steps - 1, bytesBefore: 4 * n });
+  });
+});
+
+describe('unbiased compressors', () => {
+  test.each([['qsgd', { type: 'qsgd', levels: 3 }], ['randk', { type: 'randk', ratio: 0.2, errorFeedback: false }]] as const)(
+    '%s: the mean over many steps converges to the gradient', async (_t, spec) => {
+      const c = createCompressor(spec as CompressorSpec);
+      const n = 256, T = 3000;
+      const g = sample('gaussian', n, rand);
+      const mean = new Float64Array(n);
+      for (let t = 0; t < T; t++) (await step([c], 'b', [g], { step: t }))[0].forEach((v, i) => { mean[i] += v / T; });
+      // Per-element standard deviation of one draw is at most |g|max * sqrt(n/k) (rand-k) or
+      // max/(2s) (QSGD); 6 sigma of the mean over T draws.
+      const gmax = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const tol = (6 * gmax * Math.sqrt(5)) / Math.sqrt(T);
+      g.forEach((v, i) => expect(Math.abs(mean[i] - v)).toBeLessThan(tol));
+    });
+});
+
+describe('PowerSGD', () => {
+  test('reproduces a rank-r matrix exactly at rank r', async () => {
+    const rows = 48, cols = 40, r = 3;
+    const m = Float32Array.from(approx(sample('gaussian', rows * r, rand), sample('gaussian', cols * r, rand), rows, cols, r));
+    const c = createCompressor({ type: 'powersgd', rank: r, errorFeedback: false });
+    const [out] = await step([c], 'w', [m], { step: 0, shape: [rows, cols] });
+    const scale = m.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+    out.forEach((v, i) => expect(Math.abs(v - m[i])).toBeLessThan(1e-4 * scale));
+  });
+
+  test('matches the reference math across 3 workers: P = sum M_i Q, orthonormalize, Q = mean M_iᵀ P̂', async () => {
+    const rows = 30, cols = 20, r = 2, N = 3;
+    const cs = [0, 1, 2].map(() => createCompressor({ type: 'powersgd', rank: r, errorFeedback: false, warmStart: false, seed: 5 }));
+    const grads = [0, 1, 2].map(() => sample('gaussian', rows * cols, rand));
+    const outs = await step(cs, 'w', grads, { step: 4, shape: [rows, cols] });
+    // Reference in float64: the projection of the mean gradient onto span(sum_i M_i Q).
+    const mean = new Float64Array(rows * cols);
+    grads.forEach((g) => g.forEach((v, i) => { mean[i] += v / N; }));
+    // The same Q every worker drew: recover span(P) from the sum of the workers' P, i.e. mean M Q.
+    const q0 = new Float32Array(cols * r);
+    require('../../lib/native/loader').loadBinding().philoxFill(q0, 5, 0, 4, require('../../lib/compress/wire').streamId('w'), 1);
+    const P = new Float64Array(rows * r);
+    for (let i = 0; i < rows; i++) for (let k = 0; k < r; k++) { let s = 0; for (let j = 0; j < cols; j++) s += mean[i * cols + j] * q0[j * r + k]; P[i * r + k] = s; }
+    // Gram-Schmidt, then out = P̂ P̂ᵀ mean.
+    for (let k = 0; k < r; k++) {
+      for (let c = 0; c < k; c++) { let d = 0; for (let i = 0; i < rows; i++) d += P[i * r + c] * P[i * r + k]; for (let i = 0; i < rows; i++) P[i * r + k] -= d * P[i * r + c]; }
+      let nv = 0; for (let i = 0; i < rows; i++) nv += P[i * r + k] ** 2; nv = Math.sqrt(nv);
+      for (let i = 0; i < rows; i++) P[i * r + k] /= nv;
+    }
+    const Q = new Float64Array(cols * r);
+    for (let j = 0; j < cols; j++) for (let k = 0; k < r; k++) { let s = 0; for (let i = 0; i < rows; i++) s += mean[i * cols + j] * P[i * r + k]; Q[j * r + k] = s; }
+    const want = approx(P, Q, rows, cols, r);
+    for (const out of outs) out.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-4));
+  });
+
+  test('1-D and small tensors go dense; no residual is kept for them', async () => {
+    const c = createCompressor({ type: 'powersgd', rank: 4 });
+    const g = sample('gaussian', 10, rand);
+    const [out] = await step([c], 'bias', [g], { step: 0, shape: [10] });
+    expect(Array.from(out)).toEqual(Array.from(g));
+    expect(c.residual('bias')).toBeUndefined();
+    const [out2] = await step([c], 'small', [sample('gaussian', 16, rand)], { step: 0, shape: [4, 4] });
+    expect(out2.length).toBe(16);
+    expect(c.residual('small')).toBeUndefined();
+  });
+});
+
+describe('summable payloads really sum', () => {
+  test('none and randk: the allreduced result is the mean of the workers (on the shared support)', async () => {
+    const N = 4, n = 500;
+    const grads = Array.from({ length: N }, () => sample('gaussian', n, rand));
+    const mean = new Float32Array(n);
+    grads.forEach((g) => g.forEach((v, i) => { mean[i] += v / N; }));
+    const dense = await step(Array.from({ length: N }, () => createCompressor({ type: 'none' })), 'x', grads, { step: 0 });
+    dense.forEach((o) => o.forEach((v, i) => expect(v).toBeCloseTo(mean[i], 5)));
+    const rk = await step(Array.from({ length: N }, () => createCompressor({ type: 'randk', ratio: 0.1, seed: 9 })), 'x', grads, { step: 3 });
+    const support = rk[0].reduce<number[]>((a, v, i) => (v !== 0 ? [...a, i] : a), []);
+    expect(support.length).toBeGreaterThan(40);
+    for (const o of rk) o.forEach((v, i) => expect(v).toBeCloseTo(support.includes(i) ? mean[i] : 0, 5));
+  });
+});
+
+describe('sign compressors', () => {
+  test('EF-sign residual energy is 1 - 2/pi for Gaussian input (spec §2(e)4)', async () => {
+    const c = createCompressor({ type: 'efsign' });
+    const g = sample('gaussian', 200000, rand);
+    await step([c], 'g', [g], { step: 0 });
+    const e = c.residual('g')!;
+    let ee = 0, gg = 0;
+    for (let i = 0; i < g.length; i++) { ee += e[i] ** 2; gg += g[i] ** 2; }
+    expect(ee / gg).toBeCloseTo(1 - 2 / Math.PI, 2);
+  });
+
+  test('signum majority vote: the sign of the sum of signs, ties give 0', async () => {
+    const cs = [0, 1, 2, 3].map(() => createCompressor({ type: 'signum', beta: 0 }));
+    const grads = [[1, -1, 2, -3], [2, -1, -1, -3], [3, 1, -5, 4], [-1, 2, 7, -8]].map((a) => Float32Array.from(a));
+    const [out] = await step(cs, 'v', grads, { step: 0 });
+    expect(Array.from(out)).toEqual([1, 0, 0, -1]);
+  });
+
+  test('top-k residual energy at 1% density is about 0.915 for Gaussian input (spec §1(e)4)', async () => {
+    const c = createCompressor({ type: 'topk', ratio: 0.01 });
+    const g = sample('gaussian', 200000, rand);
+    await step([c], 'g', [g], { step: 0 });
+    const e = c.residual('g')!;
+    let ee = 0, gg = 0;
+    for (let i = 0; i < g.length; i++) { ee += e[i] ** 2; gg += g[i] ** 2; }
+    expect(ee / gg).toBeCloseTo(0.915, 2);
+  });
+});
+
+describe('payload validation', () => {
+  test.each(['topk', 'efsign', 'signum', 'qsgd', 'fp16', 'bf16'] as const)('%s: corrupted or truncated payloads throw coded errors', async (type) => {
+    const spec = (type === 'topk' ? { type, ratio: 0.1 } : type === 'qsgd' ? { type, levels: 7 } : { type }) as CompressorSpec;
+    const c = createCompressor(spec) as Compressor & { compress(n: string, g: Float32Array, ctx: StepContext): Promise<Uint8Array>; decompress(p: Uint8Array[], n: number): Float32Array };
+    const g = sample('gaussian', 300, rand);
+    const p = await c.compress('t', g, { step: 1 });
+    expect(() => c.decompress([p], 300)).not.toThrow();
+    const bad = [p.subarray(0, p.length - 1), p.subarray(0, 10), new Uint8Array([...p, 0, 0, 0, 0])];
+    for (const off of [0, 4, 5, 6, 8, 12]) { const q = p.slice(); q[off] ^= 0x40; bad.push(q); }
+    for (const q of bad) expect(() => c.decompress([q], 300)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
+    expect(() => c.decompress([p], 299)).toThrow(GradcompError);
+  });
+});
+
+describe('state', () => {
+  test.each(EF_SPECS.concat([{ type: 'signum', beta: 0.9 }]).map((s) => [s.type, s] as const))(
+    '%s: save at step t, load into a fresh compressor, continue bit-identically', async (_t, spec) => {
+      const rows = 24, cols = 16, n = rows * cols;
+      const grads = Array.from({ length: 8 }, () => sample('gaussian', n, rand));
+      const a = createCompressor(spec);
+      const outA: Float32Array[] = [];
+      for (let t = 0; t < 8; t++) outA.push((await step([a], 'w', [grads[t]], { step: t, shape: [rows, cols] }))[0]);
+      const b = createCompressor(spec);
+      for (let t = 0; t < 4; t++) await step([b], 'w', [grads[t]], { step: t, shape: [rows, cols] });
+      const saved = JSON.parse(JSON.stringify(b.state()));
+      const c = createCompressor(spec);
+      c.load(saved);
+      for (let t = 4; t < 8; t++) {
+        const out = (await step([c], 'w', [grads[t]], { step: t, shape: [rows, cols] }))[0];
+        expect(Buffer.from(out.buffer)).toEqual(Buffer.from(outA[t].buffer));
+      }
+    });
+
+  test('load rejects foreign or malformed state with errors naming the field', () => {
+    const c = createCompressor({ type: 'topk', ratio: 0.1 });
+    expect(() => c.load({ format: 'x' } as never)).toThrow(/state/);
+    expect(() => c.load({ ...c.state(), type: 'qsgd' })).toThrow(expect.objectContaining({ param: 'state.type' }));
+    expect(() => c.load({ ...c.state(), version: 2 as 1 })).toThrow(expect.objectContaining({ param: 'state.version' }));
+  });
+});
+
+describe('createCompressor validation', () => {
+  test.each([
+    [{ type: 'zip' }, 'spec.type'], [{ type: 'topk' }, 'spec.ratio'], [{ type: 'topk', ratio: 0 }, 'spec.ratio'],
+    [{ type: 'topk', ratio: 0.1, rank: 2 }, 'spec.rank'], [{ type: 'qsgd' }, 'spec.levels'], [{ type: 'qsgd', levels: 1.5 }, 'spec.levels'],
+    [{ type: 'qsgd', levels: 7, norm: 'l1' }, 'spec.norm'], [{ type: 'powersgd', rank: 0 }, 'spec.rank'],
+    [{ type: 'signum', beta: 1 }, 'spec.beta'], [{ type: 'randk', ratio: 0.1, seed: -1 }, 'spec.seed'],
+    [{ type: 'fp16', errorFeedback: 'yes' }, 'spec.errorFeedback'], [null, 'spec'],
+  ])('%j is rejected naming %s', (spec, param) => {
+    expect(() => createCompressor(spec as never)).toThrow(expect.objectContaining({ param }));
+  });
+});
