@@ -12,17 +12,25 @@ import { PowerSgdCompressor, PowerSgdSpec } from './powersgd';
 import { QsgdCompressor, QsgdSpec, SignCompressor, SignSpec } from './quant';
 import { TopKCompressor, TopKSpec } from './sparse';
 import { NoneCompressor, RandKCompressor, RandKSpec } from './summable';
+import { DgcCompressor, DgcSpec } from './dgc';
+import { AdaCompCompressor, AdaCompSpec } from './adacomp';
+import { ScaleComCompressor, ScaleComSpec } from './scalecom';
+import { GradiVeQCompressor, GradiVeQSpec } from './gradiveq';
 import type { Compressor } from './types';
 
-export type CompressorSpec = { type: 'none' } | CastSpec | TopKSpec | RandKSpec | SignSpec | QsgdSpec | PowerSgdSpec;
+export type CompressorSpec = { type: 'none' } | CastSpec | TopKSpec | RandKSpec | SignSpec | QsgdSpec | PowerSgdSpec
+  | DgcSpec | AdaCompSpec | ScaleComSpec | GradiVeQSpec;
 
-export const COMPRESSOR_TYPES = ['none', 'fp16', 'bf16', 'topk', 'randk', 'efsign', 'signum', 'qsgd', 'powersgd'] as const;
+export const COMPRESSOR_TYPES = ['none', 'fp16', 'bf16', 'topk', 'randk', 'efsign', 'signum', 'qsgd', 'powersgd', 'dgc', 'adacomp', 'scalecom', 'gradiveq'] as const;
 
 const FIELDS: Record<string, string[]> = {
   none: [], fp16: ['errorFeedback'], bf16: ['errorFeedback'], topk: ['ratio', 'errorFeedback'],
   randk: ['ratio', 'seed', 'errorFeedback'], efsign: [], signum: ['beta'],
   qsgd: ['levels', 'bucketSize', 'norm', 'seed', 'errorFeedback'],
   powersgd: ['rank', 'startIter', 'minCompressionRate', 'warmStart', 'errorFeedback', 'seed'],
+  dgc: ['ratio', 'momentum', 'nesterov', 'momentumMasking', 'clipNorm', 'warmupSteps'],
+  adacomp: ['binSize'], scalecom: ['ratio', 'beta'],
+  gradiveq: ['sliceSize', 'components', 'dense', 'compressed', 'errorFeedback'],
 };
 
 function num(spec: Record<string, unknown>, key: string, ok: (v: number) => boolean, expected: string, integer = false): void {
@@ -43,19 +51,27 @@ export function createCompressor(spec: CompressorSpec): Compressor {
       throw new GradcompTypeError(`spec.${key}`, `Unknown field spec.${key} for a ${s.type} compressor (fields: ${FIELDS[s.type].join(', ') || 'none'})`);
     }
   }
-  for (const key of ['errorFeedback', 'warmStart']) {
+  for (const key of ['errorFeedback', 'warmStart', 'nesterov', 'momentumMasking']) {
     if (s[key] !== undefined && typeof s[key] !== 'boolean') throw typeError(`spec.${key}`, 'a boolean', s[key]);
   }
   num(s, 'ratio', (v) => v > 0 && v <= 1, 'a number in (0, 1]');
   num(s, 'seed', (v) => v >= 0 && Number.isSafeInteger(v), 'a non-negative safe integer', true);
-  num(s, 'beta', (v) => v >= 0 && v < 1, 'a number in [0, 1)');
+  num(s, 'beta', s.type === 'scalecom' ? (v) => v > 0 && v <= 1 : (v) => v >= 0 && v < 1, s.type === 'scalecom' ? 'a number in (0, 1]' : 'a number in [0, 1)');
+  num(s, 'momentum', (v) => v >= 0 && v < 1, 'a number in [0, 1)');
+  num(s, 'clipNorm', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  num(s, 'warmupSteps', (v) => v >= 0, 'an integer >= 0', true);
+  num(s, 'binSize', (v) => v >= 1 && v <= 1 << 24, 'an integer >= 1', true);
+  num(s, 'sliceSize', (v) => v >= 1 && v <= 1024, 'an integer in [1, 1024]', true);
+  num(s, 'components', (v) => v >= 1 && v <= 1024, 'an integer in [1, 1024]', true);
+  num(s, 'dense', (v) => v >= 1, 'an integer >= 1', true);
+  num(s, 'compressed', (v) => v >= 0, 'an integer >= 0', true);
   num(s, 'levels', (v) => v >= 1 && v <= 32767, 'an integer in [1, 32767]', true);
   num(s, 'bucketSize', (v) => v >= 1 && v <= 0xffffffff, 'an integer >= 1', true);
   num(s, 'rank', (v) => v >= 1 && v <= 1024, 'an integer in [1, 1024]', true);
   num(s, 'startIter', (v) => v >= 0, 'an integer >= 0', true);
   num(s, 'minCompressionRate', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
   if (s.norm !== undefined && s.norm !== 'max' && s.norm !== 'l2') throw typeError('spec.norm', "'max' or 'l2'", s.norm);
-  if ((s.type === 'topk' || s.type === 'randk') && s.ratio === undefined) throw typeError('spec.ratio', 'a number in (0, 1]', undefined);
+  if ((s.type === 'topk' || s.type === 'randk' || s.type === 'scalecom') && s.ratio === undefined) throw typeError('spec.ratio', 'a number in (0, 1]', undefined);
   if (s.type === 'qsgd' && s.levels === undefined) throw typeError('spec.levels', 'an integer in [1, 32767]', undefined);
 
   switch (spec.type) {
@@ -66,5 +82,9 @@ export function createCompressor(spec: CompressorSpec): Compressor {
     case 'efsign': case 'signum': return new SignCompressor(spec);
     case 'qsgd': return new QsgdCompressor(spec);
     case 'powersgd': return new PowerSgdCompressor(spec);
+    case 'dgc': return new DgcCompressor(spec);
+    case 'adacomp': return new AdaCompCompressor(spec);
+    case 'scalecom': return new ScaleComCompressor(spec);
+    case 'gradiveq': return new GradiVeQCompressor(spec);
   }
 }

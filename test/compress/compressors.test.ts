@@ -16,7 +16,8 @@ async function step(cs: Compressor[], name: string, grads: Float32Array[], ctx: 
 const EF_SPECS: CompressorSpec[] = [
   { type: 'topk', ratio: 0.05 }, { type: 'randk', ratio: 0.1 }, { type: 'efsign' },
   { type: 'qsgd', levels: 3, errorFeedback: true }, { type: 'fp16', errorFeedback: true }, { type: 'bf16', errorFeedback: true },
-  { type: 'powersgd', rank: 2 },
+  { type: 'powersgd', rank: 2 }, { type: 'dgc', ratio: 0.05, momentum: 0 }, { type: 'adacomp', binSize: 16 },
+  { type: 'scalecom', ratio: 0.05 }, { type: 'gradiveq', sliceSize: 16, components: 4, dense: 2, compressed: 3 },
 ];
 
 describe('error feedback conserves mass', () => {
@@ -147,8 +148,8 @@ describe('sign compressors', () => {
 });
 
 describe('payload validation', () => {
-  test.each(['topk', 'efsign', 'signum', 'qsgd', 'fp16', 'bf16'] as const)('%s: corrupted or truncated payloads throw coded errors', async (type) => {
-    const spec = (type === 'topk' ? { type, ratio: 0.1 } : type === 'qsgd' ? { type, levels: 7 } : { type }) as CompressorSpec;
+  test.each(['topk', 'efsign', 'signum', 'qsgd', 'fp16', 'bf16', 'dgc', 'adacomp'] as const)('%s: corrupted or truncated payloads throw coded errors', async (type) => {
+    const spec = (type === 'topk' ? { type, ratio: 0.1 } : type === 'qsgd' ? { type, levels: 7 } : type === 'dgc' ? { type, ratio: 0.1 } : { type }) as CompressorSpec;
     const c = createCompressor(spec) as Compressor & { compress(n: string, g: Float32Array, ctx: StepContext): Promise<Uint8Array>; decompress(p: Uint8Array[], n: number): Float32Array };
     const g = sample('gaussian', 300, rand);
     const p = await c.compress('t', g, { step: 1 });
@@ -196,5 +197,79 @@ describe('createCompressor validation', () => {
     [{ type: 'fp16', errorFeedback: 'yes' }, 'spec.errorFeedback'], [null, 'spec'],
   ])('%j is rejected naming %s', (spec, param) => {
     expect(() => createCompressor(spec as never)).toThrow(expect.objectContaining({ param }));
+  });
+});
+
+describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
+  test('DGC warm-up densities for ratio 0.001 over 5 steps (spec §1(a))', () => {
+    const { dgcDensity } = require('../../lib/compress/dgc');
+    const got = [0, 1, 2, 3, 4, 5, 6].map((t) => dgcDensity(0.001, 5, t));
+    [0.316, 0.1, 0.0316, 0.01, 0.00316, 0.001, 0.001].forEach((want, i) => expect(got[i]).toBeCloseTo(want, want < 0.01 ? 5 : 3));
+  });
+
+  test('DGC momentum correction and masking, by hand (mu 0.5, k = 1)', async () => {
+    const c = createCompressor({ type: 'dgc', ratio: 0.25, momentum: 0.5 });
+    // t0: u = v = [1, -2, .5, 0] -> send v[1] = -2; mask u[1] = v[1] = 0.
+    // t1: u = .5 u + 1 = [1.5, 1, 1.25, 1]; v += u = [2.5, 1, 1.75, 1] -> send v[0] = 2.5.
+    // t2: u = .5 u = [0, .5, .625, .5]; v += u = [0, 1.5, 2.375, 1.5] -> send v[2] = 2.375.
+    const outs = [];
+    for (const [t, g] of [[1, -2, 0.5, 0], [1, 1, 1, 1], [0, 0, 0, 0]].entries()) outs.push(Array.from((await step([c], 'w', [Float32Array.from(g)], { step: t }))[0]));
+    expect(outs).toEqual([[0, -2, 0, 0], [2.5, 0, 0, 0], [0, 0, 2.375, 0]]);
+    expect(Array.from(c.residual('w')!)).toEqual([0, 1.5, 0, 1.5]);
+  });
+
+  test('AdaComp bin-local selection, ternary values and residue, by hand (bins of 4)', async () => {
+    const c = createCompressor({ type: 'adacomp', binSize: 4 });
+    const dW = Float32Array.from([0.1, -0.5, 0.2, 0.05, 0.3, 0.3, -0.3, 0.1]);
+    // G = dW, H = 2 dW. Bin 0: max|G| = .5, |H| = [.2, 1, .4, .1] -> {1}. Bin 1: max|G| = .3,
+    // |H| = [.6, .6, .6, .2] -> {4, 5, 6}. scale = mean|G| = (.5 + .3 + .3 + .3) / 4 = .35.
+    const [out] = await step([c], 'w', [dW], { step: 0 });
+    const s = Math.fround(0.35);
+    [0, -s, 0, 0, s, s, -s, 0].forEach((v, i) => expect(out[i]).toBeCloseTo(v, 6));
+    [0.1, -0.15, 0.2, 0.05, -0.05, -0.05, 0.05, 0.1].forEach((v, i) => expect(c.residual('w')![i]).toBeCloseTo(v, 6));
+  });
+
+  test('ScaleCom cyclic leader, shared support and low-pass memory, by hand (2 workers, beta 0.5)', async () => {
+    const cs = [0, 1].map(() => createCompressor({ type: 'scalecom', ratio: 0.25, beta: 0.5 }));
+    // t0, leader 0: top-1 of u0 = [1, -3, 2, 0] is index 1; values -3 and 1 average to -1.
+    const o0 = await step(cs, 'w', [Float32Array.from([1, -3, 2, 0]), Float32Array.from([4, 1, -1, 2])], { step: 0 });
+    o0.forEach((o) => expect(Array.from(o)).toEqual([0, -1, 0, 0]));
+    expect(Array.from(cs[0].residual('w')!)).toEqual([0.5, 0, 1, 0]);
+    expect(Array.from(cs[1].residual('w')!)).toEqual([2, 0, -0.5, 1]);
+    // t1, leader 1: u1 = m1 = [2, 0, -.5, 1] -> index 0; values .5 and 2 average to 1.25.
+    const z = new Float32Array(4);
+    const o1 = await step(cs, 'w', [z, z], { step: 1 });
+    o1.forEach((o) => expect(Array.from(o)).toEqual([1.25, 0, 0, 0]));
+    // m0 = .5 [.5, 0, 1, 0] + .5 ([.5, 0, 1, 0] - [.5, 0, 0, 0]) = [.25, 0, 1, 0].
+    expect(Array.from(cs[0].residual('w')!)).toEqual([0.25, 0, 1, 0]);
+  });
+
+  test('GradiVeQ learns the slice subspace from aggregated gradients and then compresses exactly', async () => {
+    const d = 16, k = 3, S = 20, N = 2, n = d * S;
+    const B = sample('gaussian', d * k, rand); // slices live in span(B)
+    const make = () => {
+      const g = new Float32Array(n);
+      for (let s = 0; s < S; s++) for (let j = 0; j < k; j++) { const a = rand() * 2 - 1; for (let r = 0; r < d; r++) g[s * d + r] += a * B[r * k + j]; }
+      return g;
+    };
+    const cs = [0, 1].map(() => createCompressor({ type: 'gradiveq', sliceSize: d, components: k, dense: 2, compressed: 5 }));
+    for (let t = 0; t < 7; t++) {
+      const grads = [make(), make()];
+      const outs = await step(cs, 'w', grads, { step: t });
+      const mean = Float32Array.from(grads[0], (v, i) => (v + grads[1][i]) / N);
+      for (const o of outs) o.forEach((v, i) => expect(v).toBeCloseTo(mean[i], 4));
+      if (t >= 2) expect(cs[0].stats()[0].bytesAfter).toBe(4 * S * k); // compressed: k floats per slice
+    }
+  });
+
+  test('GradiVeQ eigenvectors: orthonormal, ordered by eigenvalue', () => {
+    const { topEigenvectors } = require('../../lib/compress/gradiveq');
+    const C = Float64Array.from([4, 1, 0, 1, 3, 0, 0, 0, 9]);
+    const U = topEigenvectors(C, 3, 2);
+    expect(Math.abs(U[2 * 2 + 0])).toBeCloseTo(1, 10); // the top one is e3 (eigenvalue 9)
+    let dot = 0, n1 = 0;
+    for (let r = 0; r < 3; r++) { dot += U[r * 2] * U[r * 2 + 1]; n1 += U[r * 2 + 1] ** 2; }
+    expect(dot).toBeCloseTo(0, 10);
+    expect(n1).toBeCloseTo(1, 10);
   });
 });
