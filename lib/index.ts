@@ -25,3 +25,5 @@ export { runSessions } from './compress/local';
 export type {
   Compressor, Session, Round, RoundResult, Collective, StepContext, TensorStats, CompressorState,
 } from './compress/types';
+export { createPolicy, Policy, expectedBytes } from './compress/policy';
+export type { PolicyOptions, PolicyRule, PolicyDecision, TensorMeta } from './compress/policy';

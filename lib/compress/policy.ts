@@ -1,0 +1,146 @@
+/**
+ * Per-layer policy: rules as data decide which compressor each tensor gets.
+ *
+ *   const policy = createPolicy({
+ *     default: { type: 'topk', ratio: 0.01 },
+ *     rules: [{ match: /^embed/, use: { type: 'qsgd', levels: 127 } }, { match: 'head.weight', use: 'none' }],
+ *   });
+ *   console.log(policy.explain({ 'embed.weight': [30000, 512], 'head.bias': [10] }).text);
+ *
+ * Order of decisions: the first matching rule wins; otherwise 1-D tensors (biases, norms) and
+ * tensors under minNumel elements go uncompressed (skip1d, minNumel), as do tensors whose expected
+ * ratio is below minRatio; otherwise the default. One compressor instance serves every tensor with
+ * the same spec (their state is keyed by tensor name).
+ */
+import { GradcompRangeError, typeError } from '../native/errors';
+import { qsgdPayloadBytes } from '../ops/qsgd';
+import { createCompressor, CompressorSpec } from './create';
+import { keepCount } from './sparse';
+import type { Compressor, CompressorState } from './types';
+
+export interface TensorMeta { name: string; shape: readonly number[]; numel: number }
+export interface PolicyRule { match: string | RegExp | ((meta: TensorMeta) => boolean); use: CompressorSpec | 'none' }
+export interface PolicyOptions {
+  default: CompressorSpec;
+  rules?: PolicyRule[];
+  /** Tensors with fewer elements go uncompressed (default 1024). */
+  minNumel?: number;
+  /** 1-D tensors go uncompressed (default true). */
+  skip1d?: boolean;
+  /** Tensors whose expected compression ratio is below this go uncompressed (default 1.5). */
+  minRatio?: number;
+}
+
+export interface PolicyDecision { name: string; shape: number[]; numel: number; spec: CompressorSpec; reason: string;
+  denseBytes: number; expectedBytes: number; ratio: number }
+
+/** Bytes one worker sends per step for a tensor (dense fp32 is 4 per element). Variable-size
+ * payloads (AdaComp) are estimated at one entry per bin. */
+export function expectedBytes(spec: CompressorSpec, shape: readonly number[]): number {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const H = 16;
+  switch (spec.type) {
+    case 'none': return 4 * n;
+    case 'fp16': case 'bf16': return H + 2 * n;
+    case 'topk': return H + 8 * keepCount(n, spec.ratio);
+    case 'dgc': return H + 8 * keepCount(n, spec.ratio ?? 0.001);
+    case 'randk': return 4 * keepCount(n, spec.ratio);
+    case 'scalecom': return 4 * keepCount(n, spec.ratio);
+    case 'efsign': case 'signum': return H + 4 + ((Math.ceil(n / 8) + 3) & ~3);
+    case 'qsgd': return H + qsgdPayloadBytes(n, { levels: spec.levels, bucketSize: spec.bucketSize });
+    case 'adacomp': { const bins = Math.ceil(n / (spec.binSize ?? 50)); return H + 4 + 4 * bins + ((Math.ceil(bins / 8) + 3) & ~3); }
+    case 'gradiveq': { const d = spec.sliceSize ?? 128; return 4 * Math.ceil(n / d) * Math.min(spec.components ?? 16, d); }
+    case 'powersgd': {
+      if (shape.length < 2) return 4 * n;
+      const rows = shape[0], cols = n / rows, r = Math.min(spec.rank ?? 1, rows, cols);
+      return (rows + cols) * r * (spec.minCompressionRate ?? 2) < rows * cols ? 4 * r * (rows + cols) : 4 * n;
+    }
+  }
+}
+
+const NONE: CompressorSpec = { type: 'none' };
+
+export class Policy {
+  readonly #opts: Required<Omit<PolicyOptions, 'rules'>> & { rules: PolicyRule[] };
+  readonly #instances = new Map<string, Compressor>();
+
+  constructor(opts: PolicyOptions) {
+    if (opts === null || typeof opts !== 'object') throw typeError('options', 'a policy options object', opts);
+    createCompressor(opts.default); // validates
+    const rules = opts.rules ?? [];
+    if (!Array.isArray(rules)) throw typeError('options.rules', 'an array of rules', rules);
+    rules.forEach((r, i) => {
+      const m = r?.match;
+      if (!(typeof m === 'string' || m instanceof RegExp || typeof m === 'function')) {
+        throw typeError(`options.rules[${i}].match`, 'a string, a RegExp or a function', m);
+      }
+      if (r.use !== 'none') createCompressor(r.use);
+    });
+    const minNumel = opts.minNumel ?? 1024, minRatio = opts.minRatio ?? 1.5;
+    if (!Number.isInteger(minNumel) || minNumel < 0) throw new GradcompRangeError('options.minNumel', `Expected an integer >= 0 for options.minNumel but received ${String(minNumel)}`);
+    if (!(minRatio >= 0)) throw new GradcompRangeError('options.minRatio', `Expected a number >= 0 for options.minRatio but received ${String(minRatio)}`);
+    this.#opts = { default: opts.default, rules, minNumel, minRatio, skip1d: opts.skip1d ?? true };
+  }
+
+  /** The spec a tensor gets and why. */
+  decide(name: string, shape: readonly number[]): PolicyDecision {
+    const numel = shape.reduce((a, b) => a * b, 1);
+    const meta: TensorMeta = { name, shape, numel };
+    let spec: CompressorSpec = this.#opts.default, reason = 'default';
+    const hit = this.#opts.rules.findIndex((r) =>
+      typeof r.match === 'string' ? r.match === name : r.match instanceof RegExp ? r.match.test(name) : r.match(meta));
+    if (hit >= 0) {
+      const use = this.#opts.rules[hit].use;
+      spec = use === 'none' ? NONE : use;
+      reason = `rule ${hit}`;
+    } else if (this.#opts.skip1d && shape.length <= 1) {
+      spec = NONE; reason = '1-D tensor';
+    } else if (numel < this.#opts.minNumel) {
+      spec = NONE; reason = `under ${this.#opts.minNumel} elements`;
+    } else if (4 * numel / expectedBytes(spec, shape) < this.#opts.minRatio) {
+      spec = NONE; reason = `expected ratio under ${this.#opts.minRatio}`;
+    }
+    const bytes = expectedBytes(spec, shape);
+    return { name, shape: [...shape], numel, spec, reason, denseBytes: 4 * numel, expectedBytes: bytes, ratio: (4 * numel) / bytes };
+  }
+
+  /** The compressor instance for a tensor (shared by every tensor with the same spec). */
+  compressorFor(name: string, shape: readonly number[]): Compressor {
+    const spec = this.decide(name, shape).spec;
+    const key = JSON.stringify(spec);
+    let c = this.#instances.get(key);
+    if (!c) this.#instances.set(key, (c = createCompressor(spec)));
+    return c;
+  }
+
+  /** What each tensor gets and the bytes it is expected to send per step, as rows and a table. */
+  explain(shapes: Record<string, readonly number[]>): { rows: PolicyDecision[]; text: string } {
+    const rows = Object.entries(shapes).map(([name, shape]) => this.decide(name, shape));
+    const dense = rows.reduce((a, r) => a + r.denseBytes, 0), sent = rows.reduce((a, r) => a + r.expectedBytes, 0);
+    const lines = ['tensor | shape | compressor | why | dense bytes | expected bytes | ratio', '---|---|---|---|---|---|---'];
+    for (const r of rows) {
+      const spec = Object.entries(r.spec).map(([k, v]) => (k === 'type' ? v : `${k}=${v}`)).join(' ');
+      lines.push(`${r.name} | [${r.shape.join(', ')}] | ${spec} | ${r.reason} | ${r.denseBytes} | ${r.expectedBytes} | ${r.ratio.toFixed(1)}x`);
+    }
+    lines.push(`total | | | | ${dense} | ${sent} | ${(dense / Math.max(1, sent)).toFixed(1)}x`);
+    return { rows, text: lines.join('\n') };
+  }
+
+  /** Every compressor's state, keyed by its spec. */
+  state(): Record<string, CompressorState> {
+    return Object.fromEntries([...this.#instances].map(([k, c]) => [k, c.state()]));
+  }
+
+  load(state: Record<string, CompressorState>): void {
+    if (state === null || typeof state !== 'object') throw typeError('state', 'a policy state object', state);
+    for (const [key, s] of Object.entries(state)) {
+      let c = this.#instances.get(key);
+      if (!c) this.#instances.set(key, (c = createCompressor(JSON.parse(key) as CompressorSpec)));
+      c.load(s);
+    }
+  }
+}
+
+export function createPolicy(opts: PolicyOptions): Policy {
+  return new Policy(opts);
+}
