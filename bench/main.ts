@@ -140,6 +140,32 @@ async function main() {
     }
   }
 
+  // Compressors (lib/compress): compress + decompress for one worker, n = 2^20 as 1024 x 1024.
+  const compressorRows: { type: string; spec: string; n: number; ms: number; gbps: number; bytesSent: number; ratio: number }[] = [];
+  {
+    const n = 1 << 20;
+    const grads = [gaussian(n, 77), gaussian(n, 78), gaussian(n, 79)];
+    const specs: g.CompressorSpec[] = [
+      { type: 'none' }, { type: 'fp16' }, { type: 'bf16' }, { type: 'topk', ratio: 0.01 }, { type: 'dgc', ratio: 0.01 },
+      { type: 'randk', ratio: 0.01 }, { type: 'efsign' }, { type: 'signum' }, { type: 'qsgd', levels: 127 }, { type: 'qsgd', levels: 7 },
+      { type: 'powersgd', rank: 4 }, { type: 'adacomp', binSize: 500 }, { type: 'scalecom', ratio: 0.01 },
+      { type: 'gradiveq', sliceSize: 128, components: 16, dense: 1, compressed: 1000 },
+    ];
+    for (const spec of specs) {
+      const c = g.createCompressor(spec);
+      const ts: number[] = [];
+      for (let t = 0; t <= (quick ? 3 : 7); t++) {
+        const t0 = performance.now();
+        g.runSessions([await c.begin('w', grads[t % 3], { step: t, shape: [1024, 1024] })]);
+        if (t > 0) ts.push(performance.now() - t0); // step 0 is the warm-up
+      }
+      const ms = median(ts) / 1000;
+      const st = c.stats()[0];
+      compressorRows.push({ type: spec.type, spec: JSON.stringify(spec), n, ms: ms * 1e3, gbps: (4 * n) / ms / 1e9, bytesSent: st.bytesAfter, ratio: st.ratio });
+    }
+    log('compressors measured');
+  }
+
   const torch = runTorch(torchJobs, threads);
   for (const [id, seconds] of torch.results) {
     const [row] = torchRow.get(id)!;
@@ -152,7 +178,7 @@ async function main() {
     date: new Date().toISOString(),
   };
   if (asJson) {
-    process.stdout.write(JSON.stringify({ machine, rows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ machine, rows, compressors: compressorRows }, null, 2) + '\n');
     return;
   }
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.isa}, ${machine.node}; memcpy ${memcpyCold.toFixed(1)} GB/s; ${torch.note}`);
@@ -162,6 +188,11 @@ async function main() {
     const bl = Object.entries(r.baselines).map(([k, v]) => `${k} ${v.ms.toFixed(2)} (${v.speedup.toFixed(1)}x)`).join('; ');
     console.log(`| ${r.kernel} | 2^${Math.log2(r.n)} | ${r.param} | ${r.hotMs.toFixed(3)} | ${r.coldMs.toFixed(3)} | ` +
       `${r.gbpsHot.toFixed(1)} | ${r.gbpsCold.toFixed(1)} | ${r.floorCold.toFixed(2)} | ${bl} |`);
+  }
+  console.log('\n| compressor | spec | compress + decompress ms (n = 2^20) | dense GB/s | bytes sent | ratio |');
+  console.log('|---|---|---|---|---|---|');
+  for (const c of compressorRows) {
+    console.log(`| ${c.type} | ${c.spec} | ${c.ms.toFixed(2)} | ${c.gbps.toFixed(2)} | ${c.bytesSent} | ${c.ratio.toFixed(1)}x |`);
   }
 }
 

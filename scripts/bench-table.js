@@ -16,4 +16,13 @@ for (const r of rows.filter((x) => x.n === n)) {
   const bl = Object.entries(r.baselines).map(([k, v]) => `${k} ${f(v.ms, 1)} (${f(v.speedup, 1)}x)`).join(', ') || '-';
   out.push(`| ${r.kernel} | ${r.param} | ${f(r.hotMs)} | ${f(r.coldMs)} | ${f(r.gbpsCold, 1)} | ${f(r.floorCold)} | ${bl} |`);
 }
+if (Array.isArray(JSON.parse(fs.readFileSync(file, 'utf8')).compressors)) {
+  const cs = JSON.parse(fs.readFileSync(file, 'utf8')).compressors;
+  out.push('');
+  out.push('Compressors (lib/compress), one worker, compress + decompress of a 1024 x 1024 fp32 gradient (4 MiB):');
+  out.push('');
+  out.push('| compressor | spec | ms | dense GB/s | bytes sent | ratio |');
+  out.push('|---|---|---|---|---|---|');
+  for (const c of cs) out.push(`| ${c.type} | \`${c.spec}\` | ${f(c.ms)} | ${f(c.gbps)} | ${c.bytesSent} | ${f(c.ratio, 1)}x |`);
+}
 console.log(out.join('\n'));

@@ -11,6 +11,7 @@
  * quarter of sliceSize; refresh often while gradients change fast (small `compressed`).
  */
 import { asF32, BaseCompressor, ChainSession, workersOf } from './base';
+import { scaled } from './kernels';
 import type { Session, StepContext } from './types';
 
 export interface GradiVeQSpec { type: 'gradiveq'; sliceSize?: number; components?: number; dense?: number; compressed?: number; errorFeedback?: boolean }
@@ -79,7 +80,7 @@ export class GradiVeQCompressor extends BaseCompressor {
     if (phase < this.dense || !haveBasis) {
       // Dense step: allreduce, and learn from the aggregate.
       return new ChainSession({ collective: 'allreduce', data: grad.slice() }, (res) => {
-        const avg = Float32Array.from(asF32(res, `summed length-${n}`), (v) => v / workers);
+        const avg = scaled(asF32(res, `summed length-${n}`), 1 / workers);
         const cov = this.slot(name, 'cov', d * d);
         for (let s = 0; s < S; s++)
           for (let a = 0; a < d; a++) {

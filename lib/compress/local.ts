@@ -4,6 +4,7 @@
  * reference for what a Communicator must do with each round.
  */
 import { GradcompError } from '../native/errors';
+import { addInto } from './kernels';
 import type { Session } from './types';
 
 export function runSessions(sessions: Session[]): Float32Array[] {
@@ -17,9 +18,9 @@ export function runSessions(sessions: Session[]): Float32Array[] {
       const len = rounds[0]!.data.length;
       const sum = new Float32Array(len);
       for (const r of rounds) {
-        const d = r!.data as Float32Array;
-        if (d.length !== len) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'allreduce lengths differ between workers', 'sessions');
-        for (let i = 0; i < len; i++) sum[i] += d[i];
+        const d = r!.data;
+        if (!(d instanceof Float32Array) || d.length !== len) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'allreduce data must be Float32Arrays of one length', 'sessions');
+        addInto(sum, d);
       }
       sessions.forEach((s) => s.receive(sum.slice()));
     } else if (kind === 'allgather') {

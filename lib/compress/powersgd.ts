@@ -15,6 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { loadBinding } from '../native/loader';
 import { asF32, BaseCompressor, ChainSession, workersOf } from './base';
+import { scaled } from './kernels';
 import { streamId } from './wire';
 import type { Round, Session, StepContext } from './types';
 
@@ -63,8 +64,7 @@ export class PowerSgdCompressor extends BaseCompressor {
     const mat = this.matrixOf(n, ctx);
     if (mat === null) {
       return new ChainSession({ collective: 'allreduce', data: grad.slice() }, (res) => {
-        const sum = asF32(res, `summed length-${n}`);
-        return Float32Array.from(sum, (v) => v / workers);
+        return scaled(asF32(res, `summed length-${n}`), 1 / workers);
       }, (sent) => this.record(name, ctx.step, n, sent, 0));
     }
     const [rows, cols] = mat;
@@ -96,7 +96,7 @@ export class PowerSgdCompressor extends BaseCompressor {
         return { collective: 'allreduce', data: qLocal };
       }
       const qSum = asF32(res as Float32Array, `summed length-${cols * r} Q`);
-      const qAvg = Float32Array.from(qSum, (v) => v / workers);
+      const qAvg = scaled(qSum, 1 / workers);
       const out = new Float32Array(n);
       for (let i = 0; i < rows; i++)
         for (let k = 0; k < r; k++) {

@@ -10,6 +10,7 @@
 import { topKSync } from '../ops/topk';
 import { BaseCompressor, ChainSession, asF32, workersOf } from './base';
 import { keepCount } from './sparse';
+import { scatter } from './kernels';
 import { corrupt } from './wire';
 import type { Round, RoundResult, Session, StepContext } from './types';
 
@@ -52,10 +53,7 @@ export class ScaleComCompressor extends BaseCompressor {
         idx.forEach((i, j) => { m[i] = onSupport[j]; });
         return { collective: 'allreduce', data: c };
       }
-      const sum = asF32(res, `summed length-${k}`);
-      const out = new Float32Array(n);
-      idx.forEach((i, j) => { out[i] = sum[j] / workers; });
-      return out;
+      return scatter(n, idx, asF32(res, `summed length-${k}`), 1 / workers);
     };
     return new ChainSession(first, next, (sent) => this.record(name, ctx.step, n, sent, 0));
   }

@@ -13,6 +13,7 @@ import { loadBinding } from '../native/loader';
 import { topKSync } from '../ops/topk';
 import { asF32, BaseCompressor, ChainSession, workersOf } from './base';
 import { keepCount } from './sparse';
+import { scaled, scatter } from './kernels';
 import { streamId } from './wire';
 import type { Session, StepContext } from './types';
 
@@ -24,10 +25,7 @@ export class NoneCompressor extends BaseCompressor {
     const { workers } = workersOf(ctx);
     const n = grad.length;
     return new ChainSession({ collective: 'allreduce', data: grad.slice() }, (result) => {
-      const sum = asF32(result, `summed length-${n}`);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = sum[i] / workers;
-      return out;
+      return scaled(asF32(result, `summed length-${n}`), 1 / workers);
     }, (sent) => this.record(name, ctx.step, n, sent, 0));
   }
 }
@@ -67,18 +65,15 @@ export class RandKCompressor extends BaseCompressor {
       if (this.errorFeedback) {
         const e = this.slot(name, 'residual', n);
         for (let i = 0; i < n; i++) e[i] += grad[i];
-        support.forEach((i, j) => { vals[j] = e[i]; e[i] = 0; });
+        for (let j = 0; j < k; j++) { const i = support[j]; vals[j] = e[i]; e[i] = 0; }
       } else {
         const scale = n / k;
-        support.forEach((i, j) => { vals[j] = grad[i] * scale; });
+        for (let j = 0; j < k; j++) vals[j] = grad[support[j]] * scale;
       }
       return [support, vals] as const;
     });
     return new ChainSession({ collective: 'allreduce', data: values }, (result) => {
-      const sum = asF32(result, `summed length-${k}`);
-      const out = new Float32Array(n);
-      idx.forEach((i, j) => { out[i] = sum[j] / workers; });
-      return out;
+      return scatter(n, idx, asF32(result, `summed length-${k}`), 1 / workers);
     }, (sent) => this.record(name, ctx.step, n, sent, ms));
   }
 }
