@@ -273,3 +273,42 @@ describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
     expect(n1).toBeCloseTo(1, 10);
   });
 });
+
+describe('PowerSGD same-shape batching', () => {
+  test('one batched session equals per-tensor sessions, bit for bit, over several steps and workers', async () => {
+    const { PowerSgdCompressor } = require('../../lib/compress/powersgd');
+    const shapes: [string, number[]][] = [['a', [30, 20]], ['bias', [30]], ['b', [30, 20]], ['c', [50, 10]], ['d', [30, 20]]];
+    const N = 2;
+    const batched = [0, 1].map(() => new PowerSgdCompressor({ type: 'powersgd', rank: 3 }));
+    const single = [0, 1].map(() => new PowerSgdCompressor({ type: 'powersgd', rank: 3 }));
+    for (let t = 0; t < 3; t++) {
+      const grads = [0, 1].map(() => shapes.map(([, sh]) => sample('gaussian', sh.reduce((x, y) => x * y, 1), rand)));
+      const sessions = await Promise.all(batched.map((c, rank) => c.beginBatch(shapes.map(([name, shape], i) => ({ name, grad: grads[rank][i], shape })), { step: t, rank, workers: N })));
+      runSessions(sessions);
+      expect(sessions[0].round).toBeNull();
+      for (let i = 0; i < shapes.length; i++) {
+        const [name, shape] = shapes[i];
+        const ss = await Promise.all(single.map((c, rank) => c.begin(name, grads[rank][i], { step: t, rank, workers: N, shape })));
+        const want = runSessions(ss);
+        for (let r = 0; r < N; r++) {
+          expect(Buffer.from(sessions[r].results()[i].buffer)).toEqual(Buffer.from(want[r].buffer));
+          const eb = batched[r].residual(name), es = single[r].residual(name);
+          expect(eb === undefined ? undefined : Buffer.from(eb.buffer)).toEqual(es === undefined ? undefined : Buffer.from(es.buffer));
+        }
+      }
+    }
+  });
+});
+
+test('DGC with momentum (masking off): sent + velocity = the sum of the momentum accumulations', async () => {
+  const c = createCompressor({ type: 'dgc', ratio: 0.02, momentum: 0.9, momentumMasking: false });
+  const n = 2000, mu = 0.9;
+  const u = new Float64Array(n), sumU = new Float64Array(n), sent = new Float64Array(n);
+  for (let t = 0; t < 30; t++) {
+    const g = sample('gaussian', n, rand);
+    for (let i = 0; i < n; i++) { u[i] = mu * u[i] + g[i]; sumU[i] += u[i]; }
+    (await step([c], 'w', [g], { step: t }))[0].forEach((v, i) => { sent[i] += v; });
+  }
+  const v = c.residual('w')!;
+  for (let i = 0; i < n; i++) expect(Math.abs(sent[i] + v[i] - sumU[i])).toBeLessThan(1e-3 * (1 + Math.abs(sumU[i])));
+});
