@@ -4,6 +4,7 @@
       "target_name": "gradcomp",
       "sources": [
         "native/core/baselines.cc",
+        "native/core/cast.cc",
         "native/core/cpu.cc",
         "native/core/dropit.cc",
         "native/core/pool.cc",

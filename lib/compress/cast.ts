@@ -4,8 +4,11 @@
  * dynamic range (same exponent range as fp32), fp16 where precision near 1 matters more; pre-scale
  * (or divide by the worker count first) to avoid fp16 overflow in large sums (pytorch#57410).
  */
+import { loadBinding } from '../native/loader';
 import { GatherCompressor } from './gather';
 import { newPayload, readPayload } from './wire';
+
+// The JS conversions below are the reference the native kernels are tested against.
 import type { StepContext } from './types';
 
 const f32 = new Float32Array(1);
@@ -58,28 +61,24 @@ export interface CastSpec { type: 'fp16' | 'bf16'; errorFeedback?: boolean }
 export class CastCompressor extends GatherCompressor {
   readonly type: 'fp16' | 'bf16';
   protected readonly errorFeedback: boolean;
-  readonly #to: (v: number) => number;
-  readonly #from: (h: number) => number;
 
   constructor(spec: CastSpec) {
     super();
     this.type = spec.type;
     this.errorFeedback = spec.errorFeedback ?? false;
-    this.#to = spec.type === 'fp16' ? toFp16 : toBf16;
-    this.#from = spec.type === 'fp16' ? fromFp16 : fromBf16;
   }
 
   protected encode(_name: string, p: Float32Array, _ctx: StepContext): Uint8Array {
     const n = p.length;
-    const { bytes, body } = newPayload(this.type, n, 16, 2 * n);
-    for (let i = 0; i < n; i++) body.setUint16(2 * i, this.#to(p[i]), true);
+    const { bytes } = newPayload(this.type, n, 16, 2 * n);
+    loadBinding().halfPack(p, new Uint16Array(bytes.buffer, 16, n), this.type === 'fp16' ? 0 : 1);
     return bytes;
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
     const n = out.length;
     const { body } = readPayload(payload, this.type, n, (bits) => (bits === 16 ? 2 * n : NaN));
-    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    for (let i = 0; i < n; i++) out[i] += this.#from(dv.getUint16(2 * i, true));
+    const h = body.byteOffset % 2 === 0 ? new Uint16Array(body.buffer, body.byteOffset, n) : new Uint16Array(body.slice().buffer);
+    loadBinding().halfUnpackAdd(h, out, this.type === 'fp16' ? 0 : 1);
   }
 }

@@ -65,10 +65,7 @@ export class QsgdCompressor extends GatherCompressor {
 
 export interface SignSpec { type: 'efsign' | 'signum'; beta?: number }
 
-/** Packs sign bits (1 = negative) LSB-first into ceil(n / 8) bytes, padded to 4. */
-function packSigns(p: Float32Array, body: Uint8Array): void {
-  for (let i = 0; i < p.length; i++) if (p[i] < 0) body[i >> 3] |= 1 << (i & 7);
-}
+// Sign bits: 1 = negative (x < 0, so -0 and NaN count as positive), LSB-first, padded to 4 bytes.
 const signBytes = (n: number) => (Math.ceil(n / 8) + 3) & ~3;
 
 export class SignCompressor extends GatherCompressor {
@@ -92,11 +89,9 @@ export class SignCompressor extends GatherCompressor {
       for (let i = 0; i < n; i++) m[i] = this.beta * m[i] + (1 - this.beta) * p[i];
       src = m;
     }
-    let l1 = 0;
-    for (let i = 0; i < n; i++) l1 += Math.abs(src[i]);
     const { bytes } = newPayload(this.type, n, 1, 4 + signBytes(n));
+    const l1 = loadBinding().signPack(src, bytes.subarray(20));
     new DataView(bytes.buffer).setFloat32(16, this.type === 'efsign' ? (n > 0 ? l1 / n : 0) : 1, true);
-    packSigns(src, bytes.subarray(20));
     return bytes;
   }
 
@@ -108,7 +103,7 @@ export class SignCompressor extends GatherCompressor {
     if (!(scale >= 0) || !Number.isFinite(scale)) throw corrupt('its scale is negative or not finite');
     const bits = body.subarray(4);
     for (let i = n; i < 8 * bits.length; i++) if ((bits[i >> 3] >> (i & 7)) & 1) throw corrupt('its padding bits are set');
-    for (let i = 0; i < n; i++) out[i] += (bits[i >> 3] >> (i & 7)) & 1 ? -scale : scale;
+    loadBinding().signUnpackAdd(bits, out, scale);
   }
 
   /** efsign: the average of the workers' scale * sign. signum: the majority vote, sign of the

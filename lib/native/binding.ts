@@ -20,6 +20,12 @@ export interface NativeBinding {
   powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
     rank: number, phase: 1 | 2, async: boolean): Promise<void> | undefined;
   /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
+  /** kind 0: fp16, 1: bf16 (round to nearest even, canonical NaN). */
+  halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1): void;
+  halfUnpackAdd(h: Uint16Array, out: Float32Array, kind: 0 | 1): void;
+  /** Writes bit i = x[i] < 0 into bits; returns sum |x| (float64, fixed order). */
+  signPack(x: Float32Array, bits: Uint8Array): number;
+  signUnpackAdd(bits: Uint8Array, out: Float32Array, scale: number): void;
   philoxFill(out: Float32Array, seedLo: number, seedHi: number, step: number, stream: number, kind: 0 | 1): void;
   dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Promise<void> | undefined;
   dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];

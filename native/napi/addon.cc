@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../core/baselines.h"
+#include "../core/cast.h"
 #include "../core/cpu.h"
 #include "../core/dropit.h"
 #include "../core/pool.h"
@@ -249,6 +250,58 @@ Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// halfPack(x, out16, kind) / halfUnpackAdd(h16, out, kind): fp16 (0) or bf16 (1), synchronous.
+Napi::Value JS_halfPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, x);
+  Span<uint16_t> h;
+  if (!UnpackU16(info, 1, &h)) return env.Undefined();
+  UNPACK_U64(2, kind);
+  if (h.len != x.len || kind > 1) {
+    Napi::RangeError::New(env, "gradcomp native: halfPack sizes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gradcomp::half_pack(x.data, x.len, h.data, static_cast<int>(kind));
+  return env.Undefined();
+}
+Napi::Value JS_halfUnpackAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<uint16_t> h;
+  if (!UnpackU16(info, 0, &h)) return env.Undefined();
+  UNPACK(float, 1, out);
+  UNPACK_U64(2, kind);
+  if (h.len != out.len || kind > 1) {
+    Napi::RangeError::New(env, "gradcomp native: halfUnpackAdd sizes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gradcomp::half_unpack_add(h.data, h.len, out.data, static_cast<int>(kind));
+  return env.Undefined();
+}
+// signPack(x, bits) -> sum |x| ; signUnpackAdd(bits, n, scale, out)
+Napi::Value JS_signPack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, x);
+  UNPACK(uint8_t, 1, bits);
+  if (bits.len < (x.len + 7) / 8) {
+    Napi::RangeError::New(env, "gradcomp native: signPack bits too short").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double l1 = 0.0;
+  gradcomp::sign_pack(x.data, x.len, bits.data, &l1);
+  return Napi::Number::New(env, l1);
+}
+Napi::Value JS_signUnpackAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(uint8_t, 0, bits);
+  UNPACK(float, 1, out);
+  if (bits.len < (out.len + 7) / 8) {
+    Napi::RangeError::New(env, "gradcomp native: signUnpackAdd bits too short").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gradcomp::sign_unpack_add(bits.data, out.len, static_cast<float>(info[2].ToNumber().DoubleValue()), out.data);
+  return env.Undefined();
+}
+
 // orthonormalize(p, batch, rows, rank, async)
 Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -370,6 +423,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize));
   exports.Set("powersgdPhase", Napi::Function::New(env, JS_powersgdPhase));
   exports.Set("philoxFill", Napi::Function::New(env, JS_philoxFill));
+  exports.Set("halfPack", Napi::Function::New(env, JS_halfPack));
+  exports.Set("halfUnpackAdd", Napi::Function::New(env, JS_halfUnpackAdd));
+  exports.Set("signPack", Napi::Function::New(env, JS_signPack));
+  exports.Set("signUnpackAdd", Napi::Function::New(env, JS_signUnpackAdd));
   exports.Set("dropitPack", Napi::Function::New(env, JS_dropitPack));
   exports.Set("dropitPackedBytes", Napi::Function::New(env, JS_dropitPackedBytes));
   exports.Set("dropitUnpack", Napi::Function::New(env, JS_dropitUnpack));

@@ -52,6 +52,30 @@ bool unpack(const Napi::CallbackInfo& info, size_t i, Span<T>* out, bool optiona
   return true;
 }
 
+// Uint16Array views (fp16/bf16 payload bodies).
+inline bool UnpackU16(const Napi::CallbackInfo& info, size_t i, Span<uint16_t>* out) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+    Napi::TypeError::New(info.Env(), "gradcomp native: argument " + std::to_string(i) + " must be a Uint16Array")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  napi_value buffer;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* data;
+  if (napi_get_typedarray_info(info.Env(), v, &type, &length, &data, &buffer, &offset) != napi_ok) return false;
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(info.Env(), buffer, &detached) != napi_ok || detached || (data == nullptr && length > 0)) {
+    Napi::TypeError::New(info.Env(), "gradcomp native: argument " + std::to_string(i) + " is detached").ThrowAsJavaScriptException();
+    return false;
+  }
+  out->data = static_cast<uint16_t*>(data);
+  out->len = length;
+  out->present = true;
+  return true;
+}
+
 inline bool unpack_u64(const Napi::CallbackInfo& info, size_t i, uint64_t* out) {
   Napi::Value v = info[i];
   if (!v.IsNumber()) {

@@ -312,3 +312,16 @@ test('DGC with momentum (masking off): sent + velocity = the sum of the momentum
   const v = c.residual('w')!;
   for (let i = 0; i < n; i++) expect(Math.abs(sent[i] + v[i] - sumU[i])).toBeLessThan(1e-3 * (1 + Math.abs(sumU[i])));
 });
+
+test('native fp16/bf16 casts equal the JS reference conversions bit for bit', () => {
+  const { toFp16, toBf16 } = require('../../lib/compress/cast');
+  const { loadBinding } = require('../../lib/native/loader');
+  const edge = [0, -0, 1, -1, 65504, 65519, 65520, 1e9, -1e9, 6.1e-5, 5.96e-8, 2.98e-8, 1e-10, Infinity, -Infinity, NaN, -NaN,
+    1 + 2 ** -11, 1 + 3 * 2 ** -11, 3.3895e38, 1.00390625, 1.01171875];
+  const x = Float32Array.from([...edge, ...sample('heavy', 5000, rand), ...sample('gaussian', 5000, rand).map((v) => v * 1e-6)]);
+  for (const [kind, ref] of [[0, toFp16], [1, toBf16]] as const) {
+    const h = new Uint16Array(x.length);
+    loadBinding().halfPack(x, h, kind);
+    x.forEach((v, i) => { if (h[i] !== ref(v)) throw new Error(`kind ${kind}: ${v} -> ${h[i]} vs ${ref(v)}`); });
+  }
+});
