@@ -98,14 +98,7 @@ export class PowerSgdCompressor extends BaseCompressor {
       const qSum = asF32(res as Float32Array, `summed length-${cols * r} Q`);
       const qAvg = scaled(qSum, 1 / workers);
       const out = new Float32Array(n);
-      for (let i = 0; i < rows; i++)
-        for (let k = 0; k < r; k++) {
-          const pik = p[i * r + k];
-          if (pik === 0) continue;
-          const row = i * cols;
-          for (let j = 0; j < cols; j++) out[row + j] += pik * qAvg[j * r + k];
-        }
-      if (e) for (let i = 0; i < n; i++) e[i] = m[i] - out[i];
+      b.powersgdReconstruct(p, qAvg, rows, cols, r, out, e ? m : null, e ?? null);
       if (this.warmStart) this.slot(name, 'q', cols * r).set(qAvg);
       ms += performance.now() - t1;
       return out;
@@ -192,13 +185,7 @@ export class PowerSgdCompressor extends BaseCompressor {
           const qAvg = scaled(sum.subarray(it.qOff, it.qOff + cols * r), 1 / workers);
           const p = g.P.subarray(j * rows * r, (j + 1) * rows * r);
           const res1 = new Float32Array(it.n);
-          for (let i = 0; i < rows; i++)
-            for (let k = 0; k < r; k++) {
-              const pik = p[i * r + k];
-              if (pik === 0) continue;
-              for (let c = 0; c < cols; c++) res1[i * cols + c] += pik * qAvg[c * r + k];
-            }
-          if (it.e) for (let i = 0; i < it.n; i++) it.e[i] = it.m[i] - res1[i];
+          b.powersgdReconstruct(p, qAvg, rows, cols, r, res1, it.e ? it.m : null, it.e ?? null);
           if (this.warmStart) this.slot(it.name, 'q', cols * r).set(qAvg);
           out[it.index] = res1;
         });

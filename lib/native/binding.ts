@@ -20,6 +20,9 @@ export interface NativeBinding {
   powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
     rank: number, phase: 1 | 2, async: boolean): Promise<void> | undefined;
   /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
+  /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
+  powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
+    m: Float32Array | null, residual: Float32Array | null): void;
   /** kind 0: fp16, 1: bf16 (round to nearest even, canonical NaN). */
   halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1): void;
   halfUnpackAdd(h: Uint16Array, out: Float32Array, kind: 0 | 1): void;

@@ -289,4 +289,32 @@ gc_status powersgd_step(const gc_powersgd_desc& d) { return run_phases(d, 3); }
 gc_status powersgd_mq(const gc_powersgd_desc& d) { return run_phases(d, 1); }
 gc_status powersgd_mtp(const gc_powersgd_desc& d) { return run_phases(d, 2); }
 
+gc_status powersgd_reconstruct(const gc_powersgd_desc& d, float* out, float* residual) {
+  const uint64_t rows = d.rows, cols = d.cols;
+  const uint32_t r = d.rank;
+  if (r == 0 || d.p == nullptr || d.q == nullptr || out == nullptr || (residual != nullptr && d.m == nullptr)) return GC_ERR_INVALID_ARG;
+  std::vector<float> qt(static_cast<size_t>(r) * cols);  // Qᵀ rows are contiguous for the AXPYs
+  for (uint64_t j = 0; j < cols; ++j)
+    for (uint32_t k = 0; k < r; ++k) qt[k * cols + j] = d.q[j * r + k];
+  ThreadPool::instance().parallel_for(chunk_count(rows, 64), [&](size_t t) {
+    const uint64_t i0 = t * 64, i1 = std::min<uint64_t>(rows, i0 + 64);
+    for (uint64_t i = i0; i < i1; ++i) {
+      float* o = out + i * cols;
+      std::fill(o, o + cols, 0.0f);
+      for (uint32_t k = 0; k < r; ++k) {
+        const float pik = d.p[i * r + k];
+        if (pik == 0.0f) continue;
+        const float* qk = qt.data() + k * cols;
+        for (uint64_t j = 0; j < cols; ++j) o[j] += pik * qk[j];
+      }
+      if (residual != nullptr) {
+        const float* m = d.m + i * cols;
+        float* e = residual + i * cols;
+        for (uint64_t j = 0; j < cols; ++j) e[j] = m[j] - o[j];
+      }
+    }
+  });
+  return GC_OK;
+}
+
 }  // namespace gradcomp

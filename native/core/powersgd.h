@@ -10,6 +10,9 @@ gc_status powersgd_step(const gc_powersgd_desc& d);
 // P = M Q (d.q read, d.p written), and Q = M^T P (d.p read, d.q written). No orthogonalization.
 gc_status powersgd_mq(const gc_powersgd_desc& d);
 gc_status powersgd_mtp(const gc_powersgd_desc& d);
+// The decompression of a step: out = P Qᵀ (d.p: rows x rank, d.q: cols x rank, one matrix), and
+// when `residual` is given, residual = M - out with M = d.m (the error-feedback update, fused).
+gc_status powersgd_reconstruct(const gc_powersgd_desc& d, float* out, float* residual);
 // Orthonormalizes the columns of `batch` row-major (rows x rank) matrices in place: modified
 // Gram-Schmidt applied twice with fp64 dot products; a column that is (numerically) in the span
 // of the previous ones, or zero, becomes exactly zero instead of NaN.

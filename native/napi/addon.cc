@@ -230,6 +230,29 @@ Napi::Value JS_powersgdPhase(const Napi::CallbackInfo& info) {
   return Dispatch(info, 8, "powerSgdMtP", [d] { return gradcomp::powersgd_mtp(d); }, {info[0], info[1], info[2]});
 }
 
+// powersgdReconstruct(p, q, rows, cols, rank, out, m | null, residual | null)
+Napi::Value JS_powersgdReconstruct(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK(float, 0, p);
+  UNPACK(float, 1, q);
+  UNPACK_U64(2, rows);
+  UNPACK_U64(3, cols);
+  UNPACK_U64(4, rank);
+  UNPACK(float, 5, out);
+  UNPACK(float, 6, m, true);
+  UNPACK(float, 7, res, true);
+  if (rank < 1 || rank > 1024 || p.len != rows * rank || q.len != cols * rank || out.len != rows * cols ||
+      m.present != res.present || (m.present && (m.len != rows * cols || res.len != rows * cols))) {
+    Napi::RangeError::New(env, "gradcomp native: powersgdReconstruct shapes disagree").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  gc_powersgd_desc d{m.present ? m.data : nullptr, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank)};
+  gc_status st = RunGuarded([&] { return gradcomp::powersgd_reconstruct(d, out.data, res.present ? res.data : nullptr); });
+  napi_value err;
+  if (st != GC_OK && MakeError(env, st, "powerSgdReconstruct", &err)) napi_throw(env, err);
+  return env.Undefined();
+}
+
 // philoxFill(out, seedLo, seedHi, step, stream, kind)
 Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -423,6 +446,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize));
   exports.Set("powersgdPhase", Napi::Function::New(env, JS_powersgdPhase));
   exports.Set("philoxFill", Napi::Function::New(env, JS_philoxFill));
+  exports.Set("powersgdReconstruct", Napi::Function::New(env, JS_powersgdReconstruct));
   exports.Set("halfPack", Napi::Function::New(env, JS_halfPack));
   exports.Set("halfUnpackAdd", Napi::Function::New(env, JS_halfUnpackAdd));
   exports.Set("signPack", Napi::Function::New(env, JS_signPack));
