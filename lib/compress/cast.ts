@@ -1,6 +1,7 @@
 /**
- * fp16 / bf16 casts (2 bytes per element, 2x). Round to nearest even; fp16 overflows to
- * ±Infinity beyond 65504 and keeps subnormals; NaN stays NaN. Use bf16 for gradients with a wide
+ * fp16 / bf16 casts (2 bytes per element, 2x). Round to nearest even; fp16 saturates finite
+ * values at ±65504 (with error feedback the excess stays in the residual) and keeps subnormals;
+ * ±Infinity and NaN inputs stay non-finite. Use bf16 for gradients with a wide
  * dynamic range (same exponent range as fp32), fp16 where precision near 1 matters more; pre-scale
  * (or divide by the worker count first) to avoid fp16 overflow in large sums (pytorch#57410).
  */
@@ -71,7 +72,9 @@ export class CastCompressor extends GatherCompressor {
   protected encode(_name: string, p: Float32Array, _ctx: StepContext): Uint8Array {
     const n = p.length;
     const { bytes } = newPayload(this.type, n, 16, 2 * n);
-    loadBinding().halfPack(p, new Uint16Array(bytes.buffer, 16, n), this.type === 'fp16' ? 0 : 1);
+    // fp16 saturates finite values at ±65504: an Infinity in the payload would turn the residual
+    // into NaN for good; saturated, the excess waits in the residual like any unsent value.
+    loadBinding().halfPack(p, new Uint16Array(bytes.buffer, 16, n), this.type === 'fp16' ? 2 : 1);
     return bytes;
   }
 

@@ -23,8 +23,8 @@ export interface NativeBinding {
   /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
   powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
     m: Float32Array | null, residual: Float32Array | null): void;
-  /** kind 0: fp16, 1: bf16 (round to nearest even, canonical NaN). */
-  halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1): void;
+  /** kind 0: fp16, 1: bf16, 2: fp16 saturating at ±65504 (round to nearest even, canonical NaN). */
+  halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1 | 2): void;
   halfUnpackAdd(h: Uint16Array, out: Float32Array, kind: 0 | 1): void;
   /** Writes bit i = x[i] < 0 into bits; returns sum |x| (float64, fixed order). */
   signPack(x: Float32Array, bits: Uint8Array): number;

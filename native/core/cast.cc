@@ -27,6 +27,11 @@ uint16_t to_bf16(float v) {
   return static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
 }
 
+inline float saturate_fp16(float v) {
+  if (std::isfinite(v) && std::fabs(v) > 65504.0f) return std::copysign(65504.0f, v);
+  return v;
+}
+
 uint16_t to_fp16(float v) {
   const uint32_t b = bits_of(v);
   const uint32_t sign = (b >> 16) & 0x8000u, exp = (b >> 23) & 0xffu;
@@ -63,12 +68,19 @@ float from_fp16(uint16_t h) {
 GC_TARGET_AVX512 void half_pack_avx512(const float* x, uint64_t lo, uint64_t hi, uint16_t* out, int kind) {
   uint64_t i = lo;
   for (; i + 16 <= hi; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
+    __m512 v = _mm512_loadu_ps(x + i);
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    if (kind == 2) {
+      // Clamp finite lanes only: Infinity and NaN keep their meaning.
+      const __m512 av = _mm512_abs_ps(v);
+      const __mmask16 big = _mm512_cmp_ps_mask(av, _mm512_set1_ps(65504.0f), _CMP_GT_OQ) &
+                            _mm512_cmp_ps_mask(av, _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+      v = _mm512_mask_mov_ps(v, big, _mm512_or_ps(_mm512_set1_ps(65504.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f))));
+    }
     const __m512i b = _mm512_castps_si512(v);
     const __m512i sign16 = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x8000));
     __m256i h;
-    if (kind == 0) {
+    if (kind != 1) {
       h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       const __m256i canon = _mm512_cvtepi32_epi16(_mm512_or_si512(sign16, _mm512_set1_epi32(0x7e00)));
       h = _mm256_mask_blend_epi16(nan, h, canon);
@@ -80,7 +92,7 @@ GC_TARGET_AVX512 void half_pack_avx512(const float* x, uint64_t lo, uint64_t hi,
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), h);
   }
-  for (; i < hi; ++i) out[i] = kind == 0 ? to_fp16(x[i]) : to_bf16(x[i]);
+  for (; i < hi; ++i) out[i] = kind == 1 ? to_bf16(x[i]) : to_fp16(kind == 2 ? saturate_fp16(x[i]) : x[i]);
 }
 
 GC_TARGET_AVX512 void half_unpack_avx512(const uint16_t* h, uint64_t lo, uint64_t hi, float* out, int kind) {
@@ -97,13 +109,13 @@ GC_TARGET_AVX512 void half_unpack_avx512(const uint16_t* h, uint64_t lo, uint64_
 }  // namespace
 
 gc_status half_pack(const float* x, uint64_t n, uint16_t* out, int kind) {
-  if ((n > 0 && (x == nullptr || out == nullptr)) || kind < 0 || kind > 1) return GC_ERR_INVALID_ARG;
+  if ((n > 0 && (x == nullptr || out == nullptr)) || kind < 0 || kind > 2) return GC_ERR_INVALID_ARG;
   ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
     const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
 #if GC_X86
     if (active_isa() == Isa::kAvx512) return half_pack_avx512(x, lo, hi, out, kind);
 #endif
-    for (uint64_t i = lo; i < hi; ++i) out[i] = kind == 0 ? to_fp16(x[i]) : to_bf16(x[i]);
+    for (uint64_t i = lo; i < hi; ++i) out[i] = kind == 1 ? to_bf16(x[i]) : to_fp16(kind == 2 ? saturate_fp16(x[i]) : x[i]);
   });
   return GC_OK;
 }

@@ -280,7 +280,7 @@ Napi::Value JS_halfPack(const Napi::CallbackInfo& info) {
   Span<uint16_t> h;
   if (!UnpackU16(info, 1, &h)) return env.Undefined();
   UNPACK_U64(2, kind);
-  if (h.len != x.len || kind > 1) {
+  if (h.len != x.len || kind > 2) {
     Napi::RangeError::New(env, "gradcomp native: halfPack sizes disagree").ThrowAsJavaScriptException();
     return env.Undefined();
   }

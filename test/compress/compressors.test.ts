@@ -325,3 +325,14 @@ test('native fp16/bf16 casts equal the JS reference conversions bit for bit', ()
     x.forEach((v, i) => { if (h[i] !== ref(v)) throw new Error(`kind ${kind}: ${v} -> ${h[i]} vs ${ref(v)}`); });
   }
 });
+
+test('fp16 with error feedback saturates instead of poisoning the residual with Infinity', async () => {
+  const c = createCompressor({ type: 'fp16', errorFeedback: true });
+  const g = Float32Array.from([1e6, -3e5, 0.5, 70000, -65519]);
+  const sent = new Float64Array(5);
+  for (let t = 0; t < 40; t++) (await step([c], 'w', [t === 0 ? g : new Float32Array(5)], { step: t }))[0].forEach((v, i) => { sent[i] += v; });
+  const e = c.residual('w')!;
+  expect(e.every(Number.isFinite)).toBe(true);
+  g.forEach((v, i) => expect(Math.abs(sent[i] + e[i] - v)).toBeLessThan(1e-3 * Math.abs(v) + 1e-6));
+  expect(Array.from(e)).toEqual([0, 0, 0, 0, 0]); // the excess drained at 65504 per step
+});
