@@ -277,8 +277,7 @@ Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
 Napi::Value JS_halfPack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   UNPACK(float, 0, x);
-  Span<uint16_t> h;
-  if (!UnpackU16(info, 1, &h)) return env.Undefined();
+  UNPACK(uint16_t, 1, h);
   UNPACK_U64(2, kind);
   if (h.len != x.len || kind > 2) {
     Napi::RangeError::New(env, "gradcomp native: halfPack sizes disagree").ThrowAsJavaScriptException();
@@ -289,8 +288,7 @@ Napi::Value JS_halfPack(const Napi::CallbackInfo& info) {
 }
 Napi::Value JS_halfUnpackAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Span<uint16_t> h;
-  if (!UnpackU16(info, 0, &h)) return env.Undefined();
+  UNPACK(uint16_t, 0, h);
   UNPACK(float, 1, out);
   UNPACK_U64(2, kind);
   if (h.len != out.len || kind > 1) {

@@ -22,6 +22,7 @@ template <> constexpr napi_typedarray_type typed_array_kind<double>() { return n
 template <> constexpr napi_typedarray_type typed_array_kind<uint32_t>() { return napi_uint32_array; }
 template <> constexpr napi_typedarray_type typed_array_kind<int32_t>() { return napi_int32_array; }
 template <> constexpr napi_typedarray_type typed_array_kind<uint8_t>() { return napi_uint8_array; }
+template <> constexpr napi_typedarray_type typed_array_kind<uint16_t>() { return napi_uint16_array; }
 
 // Unpacks argument `i` as a typed array of element type T (nullable when `optional`).
 // Returns false with a pending JS exception when it is not one.
@@ -47,30 +48,6 @@ bool unpack(const Napi::CallbackInfo& info, size_t i, Span<T>* out, bool optiona
     return false;
   }
   out->data = static_cast<T*>(data);
-  out->len = length;
-  out->present = true;
-  return true;
-}
-
-// Uint16Array views (fp16/bf16 payload bodies).
-inline bool UnpackU16(const Napi::CallbackInfo& info, size_t i, Span<uint16_t>* out) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
-    Napi::TypeError::New(info.Env(), "gradcomp native: argument " + std::to_string(i) + " must be a Uint16Array")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  napi_value buffer;
-  napi_typedarray_type type;
-  size_t length, offset;
-  void* data;
-  if (napi_get_typedarray_info(info.Env(), v, &type, &length, &data, &buffer, &offset) != napi_ok) return false;
-  bool detached = false;
-  if (napi_is_detached_arraybuffer(info.Env(), buffer, &detached) != napi_ok || detached || (data == nullptr && length > 0)) {
-    Napi::TypeError::New(info.Env(), "gradcomp native: argument " + std::to_string(i) + " is detached").ThrowAsJavaScriptException();
-    return false;
-  }
-  out->data = static_cast<uint16_t*>(data);
   out->len = length;
   out->present = true;
   return true;
