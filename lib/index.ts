@@ -27,3 +27,8 @@ export type {
 } from './compress/types';
 export { createPolicy, Policy, expectedBytes } from './compress/policy';
 export type { PolicyOptions, PolicyRule, PolicyDecision, TensorMeta } from './compress/policy';
+export { init } from './comm/init';
+export type { InitOptions } from './comm/init';
+export { runLocal } from './comm/launcher';
+export type { RunOptions, RunResult } from './comm/launcher';
+export type { Communicator, Numeric, ReduceOp } from './comm/types';

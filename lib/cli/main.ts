@@ -8,8 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 const USAGE = `usage: gradcomp <command>
-  doctor [--json]          report the backend, SIMD level, threads and versions
-  bench [--quick] [--json] run the microbenchmark suite`;
+  doctor [--json]             report the backend, SIMD level, threads and versions
+  bench [--quick] [--json]    run the microbenchmark suite
+  run -n N script.js [args]   run N ranks of a script on the local backend (worker_threads)`;
 
 function doctor(json: boolean): number {
   // A broken native stack must not take the caller down: probe in a child process.
@@ -36,9 +37,25 @@ function doctor(json: boolean): number {
   return 0;
 }
 
-function main(argv: string[]): number {
+async function run(rest: string[]): Promise<number> {
+  let n = 1, timeoutMs: number | undefined;
+  while (rest.length && rest[0].startsWith('-')) {
+    const flag = rest.shift()!;
+    if (flag === '-n' || flag === '--workers') n = Number(rest.shift());
+    else if (flag === '--timeout') timeoutMs = Number(rest.shift()) * 1000;
+    else { process.stderr.write(`gradcomp run: unknown flag ${flag}\n${USAGE}\n`); return 2; }
+  }
+  const script = rest.shift();
+  if (!script || !Number.isInteger(n) || n < 1) { process.stderr.write(`gradcomp run: expected -n N script.js\n${USAGE}\n`); return 2; }
+  const { runLocal } = await import('../comm/launcher');
+  return (await runLocal(script, n, rest, { timeoutMs })).code;
+}
+
+async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'run':
+      return run(rest);
     case 'doctor':
       return doctor(rest.includes('--json'));
     case 'bench': {
@@ -56,4 +73,4 @@ function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => { process.stderr.write(`gradcomp: ${e?.message ?? e}\n`); process.exitCode = 1; });

@@ -20,6 +20,8 @@ export interface NativeBinding {
   powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
     rank: number, phase: 1 | 2, async: boolean): Promise<void> | undefined;
   /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
+  /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
+  reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
   /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
   powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
     m: Float32Array | null, residual: Float32Array | null): void;

@@ -323,6 +323,34 @@ Napi::Value JS_signUnpackAdd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// reduceInto(dst, src, op): dst = dst op src elementwise (op 0 sum, 1 max) for two Float32Arrays or
+// two Float64Arrays of one length. Used by the local communicator on SharedArrayBuffer views.
+template <typename T>
+void ReduceSpan(T* dst, const T* src, uint64_t n, uint64_t op) {
+  if (op == 0) {
+    for (uint64_t i = 0; i < n; ++i) dst[i] += src[i];
+  } else {
+    for (uint64_t i = 0; i < n; ++i) dst[i] = (src[i] > dst[i] || dst[i] != dst[i]) ? src[i] : dst[i];
+  }
+}
+Napi::Value JS_reduceInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UNPACK_U64(2, op);
+  Napi::Value a = info[0];
+  if (a.IsTypedArray() && a.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+    UNPACK(double, 0, dst);
+    UNPACK(double, 1, src);
+    if (dst.len != src.len || op > 1) { Napi::RangeError::New(env, "gradcomp native: reduceInto lengths disagree").ThrowAsJavaScriptException(); return env.Undefined(); }
+    ReduceSpan(dst.data, src.data, dst.len, op);
+    return env.Undefined();
+  }
+  UNPACK(float, 0, dst);
+  UNPACK(float, 1, src);
+  if (dst.len != src.len || op > 1) { Napi::RangeError::New(env, "gradcomp native: reduceInto lengths disagree").ThrowAsJavaScriptException(); return env.Undefined(); }
+  ReduceSpan(dst.data, src.data, dst.len, op);
+  return env.Undefined();
+}
+
 // orthonormalize(p, batch, rows, rank, async)
 Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -444,6 +472,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize));
   exports.Set("powersgdPhase", Napi::Function::New(env, JS_powersgdPhase));
   exports.Set("philoxFill", Napi::Function::New(env, JS_philoxFill));
+  exports.Set("reduceInto", Napi::Function::New(env, JS_reduceInto));
   exports.Set("powersgdReconstruct", Napi::Function::New(env, JS_powersgdReconstruct));
   exports.Set("halfPack", Napi::Function::New(env, JS_halfPack));
   exports.Set("halfUnpackAdd", Napi::Function::New(env, JS_halfUnpackAdd));

@@ -1,0 +1,66 @@
+/**
+ * `gradcomp run -n N script.js [args]`: starts N ranks of one script as worker_threads in this
+ * process, wired to one shared job. A rank that throws, rejects unhandled, or exits with a
+ * non-zero code aborts the job: the others' pending collectives reject at once, and the launcher
+ * exits non-zero naming the first rank that failed.
+ */
+import * as path from 'node:path';
+import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
+import { rangeError, typeError } from '../native/errors';
+import { CTRL, LocalJob, newShared } from './shared';
+
+export interface RunOptions {
+  /** Bytes per rank slot; larger messages move in chunks (default 8 MiB). */
+  slotBytes?: number;
+  /** A collective that makes no progress for this long aborts the job (default 60 s). */
+  timeoutMs?: number;
+  /** Where failures are reported (default process.stderr). */
+  log?: (line: string) => void;
+}
+
+export interface RunResult { code: number; failedRank?: number; error?: string }
+
+export async function runLocal(script: string, size: number, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
+  if (typeof script !== 'string' || script.length === 0) throw typeError('script', 'a path to a script', script);
+  if (!Number.isInteger(size) || size < 1 || size > 256) throw rangeError('n', 'an integer in [1, 256]', size);
+  const slotBytes = opts.slotBytes ?? 8 << 20, timeoutMs = opts.timeoutMs ?? 60000;
+  if (!Number.isInteger(slotBytes) || slotBytes < 64 || slotBytes % 8 !== 0) throw rangeError('options.slotBytes', 'a multiple of 8 >= 64', slotBytes);
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const { ctrl, data } = newShared(size, slotBytes);
+  const c = new Int32Array(ctrl);
+  // A channel per ordered pair: outPorts[src][dest] -> ports[dest][src].
+  const ports: (MessagePort | undefined)[][] = Array.from({ length: size }, () => Array(size).fill(undefined));
+  const outPorts: (MessagePort | undefined)[][] = Array.from({ length: size }, () => Array(size).fill(undefined));
+  for (let s = 0; s < size; s++)
+    for (let d = 0; d < size; d++) {
+      if (s === d) continue;
+      const ch = new MessageChannel();
+      outPorts[s][d] = ch.port1;
+      ports[d][s] = ch.port2;
+    }
+  let failed: { rank: number; error: string } | undefined;
+  const fail = (rank: number, error: string) => {
+    if (!failed) failed = { rank, error };
+    Atomics.compareExchange(c, CTRL.ABORT, 0, rank + 1);
+    Atomics.notify(c, CTRL.GENERATION);
+  };
+  const file = path.resolve(script);
+  const exits = Array.from({ length: size }, (_, rank) => new Promise<void>((resolve) => {
+    const job: LocalJob = { marker: 'gradcomp.local', rank, size, ctrl, data, slotBytes, timeoutMs, ports: ports[rank], outPorts: outPorts[rank] };
+    const transfer = [...ports[rank], ...outPorts[rank]].filter((p): p is MessagePort => p !== undefined);
+    const w = new Worker(file, { workerData: { gradcomp: job }, argv: args, transferList: transfer, env: { ...process.env, GRADCOMP_RANK: String(rank), GRADCOMP_SIZE: String(size) } });
+    w.on('error', (e: Error) => fail(rank, e?.stack ?? String(e)));
+    w.on('exit', (code) => {
+      if (code !== 0) fail(rank, `exited with code ${code}`);
+      Atomics.add(c, CTRL.DEPARTED, 1);
+      Atomics.notify(c, CTRL.GENERATION);
+      resolve();
+    });
+  }));
+  await Promise.all(exits);
+  if (failed) {
+    log(`gradcomp run: rank ${failed.rank} of ${size} failed: ${failed.error}`);
+    return { code: 1, failedRank: failed.rank, error: failed.error };
+  }
+  return { code: 0 };
+}

@@ -1,0 +1,35 @@
+/**
+ * The Communicator: collectives over the workers of one job, the same calls on every backend.
+ * Every rank must issue the same collectives in the same order (MPI's rule). Calls take
+ * TypedArrays (or Tensors' data), return Promises, and never block the event loop; buffers must
+ * not be detached or resized while a call is pending.
+ */
+export type Numeric = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
+export type ReduceOp = 'sum' | 'avg' | 'max';
+
+export interface Communicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly backend: 'local' | 'mpi';
+  /** Why init() chose this backend. */
+  readonly reason: string;
+  /** In place: every rank ends with the elementwise reduction (Float32Array or Float64Array). */
+  allreduce<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp): Promise<T>;
+  /** Fixed count: recv (size x send.length) gets every rank's send, in rank order. */
+  allgather<T extends Numeric>(send: T, recv?: T): Promise<T>;
+  /** Variable counts (sparse top-k): every rank's send concatenated in rank order, with the counts. */
+  allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }>;
+  /** In place: every rank ends with root's buf (same length everywhere). */
+  broadcast<T extends Numeric>(buf: T, root: number): Promise<T>;
+  /** Root receives every rank's send concatenated (counts may differ); others get null. */
+  gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null>;
+  /** Root splits `send` by `counts` (length size); every rank receives its part. */
+  scatterv<T extends Numeric>(send: T | null, counts: number[], root: number): Promise<T>;
+  /** Reduce buf over ranks and give rank r the part `counts[r]` (equal split when omitted). */
+  reduceScatter<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp, counts?: number[]): Promise<T>;
+  /** Point to point, FIFO per (sender, receiver) pair. */
+  send(buf: Numeric, dest: number): Promise<void>;
+  recv<T extends Numeric>(buf: T, src: number): Promise<T>;
+  barrier(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,72 @@
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { runLocal, init } from '../../lib';
+
+const root = path.resolve(__dirname, '..', '..');
+const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+const fixture = (f: string) => path.join(__dirname, 'fixtures', f);
+
+function gradcompRun(args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, 'run', ...args], { cwd: root, timeout: 60000 }, (e, out, err) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err, ms: Date.now() - t0 }));
+  });
+}
+
+describe('local backend', () => {
+  test.each([2, 3, 4])('every collective against its reference on %i ranks (gradcomp run)', async (n) => {
+    const r = await gradcompRun(['-n', String(n), fixture('collectives.js'), '[1, 7, 1000, 65537]']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').sort()).toEqual(Array.from({ length: n }, (_, i) => `ok ${i}/${n} local`));
+  });
+
+  test('sizes up to 10^6 through small slots (many chunks per collective)', async () => {
+    const lines: string[] = [];
+    const res = await runLocal(fixture('collectives.js'), 3, ['[1000000, 3]'], { slotBytes: 1 << 16, log: (l) => lines.push(l) });
+    expect(lines).toEqual([]);
+    expect(res.code).toBe(0);
+  });
+
+  test('a single rank when not launched: collectives are identities', async () => {
+    const comm = await init();
+    expect([comm.rank, comm.size, comm.backend]).toEqual([0, 1, 'local']);
+    const a = Float32Array.from([1, 2, 3]);
+    expect(Array.from(await comm.allreduce(a, 'avg'))).toEqual([1, 2, 3]);
+    expect(Array.from((await comm.allgatherv(Uint8Array.from([4, 5]))).data)).toEqual([4, 5]);
+    await comm.barrier();
+    await comm.close();
+    await expect(comm.barrier()).rejects.toThrow(/closed/);
+  });
+
+  test('bad arguments are coded errors naming the parameter', async () => {
+    const comm = await init();
+    await expect(comm.allreduce(new Int32Array(2) as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'buf' });
+    await expect(comm.allreduce(new Float32Array(2), 'min' as never)).rejects.toMatchObject({ param: 'op' });
+    await expect(comm.broadcast(new Float32Array(2), 3)).rejects.toMatchObject({ param: 'root' });
+    await expect(comm.scatterv(new Float32Array(2), [1], 0)).rejects.toMatchObject({ param: 'send' });
+    await expect(init({ backend: 'mpi' })).rejects.toMatchObject({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE' });
+    await comm.close();
+  });
+});
+
+describe('local backend faults', () => {
+  test.each([['exit', 'exited with code 3'], ['throw', 'rank 1 gives up']])(
+    'a rank that %ss mid-job makes the others fail fast and the launcher names it', async (mode, why) => {
+      const r = await gradcompRun(['-n', '4', fixture('fault.js'), mode]);
+      expect(r.code).not.toBe(0);
+      expect(r.err).toContain('gradcomp run: rank 1 of 4 failed');
+      expect(r.err).toContain(why);
+      for (const rank of [0, 2, 3]) expect(r.out).toContain(`rank ${rank}: ERR_GRADCOMP_PEER_FAILED`);
+      expect(r.ms).toBeLessThan(10000);
+    });
+
+  test('mismatched collectives are detected on every rank', async () => {
+    const r = await gradcompRun(['-n', '3', fixture('fault.js'), 'mismatch']);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/rank 0: ERR_GRADCOMP_(COLLECTIVE_MISMATCH|PEER_FAILED)/);
+    expect(r.out).toMatch(/rank 1: ERR_GRADCOMP_(COLLECTIVE_MISMATCH|PEER_FAILED)/);
+    expect(r.out).toMatch(/ERR_GRADCOMP_COLLECTIVE_MISMATCH/);
+  });
+});
