@@ -8,7 +8,9 @@
  * bytes of specs/performance.md §0.3; "floor x" is time / (bytes / memcpy GB/s), with memcpy
  * measured in the same run (read + write bytes counted), so 1.0 is the copy-bandwidth floor.
  */
+import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as g from '../lib';
 import { loadBinding } from '../lib/native/loader';
@@ -166,6 +168,16 @@ async function main() {
     log('compressors measured');
   }
 
+  // Communicators: the local backend, 2 and 4 ranks, allreduce and allgatherv by message size.
+  const commRows: { backend: string; ranks: number; op: string; n: number; bytes: number; ms: number; gbps: number }[] = [];
+  for (const ranks of quick ? [2] : [2, 4]) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'lib', 'cli', 'main.js'), 'run', '-n', String(ranks),
+      path.join(__dirname, '..', '..', 'bench', 'comm_worker.js')], { encoding: 'utf8', env: { ...process.env, GRADCOMP_ENTRY: path.join(__dirname, '..', 'lib', 'index.js') } });
+    const line = r.stdout.split('\n').find((l) => l.startsWith('GRADCOMP_COMM_BENCH '));
+    if (line) for (const row of JSON.parse(line.slice(20)).rows) commRows.push({ backend: 'local', ranks, ...row });
+    else log(`communicator benchmark failed: ${r.stderr}`);
+  }
+
   const torch = runTorch(torchJobs, threads);
   for (const [id, seconds] of torch.results) {
     const [row] = torchRow.get(id)!;
@@ -178,7 +190,7 @@ async function main() {
     date: new Date().toISOString(),
   };
   if (asJson) {
-    process.stdout.write(JSON.stringify({ machine, rows, compressors: compressorRows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ machine, rows, compressors: compressorRows, communicators: commRows }, null, 2) + '\n');
     return;
   }
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.isa}, ${machine.node}; memcpy ${memcpyCold.toFixed(1)} GB/s; ${torch.note}`);
@@ -194,6 +206,9 @@ async function main() {
   for (const c of compressorRows) {
     console.log(`| ${c.type} | ${c.spec} | ${c.ms.toFixed(2)} | ${c.gbps.toFixed(2)} | ${c.bytesSent} | ${c.ratio.toFixed(1)}x |`);
   }
+  console.log('\n| backend | ranks | collective | bytes per rank | median ms | GB/s |');
+  console.log('|---|---|---|---|---|---|');
+  for (const c of commRows) console.log(`| ${c.backend} | ${c.ranks} | ${c.op} | ${c.bytes} | ${c.ms.toFixed(3)} | ${c.gbps.toFixed(2)} |`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -25,4 +25,13 @@ if (Array.isArray(JSON.parse(fs.readFileSync(file, 'utf8')).compressors)) {
   out.push('|---|---|---|---|---|---|');
   for (const c of cs) out.push(`| ${c.type} | \`${c.spec}\` | ${f(c.ms)} | ${f(c.gbps)} | ${c.bytesSent} | ${f(c.ratio, 1)}x |`);
 }
+const comm = JSON.parse(fs.readFileSync(file, 'utf8')).communicators;
+if (Array.isArray(comm) && comm.length) {
+  out.push('');
+  out.push('Communicators: median time per collective, float32, bytes per rank (allgatherv sends about half of that per rank):');
+  out.push('');
+  out.push('| backend | ranks | collective | bytes per rank | ms | GB/s |');
+  out.push('|---|---|---|---|---|---|');
+  for (const c of comm) out.push(`| ${c.backend} | ${c.ranks} | ${c.op} | ${c.bytes} | ${f(c.ms, 3)} | ${f(c.gbps)} |`);
+}
 console.log(out.join('\n'));
