@@ -1,12 +1,14 @@
 /**
  * init(): one script, any launcher. Under `gradcomp run -n N` it returns the local backend's
- * communicator for this worker; started plainly it returns a single-rank communicator (so the same
- * script runs on one process); under mpirun it needs the MPI backend, which this build does not
- * have yet, and says so rather than silently training N unrelated single-rank jobs.
+ * communicator for this worker; under mpirun (or with backend 'mpi') the Open MPI backend, which
+ * must be built (npm run build:mpi, where mpicc exists), or it says why not rather than silently
+ * training N unrelated single-rank jobs; started plainly, a single-rank communicator.
  */
 import { workerData } from 'node:worker_threads';
 import { GradcompError, typeError } from '../native/errors';
+import { loadMpiBinding } from '../native/loader';
 import { LocalCommunicator } from './local';
+import { MpiCommunicator } from './mpi';
 import { LocalJob, newShared } from './shared';
 import type { Communicator } from './types';
 
@@ -27,9 +29,11 @@ export async function init(opts: InitOptions = {}): Promise<Communicator> {
   if (!['auto', 'local', 'mpi'].includes(backend)) throw typeError('options.backend', "'auto', 'local' or 'mpi'", backend);
   const job = (workerData as { gradcomp?: LocalJob } | null)?.gradcomp;
   if (backend === 'mpi' || (backend === 'auto' && !job && launchedByMpi())) {
-    throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', launchedByMpi()
-      ? 'this process was started by mpirun, but this build of gradcomp has no MPI backend yet; use `gradcomp run -n N script.js`'
-      : 'the MPI backend is not part of this build; use the local backend (`gradcomp run -n N script.js`)');
+    const { binding, reason } = loadMpiBinding();
+    if (!binding) {
+      throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', `${launchedByMpi() ? 'this process was started by mpirun, but ' : ''}${reason}`);
+    }
+    return new MpiCommunicator(binding, launchedByMpi() ? 'mpi: launched by mpirun' : 'mpi: requested by init({ backend: "mpi" })');
   }
   if (job && job.marker === 'gradcomp.local') {
     return new LocalCommunicator(job, `local: rank ${job.rank} of ${job.size} worker_threads started by gradcomp run`);

@@ -44,3 +44,20 @@ export interface NativeBinding {
   baselineNthElementEfTopK(g: Float32Array, r: Float32Array, k: number, outIdx: Uint32Array, outVal: Float32Array): void;
   baselineMemcpy(dst: Uint8Array, src: Uint8Array): void;
 }
+
+/** The raw MPI addon (native/mpi): every op runs on its one communication thread, in issue order. */
+export interface MpiBinding {
+  readonly abi: number;
+  init(): { rank: number; size: number; provided: number; version: string };
+  finalize(): void;
+  abort(code: number): void;
+  allreduce(buf: Float32Array | Float64Array, op: 0 | 1): Promise<void>;
+  allgatherCounts(n: number, out: Int32Array): Promise<void>;
+  allgatherv(send: ArrayBufferView, recv: ArrayBufferView, counts: number[]): Promise<void>;
+  bcast(buf: ArrayBufferView, root: number): Promise<void>;
+  gatherv(send: ArrayBufferView, recv: ArrayBufferView | null, counts: number[], root: number): Promise<void>;
+  scatterv(send: ArrayBufferView | null, recv: ArrayBufferView, counts: number[], root: number): Promise<void>;
+  barrier(): Promise<void>;
+  send(buf: ArrayBufferView, dest: number): Promise<void>;
+  recv(buf: ArrayBufferView, src: number): Promise<void>;
+}

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GradcompError, nativeError } from './errors';
-import type { NativeBinding } from './binding';
+import type { MpiBinding, NativeBinding } from './binding';
 
 /** The addon ABI this TypeScript layer was written against. */
 const EXPECTED_ABI = 1;
@@ -68,4 +68,16 @@ export function loadBinding(): NativeBinding {
   binding.init(nativeError);
   cached = binding;
   return binding;
+}
+
+/** The optional MPI addon (native/mpi, built only where mpicc exists); undefined with the reason. */
+export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
+  const file = process.env.GRADCOMP_MPI_BINDING ?? path.join(packageRoot(), 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node');
+  if (!fs.existsSync(file)) return { reason: `the MPI addon is not built (${file} is missing; install openmpi-bin libopenmpi-dev and run npm run build:mpi)` };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { binding: require(file) as MpiBinding, reason: `MPI addon loaded from ${file}` };
+  } catch (e) {
+    return { reason: `the MPI addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
+  }
 }

@@ -46,7 +46,13 @@ describe('local backend', () => {
     await expect(comm.allreduce(new Float32Array(2), 'min' as never)).rejects.toMatchObject({ param: 'op' });
     await expect(comm.broadcast(new Float32Array(2), 3)).rejects.toMatchObject({ param: 'root' });
     await expect(comm.scatterv(new Float32Array(2), [1], 0)).rejects.toMatchObject({ param: 'send' });
-    await expect(init({ backend: 'mpi' })).rejects.toMatchObject({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE' });
+    const saved = process.env.GRADCOMP_MPI_BINDING;
+    process.env.GRADCOMP_MPI_BINDING = '/nonexistent/gradcomp_mpi.node'; // as on a machine without MPI
+    try {
+      await expect(init({ backend: 'mpi' })).rejects.toMatchObject({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE' });
+    } finally {
+      if (saved === undefined) delete process.env.GRADCOMP_MPI_BINDING; else process.env.GRADCOMP_MPI_BINDING = saved;
+    }
     await comm.close();
   });
 });

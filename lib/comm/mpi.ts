@@ -1,0 +1,145 @@
+/**
+ * The `mpi` backend: Open MPI through the optional native/mpi addon, for jobs launched by
+ * mpirun (one process per rank, across machines with a hostfile or under Slurm). Same semantics
+ * as the local backend. A clean exit finalizes MPI; a failing one calls MPI_Abort, which takes
+ * the whole job down instead of leaving the other ranks waiting in a collective.
+ */
+import { GradcompError, typeError } from '../native/errors';
+import type { MpiBinding } from '../native/binding';
+import { dtypeOf } from '../tensor/tensor';
+import type { Communicator, Numeric, ReduceOp } from './types';
+
+function like<T extends Numeric>(a: T, length: number): T {
+  return new (a.constructor as new (n: number) => T)(length);
+}
+
+export class MpiCommunicator implements Communicator {
+  readonly backend = 'mpi' as const;
+  readonly rank: number;
+  readonly size: number;
+  readonly reason: string;
+  readonly #b: MpiBinding;
+  #closed = false;
+
+  constructor(b: MpiBinding, reason: string) {
+    this.#b = b;
+    const info = b.init();
+    this.rank = info.rank;
+    this.size = info.size;
+    this.reason = `${reason}; ${info.version.split('\n')[0]}`;
+    // Finalize on a clean exit; abort the whole job otherwise (specs/distributed.md §1).
+    process.on('exit', (code) => {
+      if (this.#closed) return;
+      if (code === 0) b.finalize(); else b.abort(code);
+    });
+    process.on('uncaughtException', (e) => {
+      process.stderr.write(`gradcomp (mpi rank ${this.rank}): ${e?.stack ?? e}\n`);
+      b.abort(1);
+    });
+  }
+
+  #check(a: unknown, param: string, floats = false): Numeric {
+    const dt = dtypeOf(a);
+    if (dt === undefined || (floats && dt !== 'float32' && dt !== 'float64')) {
+      throw typeError(param, floats ? 'a Float32Array or Float64Array' : 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', a);
+    }
+    if (this.#closed) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm');
+    return a as Numeric;
+  }
+
+  #root(root: unknown): number {
+    if (typeof root !== 'number' || !Number.isInteger(root) || root < 0 || root >= this.size) throw typeError('root', `a rank in [0, ${this.size - 1}]`, root);
+    return root;
+  }
+
+  async #counts(n: number): Promise<number[]> {
+    const out = new Int32Array(this.size);
+    await this.#b.allgatherCounts(n, out);
+    return Array.from(out);
+  }
+
+  async allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
+    this.#check(buf, 'buf', true);
+    if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
+    await this.#b.allreduce(buf, op === 'max' ? 1 : 0);
+    if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
+    return buf;
+  }
+
+  async allgather<T extends Numeric>(send: T, recv?: T): Promise<T> {
+    this.#check(send, 'send');
+    const out = recv ?? like(send, send.length * this.size);
+    if (dtypeOf(out) !== dtypeOf(send) || out.length !== send.length * this.size) throw typeError('recv', `a ${dtypeOf(send)} array of ${send.length * this.size} elements`, recv);
+    await this.#b.allgatherv(send, out, Array(this.size).fill(send.length));
+    return out;
+  }
+
+  async allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }> {
+    this.#check(send, 'send');
+    const counts = await this.#counts(send.length);
+    const out = like(send, counts.reduce((a, b) => a + b, 0));
+    await this.#b.allgatherv(send, out, counts);
+    return { data: out, counts };
+  }
+
+  async broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
+    this.#check(buf, 'buf');
+    await this.#b.bcast(buf, this.#root(root));
+    return buf;
+  }
+
+  async gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null> {
+    this.#check(send, 'send');
+    const rt = this.#root(root);
+    const counts = await this.#counts(send.length);
+    const out = this.rank === rt ? like(send, counts.reduce((a, b) => a + b, 0)) : null;
+    await this.#b.gatherv(send, out, counts, rt);
+    return out ? { data: out, counts } : null;
+  }
+
+  async scatterv<T extends Numeric>(send: T | null, counts: number[], root: number): Promise<T> {
+    const rt = this.#root(root);
+    if (!Array.isArray(counts) || counts.length !== this.size || counts.some((c) => !Number.isInteger(c) || c < 0)) {
+      throw typeError('counts', `${this.size} non-negative integers`, counts);
+    }
+    // Every rank needs the element type: the root broadcasts its code first.
+    const codes = ['float32', 'float64', 'int32', 'uint32', 'uint8'] as const;
+    const code = new Int32Array([this.rank === rt ? codes.indexOf(dtypeOf(this.#check(send, 'send'))!) : -1]);
+    await this.#b.bcast(code, rt);
+    const ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array }[codes[code[0]]];
+    const out = new ctor(counts[this.rank]) as unknown as T;
+    await this.#b.scatterv(this.rank === rt ? send : null, out, counts, rt);
+    return out;
+  }
+
+  async reduceScatter<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', counts?: number[]): Promise<T> {
+    const c = counts ?? Array.from({ length: this.size }, (_, r) => Math.floor((buf.length * (r + 1)) / this.size) - Math.floor((buf.length * r) / this.size));
+    const all = buf.slice() as T;
+    await this.allreduce(all, op);
+    const start = c.slice(0, this.rank).reduce((a, b) => a + b, 0);
+    return all.slice(start, start + c[this.rank]) as T;
+  }
+
+  async send(buf: Numeric, dest: number): Promise<void> {
+    this.#check(buf, 'buf');
+    if (dest === this.rank) throw typeError('dest', 'another rank', dest);
+    await this.#b.send(buf, this.#root(dest));
+  }
+
+  async recv<T extends Numeric>(buf: T, src: number): Promise<T> {
+    this.#check(buf, 'buf');
+    if (src === this.rank) throw typeError('src', 'another rank', src);
+    await this.#b.recv(buf, this.#root(src));
+    return buf;
+  }
+
+  async barrier(): Promise<void> {
+    await this.#b.barrier();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#b.finalize();
+  }
+}

@@ -1,0 +1,14 @@
+// Builds the optional Open MPI addon (native/mpi) when mpicc is on PATH; otherwise says why it
+// skipped and exits 0, so the CPU package builds everywhere.
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const path = require('node:path');
+try {
+  execFileSync('mpicc', ['--showme:version'], { stdio: 'ignore' });
+} catch {
+  console.log('gradcomp: mpicc not found: skipping the MPI backend (install openmpi-bin libopenmpi-dev to build it)');
+  process.exit(0);
+}
+const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+const r = spawnSync(process.execPath, [gyp, 'rebuild', '--nodedir=/usr', '--directory', path.join(__dirname, '..', 'native', 'mpi')], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

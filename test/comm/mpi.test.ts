@@ -1,0 +1,57 @@
+/**
+ * The Open MPI backend, launched by mpirun from the test suite with the flags a root user on a
+ * loopback-only machine needs (specs/distributed.md §2). Skips, saying why, where mpirun or the
+ * MPI addon is missing.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..');
+const fixture = (f: string) => path.join(__dirname, 'fixtures', f);
+const addon = path.join(root, 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node');
+let why = '';
+try { execFileSync('mpirun', ['--version'], { stdio: 'ignore' }); } catch { why = 'mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'; }
+if (!why && !fs.existsSync(addon)) why = `the MPI addon is not built (${addon})`;
+if (why) console.log(`MPI tests skipped: ${why}`);
+
+const ENV = {
+  ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1',
+  OMPI_MCA_pml: 'ob1', OMPI_MCA_btl: 'self,vader,tcp', OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo',
+  OMPI_MCA_btl_vader_single_copy_mechanism: 'none', NO_COLOR: '1',
+};
+
+function launch(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: root, env: ENV, timeout: 60000 }, (e, out, err) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err, ms: Date.now() - t0 }));
+  });
+}
+const mpirun = (n: number, script: string, ...args: string[]) => launch('mpirun', ['-np', String(n), process.execPath, fixture(script), ...args]);
+const gradcompRun = (n: number, script: string, ...args: string[]) =>
+  launch(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', String(n), fixture(script), ...args]);
+
+(why ? describe.skip : describe)('mpi backend (mpirun)', () => {
+  test.each([2, 3, 4])('every collective against its reference on %i ranks', async (n) => {
+    const r = await mpirun(n, 'collectives.js', '[1, 7, 1000, 65537]');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').sort()).toEqual(Array.from({ length: n }, (_, i) => `ok ${i}/${n} mpi`));
+  });
+
+  test('the same script gives identical results under gradcomp run -n 4 and mpirun -np 4', async () => {
+    const [a, b] = [await gradcompRun(4, 'digest.js'), await mpirun(4, 'digest.js')];
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    const lines = (s: string) => s.trim().split('\n').filter((l) => l.startsWith('rank ')).sort();
+    expect(lines(a.out)).toHaveLength(4);
+    expect(lines(b.out)).toEqual(lines(a.out));
+  });
+
+  test.each(['exit', 'throw', 'kill'])('a rank that dies (%s) mid-job takes the job down within 10 s', async (mode) => {
+    const r = await mpirun(4, 'fault.js', mode);
+    expect(r.code).not.toBe(0);
+    expect(r.ms).toBeLessThan(10000);
+    expect(r.out).not.toMatch(/no error/);
+  });
+});
