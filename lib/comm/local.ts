@@ -10,6 +10,7 @@ import { GradcompError, typeError } from '../native/errors';
 import { loadBinding } from '../native/loader';
 import { dtypeOf } from '../tensor/tensor';
 import { CTRL, LocalJob } from './shared';
+import { dtypeCode, numericArg } from './args';
 import type { Communicator, Numeric, ReduceOp } from './types';
 
 // Atomics.waitAsync is in Node >= 16 (V8); the ES2022 lib typings predate it.
@@ -131,7 +132,7 @@ export class LocalCommunicator implements Communicator {
     const vals: number[] = [];
     for (let r = 0; r < this.size; r++) {
       const o = Atomics.load(c, base + 2 * r), v = Atomics.load(c, base + 2 * r + 1);
-      if (o !== op) this.#abort(new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: rank ${r} issued a different collective`));
+      if (o !== op) this.#abort(new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: rank ${r} issued a different collective or element type`));
       if (sameA && v !== a) this.#abort(new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: rank ${r} passed ${v} elements where this rank passed ${a}`));
       vals.push(v);
     }
@@ -144,13 +145,7 @@ export class LocalCommunicator implements Communicator {
   }
 
   #check(a: unknown, param: string, floats = false): Numeric {
-    const dt = dtypeOf(a);
-    if (dt === undefined || (floats && dt !== 'float32' && dt !== 'float64')) {
-      throw typeError(param, floats ? 'a Float32Array or Float64Array' : 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', a);
-    }
-    const v = a as Numeric;
-    if (v.length > 0x7fffffff) throw typeError(param, 'at most 2^31 - 1 elements', a);
-    return v;
+    return numericArg(a, param, floats);
   }
 
   #root(root: unknown): number {
@@ -164,9 +159,9 @@ export class LocalCommunicator implements Communicator {
 
   allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
     return this.#enqueue(async () => {
-      this.#check(buf, 'buf', true);
+      buf = this.#check(buf, 'buf', true) as typeof buf;
       if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
-      await this.#agree(OPS.allreduce, buf.length, true);
+      await this.#agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
       const b = loadBinding(), bpe = buf.BYTES_PER_ELEMENT, n = buf.length;
       const L = Math.floor(this.#slot / bpe);
       for (let off = 0; off < n; off += L) {
@@ -187,11 +182,11 @@ export class LocalCommunicator implements Communicator {
 
   allgather<T extends Numeric>(send: T, recv?: T): Promise<T> {
     return this.#enqueue(async () => {
-      this.#check(send, 'send');
+      send = this.#check(send, 'send') as typeof send;
       const m = send.length;
       const out = recv ?? like(send, m * this.size);
       if (dtypeOf(out) !== dtypeOf(send) || out.length !== m * this.size) throw typeError('recv', `a ${dtypeOf(send)} array of ${m * this.size} elements`, recv);
-      await this.#agree(OPS.allgather, m, true);
+      await this.#agree(OPS.allgather * 8 + dtypeCode(send), m, true);
       await this.#gatherChunks(send, Array(this.size).fill(m), out, true);
       return out;
     });
@@ -199,8 +194,8 @@ export class LocalCommunicator implements Communicator {
 
   allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }> {
     return this.#enqueue(async () => {
-      this.#check(send, 'send');
-      const counts = await this.#agree(OPS.allgatherv, send.length, false);
+      send = this.#check(send, 'send') as typeof send;
+      const counts = await this.#agree(OPS.allgatherv * 8 + dtypeCode(send), send.length, false);
       const out = like(send, counts.reduce((a, b) => a + b, 0));
       await this.#gatherChunks(send, counts, out, true);
       return { data: out, counts };
@@ -209,9 +204,9 @@ export class LocalCommunicator implements Communicator {
 
   gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null> {
     return this.#enqueue(async () => {
-      this.#check(send, 'send');
+      send = this.#check(send, 'send') as typeof send;
       const rt = this.#root(root);
-      const counts = await this.#agree(OPS.gatherv, send.length, false);
+      const counts = await this.#agree(OPS.gatherv * 8 + dtypeCode(send), send.length, false);
       const out = this.rank === rt ? like(send, counts.reduce((a, b) => a + b, 0)) : null;
       await this.#gatherChunks(send, counts, out, false, rt);
       return out ? { data: out, counts } : null;
@@ -236,11 +231,24 @@ export class LocalCommunicator implements Communicator {
     }
   }
 
+  async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
+    const r = await this.gatherv(send, root);
+    if (r && r.counts.some((c) => c !== r.counts[0])) {
+      throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: gather needs one count on every rank, got ${r.counts.join(', ')}`, 'send');
+    }
+    return r ? r.data : null;
+  }
+
+  async scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T> {
+    if (!Number.isInteger(count) || count < 0) throw typeError('count', 'a non-negative integer', count);
+    return this.scatterv(send, Array(this.size).fill(count), root);
+  }
+
   broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
     return this.#enqueue(async () => {
-      this.#check(buf, 'buf');
+      buf = this.#check(buf, 'buf') as typeof buf;
       const rt = this.#root(root);
-      await this.#agree(OPS.broadcast, buf.length, true);
+      await this.#agree(OPS.broadcast * 8 + dtypeCode(buf), buf.length, true);
       const bpe = buf.BYTES_PER_ELEMENT, L = Math.floor(this.#slot / bpe);
       for (let off = 0; off < buf.length; off += L) {
         const len = Math.min(L, buf.length - off);
@@ -260,7 +268,10 @@ export class LocalCommunicator implements Communicator {
         throw typeError('counts', `${this.size} non-negative integers`, counts);
       }
       const total = counts.reduce((a, b) => a + b, 0);
-      if (this.rank === rt && (this.#check(send, 'send'), send!.length !== total)) throw typeError('send', `${total} elements (the sum of counts)`, send);
+      if (this.rank === rt) {
+        send = this.#check(send, 'send') as T;
+        if (send.length !== total) throw typeError('send', `${total} elements (the sum of counts)`, send);
+      }
       // Every rank needs the dtype: the root announces it in the agreement word.
       const codes = ['float32', 'float64', 'int32', 'uint32', 'uint8'];
       const posted = await this.#agree(OPS.scatterv, this.rank === rt ? codes.indexOf(dtypeOf(send)!) : -1, false);
@@ -295,14 +306,14 @@ export class LocalCommunicator implements Communicator {
   }
 
   async send(buf: Numeric, dest: number): Promise<void> {
-    this.#check(buf, 'buf');
+    buf = this.#check(buf, 'buf') as typeof buf;
     if (dest === this.rank || !this.#job.outPorts[dest]) throw typeError('dest', `another rank in [0, ${this.size - 1}]`, dest);
     this.#checkAbort();
     this.#job.outPorts[dest]!.postMessage(bytesOf(buf).slice());
   }
 
   async recv<T extends Numeric>(buf: T, src: number): Promise<T> {
-    this.#check(buf, 'buf');
+    buf = this.#check(buf, 'buf') as typeof buf;
     if (src === this.rank || !this.#job.ports[src]) throw typeError('src', `another rank in [0, ${this.size - 1}]`, src);
     const deadline = Date.now() + this.#timeout;
     for (;;) {

@@ -7,6 +7,7 @@
 import { GradcompError, typeError } from '../native/errors';
 import type { MpiBinding } from '../native/binding';
 import { dtypeOf } from '../tensor/tensor';
+import { dtypeCode, numericArg } from './args';
 import type { Communicator, Numeric, ReduceOp } from './types';
 
 function like<T extends Numeric>(a: T, length: number): T {
@@ -39,12 +40,7 @@ export class MpiCommunicator implements Communicator {
   }
 
   #check(a: unknown, param: string, floats = false): Numeric {
-    const dt = dtypeOf(a);
-    if (dt === undefined || (floats && dt !== 'float32' && dt !== 'float64')) {
-      throw typeError(param, floats ? 'a Float32Array or Float64Array' : 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', a);
-    }
-    if (this.#closed) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm');
-    return a as Numeric;
+    return numericArg(a, param, floats);
   }
 
   #root(root: unknown): number {
@@ -59,7 +55,7 @@ export class MpiCommunicator implements Communicator {
   }
 
   async allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
-    this.#check(buf, 'buf', true);
+    buf = this.#check(buf, 'buf', true) as typeof buf;
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
     await this.#b.allreduce(buf, op === 'max' ? 1 : 0);
     if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
@@ -67,7 +63,7 @@ export class MpiCommunicator implements Communicator {
   }
 
   async allgather<T extends Numeric>(send: T, recv?: T): Promise<T> {
-    this.#check(send, 'send');
+    send = this.#check(send, 'send') as typeof send;
     const out = recv ?? like(send, send.length * this.size);
     if (dtypeOf(out) !== dtypeOf(send) || out.length !== send.length * this.size) throw typeError('recv', `a ${dtypeOf(send)} array of ${send.length * this.size} elements`, recv);
     await this.#b.allgatherv(send, out, Array(this.size).fill(send.length));
@@ -75,21 +71,34 @@ export class MpiCommunicator implements Communicator {
   }
 
   async allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }> {
-    this.#check(send, 'send');
+    send = this.#check(send, 'send') as typeof send;
     const counts = await this.#counts(send.length);
     const out = like(send, counts.reduce((a, b) => a + b, 0));
     await this.#b.allgatherv(send, out, counts);
     return { data: out, counts };
   }
 
+  async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
+    const r = await this.gatherv(send, root);
+    if (r && r.counts.some((c) => c !== r.counts[0])) {
+      throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: gather needs one count on every rank, got ${r.counts.join(', ')}`, 'send');
+    }
+    return r ? r.data : null;
+  }
+
+  async scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T> {
+    if (!Number.isInteger(count) || count < 0) throw typeError('count', 'a non-negative integer', count);
+    return this.scatterv(send, Array(this.size).fill(count), root);
+  }
+
   async broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
-    this.#check(buf, 'buf');
+    buf = this.#check(buf, 'buf') as typeof buf;
     await this.#b.bcast(buf, this.#root(root));
     return buf;
   }
 
   async gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null> {
-    this.#check(send, 'send');
+    send = this.#check(send, 'send') as typeof send;
     const rt = this.#root(root);
     const counts = await this.#counts(send.length);
     const out = this.rank === rt ? like(send, counts.reduce((a, b) => a + b, 0)) : null;
@@ -104,7 +113,8 @@ export class MpiCommunicator implements Communicator {
     }
     // Every rank needs the element type: the root broadcasts its code first.
     const codes = ['float32', 'float64', 'int32', 'uint32', 'uint8'] as const;
-    const code = new Int32Array([this.rank === rt ? codes.indexOf(dtypeOf(this.#check(send, 'send'))!) : -1]);
+    if (this.rank === rt) send = this.#check(send, 'send') as T;
+    const code = new Int32Array([this.rank === rt ? codes.indexOf(dtypeOf(send)!) : -1]);
     await this.#b.bcast(code, rt);
     const ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array }[codes[code[0]]];
     const out = new ctor(counts[this.rank]) as unknown as T;
@@ -121,13 +131,13 @@ export class MpiCommunicator implements Communicator {
   }
 
   async send(buf: Numeric, dest: number): Promise<void> {
-    this.#check(buf, 'buf');
+    buf = this.#check(buf, 'buf') as typeof buf;
     if (dest === this.rank) throw typeError('dest', 'another rank', dest);
     await this.#b.send(buf, this.#root(dest));
   }
 
   async recv<T extends Numeric>(buf: T, src: number): Promise<T> {
-    this.#check(buf, 'buf');
+    buf = this.#check(buf, 'buf') as typeof buf;
     if (src === this.rank) throw typeError('src', 'another rank', src);
     await this.#b.recv(buf, this.#root(src));
     return buf;

@@ -1,7 +1,7 @@
 /**
  * The Communicator: collectives over the workers of one job, the same calls on every backend.
  * Every rank must issue the same collectives in the same order (MPI's rule). Calls take
- * TypedArrays (or Tensors' data), return Promises, and never block the event loop; buffers must
+ * TypedArrays or CPU Tensors (their data is used in place), return Promises, and never block the event loop; buffers must
  * not be detached or resized while a call is pending.
  */
 export type Numeric = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
@@ -21,6 +21,10 @@ export interface Communicator {
   allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }>;
   /** In place: every rank ends with root's buf (same length everywhere). */
   broadcast<T extends Numeric>(buf: T, root: number): Promise<T>;
+  /** Fixed count: root receives every rank's send (size x send.length); others get null. */
+  gather<T extends Numeric>(send: T, root: number): Promise<T | null>;
+  /** Fixed count: root's send (size x n) is split into equal parts, rank r gets part r. */
+  scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T>;
   /** Root receives every rank's send concatenated (counts may differ); others get null. */
   gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null>;
   /** Root splits `send` by `counts` (length size); every rank receives its part. */

@@ -68,8 +68,8 @@ describe('local backend faults', () => {
       expect(r.ms).toBeLessThan(10000);
     });
 
-  test('mismatched collectives are detected on every rank', async () => {
-    const r = await gradcompRun(['-n', '3', fixture('fault.js'), 'mismatch']);
+  test.each(['mismatch', 'dtype'])('mismatched collectives (%s) are detected on every rank', async (mode) => {
+    const r = await gradcompRun(['-n', '3', fixture('fault.js'), mode]);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/rank 0: ERR_GRADCOMP_(COLLECTIVE_MISMATCH|PEER_FAILED)/);
     expect(r.out).toMatch(/rank 1: ERR_GRADCOMP_(COLLECTIVE_MISMATCH|PEER_FAILED)/);

@@ -39,6 +39,12 @@ const gradcompRun = (n: number, script: string, ...args: string[]) =>
     expect(r.out.trim().split('\n').sort()).toEqual(Array.from({ length: n }, (_, i) => `ok ${i}/${n} mpi`));
   });
 
+  test('sizes up to 10^6 elements', async () => {
+    const r = await mpirun(2, 'collectives.js', '[1000000]');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').sort()).toEqual(['ok 0/2 mpi', 'ok 1/2 mpi']);
+  });
+
   test('the same script gives identical results under gradcomp run -n 4 and mpirun -np 4', async () => {
     const [a, b] = [await gradcompRun(4, 'digest.js'), await mpirun(4, 'digest.js')];
     expect(a.code).toBe(0);
