@@ -176,6 +176,17 @@ async function main() {
     const line = r.stdout.split('\n').find((l) => l.startsWith('GRADCOMP_COMM_BENCH '));
     if (line) for (const row of JSON.parse(line.slice(20)).rows) commRows.push({ backend: 'local', ranks, ...row });
     else log(`communicator benchmark failed: ${r.stderr}`);
+    // The same worker under mpirun, where Open MPI and the MPI addon exist.
+    const mpiEnv = {
+      ...process.env, GRADCOMP_ENTRY: path.join(__dirname, '..', 'lib', 'index.js'), OMPI_ALLOW_RUN_AS_ROOT: '1',
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1', OMPI_MCA_pml: 'ob1',
+      OMPI_MCA_btl: 'self,vader,tcp', OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo',
+      OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
+    };
+    const m = spawnSync('mpirun', ['-np', String(ranks), process.execPath, path.join(__dirname, '..', '..', 'bench', 'comm_worker.js')], { encoding: 'utf8', env: mpiEnv });
+    const mline = (m.stdout ?? '').split('\n').find((l) => l.startsWith('GRADCOMP_COMM_BENCH '));
+    if (mline) for (const row of JSON.parse(mline.slice(20)).rows) commRows.push({ backend: 'mpi', ranks, ...row });
+    else log(`mpi communicator benchmark skipped: ${m.error ? 'mpirun not found' : (m.stderr ?? '').split('\n')[0]}`);
   }
 
   const torch = runTorch(torchJobs, threads);
