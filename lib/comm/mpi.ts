@@ -48,6 +48,19 @@ export class MpiCommunicator implements Communicator {
     return root;
   }
 
+  /**
+   * Every rank posts (collective, dtype, length); one 4-value MAX allreduce of
+   * [code, length, -code, -length] gives every rank the same min and max, so all ranks reject a
+   * mismatch together (ERR_GRADCOMP_COLLECTIVE_MISMATCH) instead of MPI truncating or hanging.
+   */
+  async #agree(op: number, a: Numeric | null, length: number, sameLength: boolean): Promise<void> {
+    const code = op * 8 + (a ? dtypeCode(a) : 7);
+    const v = Float64Array.from([code, length, -code, -length]);
+    await this.#b.allreduce(v, 1);
+    if (v[0] !== -v[2]) throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: ranks issued different collectives or element types`);
+    if (sameLength && v[1] !== -v[3]) throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: ranks passed different lengths (${-v[3]} to ${v[1]})`);
+  }
+
   async #counts(n: number): Promise<number[]> {
     const out = new Int32Array(this.size);
     await this.#b.allgatherCounts(n, out);
@@ -57,6 +70,7 @@ export class MpiCommunicator implements Communicator {
   async allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
     buf = this.#check(buf, 'buf', true) as typeof buf;
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
+    await this.#agree(1, buf, buf.length, true);
     await this.#b.allreduce(buf, op === 'max' ? 1 : 0);
     if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
     return buf;
@@ -66,12 +80,14 @@ export class MpiCommunicator implements Communicator {
     send = this.#check(send, 'send') as typeof send;
     const out = recv ?? like(send, send.length * this.size);
     if (dtypeOf(out) !== dtypeOf(send) || out.length !== send.length * this.size) throw typeError('recv', `a ${dtypeOf(send)} array of ${send.length * this.size} elements`, recv);
+    await this.#agree(2, send, send.length, true);
     await this.#b.allgatherv(send, out, Array(this.size).fill(send.length));
     return out;
   }
 
   async allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }> {
     send = this.#check(send, 'send') as typeof send;
+    await this.#agree(3, send, send.length, false);
     const counts = await this.#counts(send.length);
     const out = like(send, counts.reduce((a, b) => a + b, 0));
     await this.#b.allgatherv(send, out, counts);
@@ -93,13 +109,16 @@ export class MpiCommunicator implements Communicator {
 
   async broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
     buf = this.#check(buf, 'buf') as typeof buf;
-    await this.#b.bcast(buf, this.#root(root));
+    const rt = this.#root(root);
+    await this.#agree(4, buf, buf.length, true);
+    await this.#b.bcast(buf, rt);
     return buf;
   }
 
   async gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null> {
     send = this.#check(send, 'send') as typeof send;
     const rt = this.#root(root);
+    await this.#agree(5, send, send.length, false);
     const counts = await this.#counts(send.length);
     const out = this.rank === rt ? like(send, counts.reduce((a, b) => a + b, 0)) : null;
     await this.#b.gatherv(send, out, counts, rt);
@@ -144,7 +163,7 @@ export class MpiCommunicator implements Communicator {
   }
 
   async barrier(): Promise<void> {
-    await this.#b.barrier();
+    await this.#agree(7, null, 0, true);
   }
 
   async close(): Promise<void> {

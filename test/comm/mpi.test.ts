@@ -54,6 +54,12 @@ const gradcompRun = (n: number, script: string, ...args: string[]) =>
     expect(lines(b.out)).toEqual(lines(a.out));
   });
 
+  test.each(['mismatch', 'dtype'])('mismatched collectives (%s) are rejected on every rank', async (mode) => {
+    const r = await mpirun(3, 'fault.js', mode);
+    expect(r.code).not.toBe(0);
+    for (const rank of [0, 1, 2]) expect(r.out).toContain(`rank ${rank}: ERR_GRADCOMP_COLLECTIVE_MISMATCH`);
+  });
+
   test.each(['exit', 'throw', 'kill'])('a rank that dies (%s) mid-job takes the job down within 10 s', async (mode) => {
     const r = await mpirun(4, 'fault.js', mode);
     expect(r.code).not.toBe(0);
