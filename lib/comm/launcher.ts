@@ -39,8 +39,10 @@ export async function runLocal(script: string, size: number, args: string[] = []
       ports[d][s] = ch.port2;
     }
   let failed: { rank: number; error: string } | undefined;
+  const later: string[] = [];
   const fail = (rank: number, error: string) => {
     if (!failed) failed = { rank, error };
+    else if (rank !== failed.rank) later.push(`rank ${rank}: ${error.split('\n')[0]}`);
     Atomics.compareExchange(c, CTRL.ABORT, 0, rank + 1);
     Atomics.notify(c, CTRL.GENERATION);
   };
@@ -60,6 +62,7 @@ export async function runLocal(script: string, size: number, args: string[] = []
   await Promise.all(exits);
   if (failed) {
     log(`gradcomp run: rank ${failed.rank} of ${size} failed: ${failed.error}`);
+    if (later.length) log(`gradcomp run: then ${later.join('; ')}`);
     return { code: 1, failedRank: failed.rank, error: failed.error };
   }
   return { code: 0 };

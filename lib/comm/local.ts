@@ -120,7 +120,8 @@ export class LocalCommunicator implements Communicator {
         clearTimeout(keepAlive);
       }
     }
-    this.#checkAbort();
+    // The generation moved: the barrier completed for everyone. An abort raised after that is
+    // seen by this rank's next operation, not by this one, which did succeed.
   }
 
   /** Every rank posts (op, a) and (op, b); all must agree on op and on `a` when `sameA`. */
