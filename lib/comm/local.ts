@@ -11,6 +11,7 @@ import { loadBinding } from '../native/loader';
 import { dtypeOf } from '../tensor/tensor';
 import { CTRL, LocalJob } from './shared';
 import { dtypeCode, numericArg } from './args';
+import { DerivedCollectives } from './base';
 import type { Communicator, Numeric, ReduceOp } from './types';
 
 // Atomics.waitAsync is in Node >= 16 (V8); the ES2022 lib typings predate it.
@@ -29,7 +30,7 @@ function viewOf<T extends Numeric>(a: T, buf: SharedArrayBuffer, byteOffset: num
   return new (a.constructor as new (b: SharedArrayBuffer, o: number, n: number) => T)(buf, byteOffset, length);
 }
 
-export class LocalCommunicator implements Communicator {
+export class LocalCommunicator extends DerivedCollectives implements Communicator {
   readonly backend = 'local' as const;
   readonly rank: number;
   readonly size: number;
@@ -45,6 +46,7 @@ export class LocalCommunicator implements Communicator {
   readonly #waiting = new Map<number, () => void>();
 
   constructor(job: LocalJob, reason: string) {
+    super();
     this.#job = job;
     this.rank = job.rank;
     this.size = job.size;
@@ -232,18 +234,7 @@ export class LocalCommunicator implements Communicator {
     }
   }
 
-  async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
-    const r = await this.gatherv(send, root);
-    if (r && r.counts.some((c) => c !== r.counts[0])) {
-      throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: gather needs one count on every rank, got ${r.counts.join(', ')}`, 'send');
-    }
-    return r ? r.data : null;
-  }
 
-  async scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T> {
-    if (!Number.isInteger(count) || count < 0) throw typeError('count', 'a non-negative integer', count);
-    return this.scatterv(send, Array(this.size).fill(count), root);
-  }
 
   broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
     return this.#enqueue(async () => {
@@ -297,14 +288,6 @@ export class LocalCommunicator implements Communicator {
     });
   }
 
-  async reduceScatter<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', counts?: number[]): Promise<T> {
-    const c = counts ?? Array.from({ length: this.size }, (_, r) => Math.floor((buf.length * (r + 1)) / this.size) - Math.floor((buf.length * r) / this.size));
-    if (c.length !== this.size || c.reduce((a, b) => a + b, 0) !== buf.length) throw typeError('counts', `${this.size} counts summing to ${buf.length}`, counts);
-    const all = buf.slice() as T;
-    await this.allreduce(all, op);
-    const start = c.slice(0, this.rank).reduce((a, b) => a + b, 0);
-    return all.slice(start, start + c[this.rank]) as T;
-  }
 
   async send(buf: Numeric, dest: number): Promise<void> {
     buf = this.#check(buf, 'buf') as typeof buf;

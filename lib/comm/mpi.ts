@@ -8,13 +8,14 @@ import { GradcompError, typeError } from '../native/errors';
 import type { MpiBinding } from '../native/binding';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
+import { DerivedCollectives } from './base';
 import type { Communicator, Numeric, ReduceOp } from './types';
 
 function like<T extends Numeric>(a: T, length: number): T {
   return new (a.constructor as new (n: number) => T)(length);
 }
 
-export class MpiCommunicator implements Communicator {
+export class MpiCommunicator extends DerivedCollectives implements Communicator {
   readonly backend = 'mpi' as const;
   readonly rank: number;
   readonly size: number;
@@ -23,6 +24,7 @@ export class MpiCommunicator implements Communicator {
   #closed = false;
 
   constructor(b: MpiBinding, reason: string) {
+    super();
     this.#b = b;
     const info = b.init();
     this.rank = info.rank;
@@ -94,18 +96,7 @@ export class MpiCommunicator implements Communicator {
     return { data: out, counts };
   }
 
-  async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
-    const r = await this.gatherv(send, root);
-    if (r && r.counts.some((c) => c !== r.counts[0])) {
-      throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: gather needs one count on every rank, got ${r.counts.join(', ')}`, 'send');
-    }
-    return r ? r.data : null;
-  }
 
-  async scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T> {
-    if (!Number.isInteger(count) || count < 0) throw typeError('count', 'a non-negative integer', count);
-    return this.scatterv(send, Array(this.size).fill(count), root);
-  }
 
   async broadcast<T extends Numeric>(buf: T, root: number): Promise<T> {
     buf = this.#check(buf, 'buf') as typeof buf;
@@ -141,13 +132,6 @@ export class MpiCommunicator implements Communicator {
     return out;
   }
 
-  async reduceScatter<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', counts?: number[]): Promise<T> {
-    const c = counts ?? Array.from({ length: this.size }, (_, r) => Math.floor((buf.length * (r + 1)) / this.size) - Math.floor((buf.length * r) / this.size));
-    const all = buf.slice() as T;
-    await this.allreduce(all, op);
-    const start = c.slice(0, this.rank).reduce((a, b) => a + b, 0);
-    return all.slice(start, start + c[this.rank]) as T;
-  }
 
   async send(buf: Numeric, dest: number): Promise<void> {
     buf = this.#check(buf, 'buf') as typeof buf;

@@ -1,0 +1,34 @@
+/** Collectives derived from the primitive ones, shared by every backend. */
+import { GradcompError, typeError } from '../native/errors';
+import type { Communicator, Numeric, ReduceOp } from './types';
+
+export abstract class DerivedCollectives implements Pick<Communicator, 'gather' | 'scatter' | 'reduceScatter'> {
+  abstract readonly rank: number;
+  abstract readonly size: number;
+  abstract allreduce<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp): Promise<T>;
+  abstract gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null>;
+  abstract scatterv<T extends Numeric>(send: T | null, counts: number[], root: number): Promise<T>;
+
+  async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
+    const r = await this.gatherv(send, root);
+    if (r && r.counts.some((c) => c !== r.counts[0])) {
+      throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: gather needs one count on every rank, got ${r.counts.join(', ')}`, 'send');
+    }
+    return r ? r.data : null;
+  }
+
+  async scatter<T extends Numeric>(send: T | null, count: number, root: number): Promise<T> {
+    if (!Number.isInteger(count) || count < 0) throw typeError('count', 'a non-negative integer', count);
+    return this.scatterv(send, Array(this.size).fill(count), root);
+  }
+
+  /** Reduce buf over ranks; rank r keeps the part counts[r] (equal split when omitted). */
+  async reduceScatter<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', counts?: number[]): Promise<T> {
+    const c = counts ?? Array.from({ length: this.size }, (_, r) => Math.floor((buf.length * (r + 1)) / this.size) - Math.floor((buf.length * r) / this.size));
+    if (c.length !== this.size || c.reduce((a, b) => a + b, 0) !== buf.length) throw typeError('counts', `${this.size} counts summing to ${buf.length}`, counts);
+    const all = buf.slice() as T;
+    await this.allreduce(all, op);
+    const start = c.slice(0, this.rank).reduce((a, b) => a + b, 0);
+    return all.slice(start, start + c[this.rank]) as T;
+  }
+}
