@@ -58,6 +58,16 @@ export class PowerSgdCompressor extends BaseCompressor {
     return (rows + cols) * r * this.minCompressionRate < rows * cols ? [rows, cols] : null;
   }
 
+  /** This step's Q: the warm start, or N(0, 1) from a Philox stream keyed by (seed, tensor) that
+   * every worker shares (and by step when warm start is off). */
+  #startQ(name: string, cols: number, r: number, step: number): Float32Array {
+    if (this.warmStart && this.hasSlot(name, 'q')) return this.slot(name, 'q', cols * r);
+    const q = new Float32Array(cols * r);
+    const s = BigInt(this.seed);
+    loadBinding().philoxFill(q, Number(s & 0xffffffffn), Number(s >> 32n), this.warmStart ? 0 : step >>> 0, streamId(name), 1);
+    return q;
+  }
+
   async begin(name: string, grad: Float32Array, ctx: StepContext): Promise<Session> {
     const { workers } = workersOf(ctx);
     const n = grad.length;
@@ -75,12 +85,7 @@ export class PowerSgdCompressor extends BaseCompressor {
     const m = new Float32Array(n);
     const e = this.errorFeedback ? this.slot(name, 'residual', n) : undefined;
     for (let i = 0; i < n; i++) m[i] = e ? grad[i] + e[i] : grad[i];
-    let q = this.warmStart && this.hasSlot(name, 'q') ? this.slot(name, 'q', cols * r) : undefined;
-    if (!q) {
-      q = new Float32Array(cols * r);
-      const s = BigInt(this.seed);
-      b.philoxFill(q, Number(s & 0xffffffffn), Number(s >> 32n), this.warmStart ? 0 : ctx.step >>> 0, streamId(name), 1);
-    }
+    const q = this.#startQ(name, cols, r, ctx.step);
     const p = new Float32Array(rows * r);
     b.powersgdPhase(m, q, p, 1, rows, cols, r, 1, false);
     ms += performance.now() - t0;
@@ -133,12 +138,7 @@ export class PowerSgdCompressor extends BaseCompressor {
       const e = this.errorFeedback ? this.slot(en.name, 'residual', n) : undefined;
       const m = new Float32Array(n);
       for (let i = 0; i < n; i++) m[i] = e ? en.grad[i] + e[i] : en.grad[i];
-      let q = this.warmStart && this.hasSlot(en.name, 'q') ? this.slot(en.name, 'q', cols * r) : undefined;
-      if (!q) {
-        q = new Float32Array(cols * r);
-        const sd = BigInt(this.seed);
-        b.philoxFill(q, Number(sd & 0xffffffffn), Number(sd >> 32n), this.warmStart ? 0 : ctx.step >>> 0, streamId(en.name), 1);
-      }
+      const q = this.#startQ(en.name, cols, r, ctx.step);
       g.items.push({ index, name: en.name, n, m, e, q, pOff: 0, qOff: 0 });
     });
     // Stack each group and compute its P in one call; lay every P (and the dense tensors) out in

@@ -25,11 +25,7 @@ export class NovoGrad extends BaseOptimizer {
   constructor(o: NovoGradOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
-    const num = (v: unknown, name: string, ok: (x: number) => boolean, what: string) => {
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !ok(v)) throw typeError(`options.${name}`, what, v);
-      return v;
-    };
+    const num = BaseOptimizer.option;
     this.beta1 = num(o.beta1, 'beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.95;
     this.beta2 = num(o.beta2, 'beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.98;
     this.eps = num(o.eps, 'eps', (x) => x >= 0 && Number.isFinite(x), 'a finite number >= 0') ?? 1e-8;

@@ -34,6 +34,13 @@ export abstract class BaseOptimizer implements Optimizer {
     this.lr = lr;
   }
 
+  /** An optional numeric option: undefined when absent, else checked with `ok`. */
+  protected static option(v: unknown, name: string, ok: (x: number) => boolean, what: string): number | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !ok(v)) throw typeError(`options.${name}`, what, v);
+    return v;
+  }
+
   protected abstract update(name: string, w: Float32Array, g: Float32Array, lr: number): void;
 
   step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts: { lr?: number } = {}): void {

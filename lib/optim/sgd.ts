@@ -23,11 +23,7 @@ export class Sgd extends BaseOptimizer {
   constructor(o: SgdOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
-    const num = (v: unknown, name: string, ok: (x: number) => boolean, what: string) => {
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !ok(v)) throw typeError(`options.${name}`, what, v);
-      return v;
-    };
+    const num = BaseOptimizer.option;
     this.momentum = num(o.momentum, 'momentum', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0;
     this.weightDecay = num(o.weightDecay, 'weightDecay', (x) => x >= 0 && Number.isFinite(x), 'a finite number >= 0') ?? 0;
     this.dampening = num(o.dampening, 'dampening', (x) => x >= 0 && x <= 1, 'a number in [0, 1]') ?? 0;

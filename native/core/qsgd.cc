@@ -149,11 +149,16 @@ void pack_codes(uint8_t* codes_out, uint64_t first, const uint32_t* codes, uint6
 void encode_range_scalar(const gc_qsgd_desc& d, uint32_t bits, const uint8_t* norms, uint8_t* codes_out,
                          uint64_t lo, uint64_t hi) {
   uint32_t words[64], codes[64];
+  uint64_t cur_bucket = ~0ULL;
+  BucketParams p{};
   for (uint64_t g = lo & ~63ULL; g < hi; g += 64) {
     group_words(d, g, words);
     uint64_t a = std::max(g, lo), b = std::min(g + 64, hi);
     for (uint64_t i = a; i < b; ++i) {
-      BucketParams p = bucket_params(load_norm(norms, i / d.bucket_size), d.levels, bits);
+      if (i / d.bucket_size != cur_bucket) {  // one division per bucket, not per element
+        cur_bucket = i / d.bucket_size;
+        p = bucket_params(load_norm(norms, cur_bucket), d.levels, bits);
+      }
       codes[i - a] = quantize_one(d.x[i], words[i - g], p);
     }
     pack_codes(codes_out, a, codes, b - a, bits);

@@ -314,7 +314,7 @@ test('DGC with momentum (masking off): sent + velocity = the sum of the momentum
 });
 
 test('native fp16/bf16 casts equal the JS reference conversions bit for bit', () => {
-  const { toFp16, toBf16 } = require('../../lib/compress/cast');
+  const { toFp16, toBf16 } = require('../reference/half');
   const { loadBinding } = require('../../lib/native/loader');
   const edge = [0, -0, 1, -1, 65504, 65519, 65520, 1e9, -1e9, 6.1e-5, 5.96e-8, 2.98e-8, 1e-10, Infinity, -Infinity, NaN, -NaN,
     1 + 2 ** -11, 1 + 3 * 2 ** -11, 3.3895e38, 1.00390625, 1.01171875];
