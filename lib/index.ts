@@ -39,3 +39,9 @@ export type { SgdOptions } from './optim/sgd';
 export { NovoGrad } from './optim/novograd';
 export type { NovoGradOptions } from './optim/novograd';
 export type { Optimizer, OptimizerState } from './optim/optimizer';
+export { createDistributedOptimizer, ALGORITHMS } from './algorithms/create';
+export type { AlgorithmName, DistributedOptions } from './algorithms/create';
+export type {
+  DistributedOptimizer, DistributedStats, AlgorithmState, StepInfo, TensorMap,
+} from './algorithms/base';
+export { stlStage } from './algorithms/periodic';

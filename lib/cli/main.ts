@@ -3,11 +3,14 @@
  * The `gradcomp` command.
  *   gradcomp doctor [--json]   what gradcomp runs on and why (the probe runs in a child process)
  *   gradcomp bench [flags]     the microbenchmark suite (flags: --quick, --json)
+ *   gradcomp train [flags]     train a small model with N workers (the main job; --help for flags)
+ *   gradcomp run -n N script   run N ranks of a script on the local backend
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 const USAGE = `usage: gradcomp <command>
+  train [flags]               train a model with N workers and compressed communication (train --help)
   doctor [--json]             report the backend, SIMD level, threads and versions
   bench [--quick] [--json]    run the microbenchmark suite
   run -n N script.js [args]   run N ranks of a script on the local backend (worker_threads)`;
@@ -51,9 +54,39 @@ async function run(rest: string[]): Promise<number> {
   return (await runLocal(script, n, rest, { timeoutMs })).code;
 }
 
+async function train(rest: string[]): Promise<number> {
+  const { parseTrainArgs, TRAIN_USAGE } = await import('../train/options');
+  if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(TRAIN_USAGE + '\n'); return 0; }
+  const e = process.env;
+  const underMpi = e.OMPI_COMM_WORLD_SIZE !== undefined || e.PMI_SIZE !== undefined || e.PMIX_RANK !== undefined;
+  let o;
+  try {
+    // Without an explicit --progress: a bar on a terminal, a line per 10% otherwise.
+    if (!rest.includes('--progress')) rest = [...rest, '--progress', process.stderr.isTTY ? 'bar' : 'lines'];
+    o = parseTrainArgs(rest);
+  } catch (err) {
+    process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (underMpi) {
+    const size = Number(e.OMPI_COMM_WORLD_SIZE ?? e.PMI_SIZE);
+    if (rest.includes('--workers') && Number.isInteger(size) && size !== o.workers) {
+      process.stderr.write(`gradcomp train: --workers ${o.workers} disagrees with mpirun's ${size} processes (drop --workers under mpirun)\n`);
+      return 2;
+    }
+    const { main: worker } = await import('../train/worker');
+    await worker(rest);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  }
+  const { runLocal } = await import('../comm/launcher');
+  return (await runLocal(path.join(__dirname, '..', 'train', 'worker.js'), o.workers, rest)).code;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'train':
+      return train(rest);
     case 'run':
       return run(rest);
     case 'doctor':

@@ -28,6 +28,19 @@ export abstract class GatherCompressor extends BaseCompressor {
     return payload;
   }
 
+  /**
+   * The bare operator, no error feedback and no state: C(v) as a payload, and its dense value
+   * added into `out`. For algorithms that keep their own errors (DoubleSqueeze, LIEC-SGD's
+   * worker and server sides); stateful encoders (Signum's momentum, DGC) must not be used so.
+   */
+  encodeRaw(name: string, v: Float32Array, ctx: StepContext): Uint8Array {
+    return this.encode(name, v, ctx);
+  }
+
+  decodeRawAdd(payload: Uint8Array, out: Float32Array): void {
+    this.decodeAdd(payload, out);
+  }
+
   /** One worker's payload for `grad` (the first and only round's data). */
   async compress(name: string, grad: Float32Array, ctx: StepContext): Promise<Uint8Array> {
     return (await this.begin(name, grad, ctx)).round!.data as Uint8Array;

@@ -1,0 +1,151 @@
+/**
+ * The algorithms' one door to the Communicator: every byte an algorithm moves goes through here,
+ * so traffic and time are counted in one place and the float reductions have one order.
+ *
+ * Byte accounting ("payload bytes"): a worker sends what it puts into a collective and receives
+ * what comes out that it did not already have. An allreduce of B bytes counts B sent and B
+ * received; an allgather counts this worker's payload sent and the others' payloads received;
+ * a broadcast counts B sent at the root and B received elsewhere. Dense data-parallel SGD is then
+ * 4d bytes sent per worker per step, the yardstick `gradcomp train` compares against. (A ring
+ * allreduce physically moves about 2(n-1)/n of that in each direction; the ratio is the same.)
+ *
+ * Reductions: with `deterministic` (the default) a float sum is an allgather followed by a sum in
+ * rank order, the same on every rank and on every backend, so a job is bit-identical under
+ * `gradcomp run` and mpirun (the backends' own allreduce picks its order, MPI by message size).
+ * It receives (n - 1) x B instead of about 2B: turn it off for large models where bandwidth
+ * matters more than cross-launcher reproducibility.
+ */
+import { performance } from 'node:perf_hooks';
+import { GradcompError } from '../native/errors';
+import type { Communicator } from '../comm/types';
+import type { Round, Session } from '../compress/types';
+
+export interface TrafficStats {
+  /** Payload bytes this worker sent / received (see the accounting rule above). */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Collective calls issued. */
+  rounds: number;
+  /** Wall time inside communication calls, ms. */
+  commMs: number;
+}
+
+export class Exchange {
+  readonly traffic: TrafficStats = { bytesSent: 0, bytesReceived: 0, rounds: 0, commMs: 0 };
+
+  constructor(readonly comm: Communicator, readonly deterministic = true) {}
+
+  get rank(): number { return this.comm.rank; }
+  get size(): number { return this.comm.size; }
+
+  async #timed<T>(fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.traffic.commMs += performance.now() - t0;
+      this.traffic.rounds++;
+    }
+  }
+
+  #count(sent: number, received: number): void {
+    this.traffic.bytesSent += sent;
+    this.traffic.bytesReceived += received;
+  }
+
+  /** In place: buf becomes the elementwise sum over workers (rank order when deterministic). */
+  async sum(buf: Float32Array): Promise<Float32Array> {
+    this.#count(buf.byteLength, buf.byteLength);
+    if (this.size === 1) return buf;
+    return this.#timed(async () => {
+      if (!this.deterministic) return this.comm.allreduce(buf, 'sum');
+      const n = buf.length;
+      const all = await this.comm.allgather(buf);
+      for (let i = 0; i < n; i++) {
+        let s = all[i];
+        for (let r = 1; r < this.size; r++) s = Math.fround(s + all[r * n + i]);
+        buf[i] = s;
+      }
+      return buf;
+    });
+  }
+
+  /** In place: buf becomes the elementwise mean over workers. */
+  async average(buf: Float32Array): Promise<Float32Array> {
+    await this.sum(buf);
+    if (this.size > 1) {
+      const inv = 1 / this.size;
+      for (let i = 0; i < buf.length; i++) buf[i] *= inv;
+    }
+    return buf;
+  }
+
+  /** Every worker's bytes, in rank order (lengths may differ). */
+  async allgather(bytes: Uint8Array): Promise<Uint8Array[]> {
+    if (this.size === 1) { this.#count(bytes.byteLength, 0); return [bytes]; }
+    const { data, counts } = await this.#timed(() => this.comm.allgatherv(bytes));
+    const parts: Uint8Array[] = [];
+    let off = 0, others = 0;
+    counts.forEach((c, r) => { parts.push(data.subarray(off, off + c)); off += c; if (r !== this.rank) others += c; });
+    this.#count(bytes.byteLength, others);
+    return parts;
+  }
+
+  /** Root's bytes on every rank; others pass anything (their data is not sent). */
+  async broadcast(bytes: Uint8Array, root: number): Promise<Uint8Array> {
+    const parts = await this.allgather(this.rank === root ? bytes : new Uint8Array(0));
+    return parts[root];
+  }
+
+  /** Root gets every worker's bytes in rank order; the others get null. */
+  async gather(bytes: Uint8Array, root: number): Promise<Uint8Array[] | null> {
+    if (this.size === 1) { this.#count(bytes.byteLength, 0); return [bytes]; }
+    const got = await this.#timed(() => this.comm.gatherv(bytes, root));
+    if (got === null) { this.#count(bytes.byteLength, 0); return null; }
+    const parts: Uint8Array[] = [];
+    let off = 0, others = 0;
+    got.counts.forEach((c, r) => { parts.push(got.data.subarray(off, off + c)); off += c; if (r !== this.rank) others += c; });
+    this.#count(0, others);
+    return parts;
+  }
+
+  /**
+   * All-to-all of byte strings: parts[j] goes to rank j; returns what every rank sent to this
+   * one, in rank order. Point-to-point (a length, then the bytes), so each worker receives only
+   * its share, as in DeepSpeed's compressed allreduce.
+   */
+  async alltoall(parts: Uint8Array[]): Promise<Uint8Array[]> {
+    if (parts.length !== this.size) throw new GradcompError('ERR_GRADCOMP_INTERNAL', `alltoall needs ${this.size} parts, got ${parts.length}`);
+    if (this.size === 1) return [parts[0]];
+    return this.#timed(async () => {
+      const me = this.rank;
+      for (let j = 0; j < this.size; j++) {
+        if (j === me) continue;
+        await this.comm.send(Uint32Array.of(parts[j].byteLength), j);
+        if (parts[j].byteLength > 0) await this.comm.send(parts[j], j);
+        this.#count(parts[j].byteLength, 0);
+      }
+      const out: Uint8Array[] = [];
+      for (let j = 0; j < this.size; j++) {
+        if (j === me) { out.push(parts[me]); continue; }
+        const len = (await this.comm.recv(new Uint32Array(1), j))[0];
+        out.push(len > 0 ? await this.comm.recv(new Uint8Array(len), j) : new Uint8Array(0));
+        this.#count(0, len);
+      }
+      return out;
+    });
+  }
+
+  /** Runs a compressor session's rounds; returns the workers' average gradient. */
+  async run(session: Session): Promise<Float32Array> {
+    for (let r: Round | null = session.round; r !== null; r = session.round) {
+      if (r.collective === 'allreduce') session.receive(await this.sum((r.data as Float32Array).slice()));
+      else if (r.collective === 'allgather') session.receive(await this.allgather(r.data as Uint8Array));
+      else {
+        const d = r.data;
+        session.receive(await this.broadcast(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), r.root ?? 0));
+      }
+    }
+    return session.result();
+  }
+}

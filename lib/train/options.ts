@@ -1,0 +1,161 @@
+/** `gradcomp train` flags: parsed, checked (errors name the flag), and turned into specs. */
+import { GradcompTypeError } from '../native/errors';
+import { ALGORITHMS, AlgorithmName, createDistributedOptimizer } from '../algorithms/create';
+import type { Communicator } from '../comm/types';
+import { COMPRESSOR_TYPES, CompressorSpec } from '../compress/create';
+import type { ModelKind } from './model';
+
+export interface TrainOptions {
+  algo: AlgorithmName;
+  /** undefined: the algorithm's own default compressor. */
+  compressor?: string;
+  ratio?: number;
+  rank?: number;
+  levels?: number;
+  period?: number;
+  stageSteps?: number;
+  server?: 'root' | 'sharded';
+  workers: number;
+  steps: number;
+  lr: number;
+  momentum: number;
+  optimizer: 'sgd' | 'novograd';
+  seed: number;
+  nonIid: boolean;
+  model: ModelKind;
+  batch: number;
+  hidden: number;
+  samples: number;
+  features: number;
+  classes: number;
+  separation: number;
+  json: boolean;
+  progress: 'bar' | 'lines' | 'none';
+}
+
+export const TRAIN_DEFAULTS: TrainOptions = {
+  algo: 'ef-sgd', compressor: 'topk', workers: 4, steps: 600, lr: 0.1, momentum: 0, optimizer: 'sgd', seed: 1, nonIid: false,
+  model: 'mlp', batch: 32, hidden: 64, samples: 8192, features: 32, classes: 10, separation: 0.5, json: false, progress: 'lines',
+};
+
+export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mpirun -np N npx gradcomp train [flags])
+  --algo NAME        ${ALGORITHMS.join(', ')} (default ef-sgd)
+  --compressor NAME  ${COMPRESSOR_TYPES.join(', ')} (default topk; the algorithm's own when --algo is given)
+  --ratio R          top-k / rand-k / ScaleCom / DGC density (default 0.01)
+  --rank R           PowerSGD rank (default 2)      --levels S   QSGD levels (default 15)
+  --period H         averaging period (Local SGD family, LIEC-SGD's tau)
+  --stage-steps T    STL-SGD's first stage length   --server root|sharded   (DoubleSqueeze, LIEC-SGD)
+  --workers N        workers (default 4)            --steps N    steps (default 600)
+  --lr LR            learning rate (default 0.1)    --momentum M  (default 0)   --optimizer sgd|novograd
+  --model softmax|mlp (default mlp)  --batch B (per worker, default 32)  --hidden H (default 64)
+  --samples N  --features D  --classes C  --separation S   the synthetic dataset
+  --seed S           (default 1)                    --non-iid    class-sorted shards
+  --json             print one JSON object          --progress bar|lines|none`;
+
+const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, string]> = {
+  '--ratio': ['ratio', (v) => v > 0 && v <= 1, 'a number in (0, 1]'],
+  '--rank': ['rank', (v) => Number.isInteger(v) && v >= 1 && v <= 1024, 'an integer in [1, 1024]'],
+  '--levels': ['levels', (v) => Number.isInteger(v) && v >= 1 && v <= 32767, 'an integer in [1, 32767]'],
+  '--period': ['period', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--stage-steps': ['stageSteps', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--workers': ['workers', (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'an integer in [1, 256]'],
+  '--steps': ['steps', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--lr': ['lr', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0'],
+  '--momentum': ['momentum', (v) => v >= 0 && v < 1, 'a number in [0, 1)'],
+  '--seed': ['seed', (v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'an integer in [0, 2^32)'],
+  '--batch': ['batch', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--hidden': ['hidden', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--samples': ['samples', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--features': ['features', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--classes': ['classes', (v) => Number.isInteger(v) && v >= 2, 'an integer >= 2'],
+  '--separation': ['separation', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0'],
+};
+
+const bad = (flag: string, expected: string, got: unknown) =>
+  new GradcompTypeError(flag, `Expected ${expected} for ${flag} but received ${got === undefined ? 'nothing' : JSON.stringify(got)}`);
+
+export function parseTrainArgs(argv: string[]): TrainOptions {
+  const o: TrainOptions = { ...TRAIN_DEFAULTS };
+  let compressorGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => { const v = argv[++i]; if (v === undefined) throw bad(flag, 'a value', undefined); return v; };
+    if (flag in NUMERIC) {
+      const [key, ok, what] = NUMERIC[flag], raw = value(), v = Number(raw);
+      if (raw.trim() === '' || !ok(v)) throw bad(flag, what, raw);
+      (o as unknown as Record<string, unknown>)[key] = v;
+    } else if (flag === '--algo') {
+      const v = value();
+      if (!(ALGORITHMS as readonly string[]).includes(v)) throw bad(flag, `one of ${ALGORITHMS.join(', ')}`, v);
+      o.algo = v as AlgorithmName;
+    } else if (flag === '--compressor') {
+      const v = value();
+      if (!(COMPRESSOR_TYPES as readonly string[]).includes(v)) throw bad(flag, `one of ${COMPRESSOR_TYPES.join(', ')}`, v);
+      o.compressor = v;
+      compressorGiven = true;
+    } else if (flag === '--model') {
+      const v = value();
+      if (v !== 'softmax' && v !== 'mlp') throw bad(flag, "'softmax' or 'mlp'", v);
+      o.model = v;
+    } else if (flag === '--optimizer') {
+      const v = value();
+      if (v !== 'sgd' && v !== 'novograd') throw bad(flag, "'sgd' or 'novograd'", v);
+      o.optimizer = v;
+    } else if (flag === '--server') {
+      const v = value();
+      if (v !== 'root' && v !== 'sharded') throw bad(flag, "'root' or 'sharded'", v);
+      o.server = v;
+    } else if (flag === '--progress') {
+      const v = value();
+      if (v !== 'bar' && v !== 'lines' && v !== 'none') throw bad(flag, "'bar', 'lines' or 'none'", v);
+      o.progress = v;
+    } else if (flag === '--non-iid') o.nonIid = true;
+    else if (flag === '--json') o.json = true;
+    else throw new GradcompTypeError(flag, `Unknown flag ${flag}\n${TRAIN_USAGE}`);
+  }
+  // An explicit --algo without --compressor uses that algorithm's own default compressor.
+  if (!compressorGiven && argv.includes('--algo')) o.compressor = undefined;
+  checkCombination(o);
+  return o;
+}
+
+/** Builds the optimizer once against a stand-in single-rank communicator, so a combination the
+ * algorithm rejects (a compressor for Local SGD, top-k for signSGD) fails before any worker starts,
+ * with the flag's name. */
+function checkCombination(o: TrainOptions): void {
+  const stub = { rank: 0, size: 1, backend: 'local', reason: 'flag check', allgather: () => Promise.reject(new Error('unused')) } as unknown as Communicator;
+  try {
+    createDistributedOptimizer({
+      comm: stub, algorithm: o.algo, lr: o.lr,
+      ...(compressorSpec(o) ? { compressor: compressorSpec(o) } : {}),
+      ...(o.period !== undefined ? { period: o.period } : {}),
+      ...(o.server !== undefined ? { server: o.server } : {}),
+    });
+  } catch (e) {
+    const param = (e as { param?: string }).param ?? '';
+    const flag = param.startsWith('options.compressor') ? '--compressor' : param.startsWith('options.') ? `--${param.slice(8)}` : '--algo';
+    throw new GradcompTypeError(flag, `${flag}: ${(e as Error).message}`);
+  }
+}
+
+/** The compressor spec the flags describe (undefined: the algorithm's default). */
+export function compressorSpec(o: TrainOptions): CompressorSpec | undefined {
+  const t = o.compressor;
+  if (t === undefined) return undefined;
+  switch (t) {
+    case 'topk': case 'randk': case 'scalecom': case 'dgc': return { type: t, ratio: o.ratio ?? 0.01 } as CompressorSpec;
+    case 'qsgd': return { type: 'qsgd', levels: o.levels ?? 15 };
+    case 'powersgd': return { type: 'powersgd', rank: o.rank ?? 2 };
+    case 'signum': return { type: 'signum', beta: 0 };
+    default: return { type: t } as CompressorSpec;
+  }
+}
+
+/** The display name of the compressor an algorithm ends up with. */
+export function compressorLabel(o: TrainOptions): string {
+  const spec = compressorSpec(o);
+  if (['local', 'stl', 'vrl', 'cocod'].includes(o.algo)) return 'none (dense model average)';
+  if (!spec) return { sync: 'none', 'ef-sgd': 'efsign', signsgd: 'signum', scalecom: 'scalecom', powersgd: 'powersgd', 'double-squeeze': 'efsign', liec: 'efsign' }[o.algo as string] ?? '?';
+  const r = spec as { ratio?: number; rank?: number; levels?: number };
+  return spec.type + (r.ratio !== undefined ? ` ${r.ratio}` : r.rank !== undefined ? ` rank ${r.rank}` : r.levels !== undefined ? ` s=${r.levels}` : '');
+}

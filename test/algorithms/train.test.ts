@@ -1,0 +1,90 @@
+/**
+ * The acceptance runs of `gradcomp train` (4 local workers, softmax regression, fixed seeds):
+ * every algorithm against synchronous SGD's loss, VRL-SGD against Local SGD on a non-IID split,
+ * STL-SGD's rounds, the sign-compressed bidirectional methods, and the no-flag main job.
+ */
+import { cli, launch, train, TrainJson } from './helpers';
+
+const BASE = ['--model', 'softmax', '--workers', '4', '--steps', '600', '--lr', '0.5', '--seed', '1'];
+
+describe('gradcomp train: every algorithm against synchronous SGD', () => {
+  let sync: TrainJson;
+  beforeAll(async () => { sync = await train([...BASE, '--algo', 'sync']); });
+
+  test('synchronous SGD learns (loss far below the initial ln 10)', () => {
+    expect(sync.finalLoss).toBeLessThan(0.5);
+    expect(sync.accuracy).toBeGreaterThan(0.8);
+    expect(sync.bytesPerWorker).toBe(sync.denseBytesPerWorker);
+  });
+
+  // Tolerance on the final training loss: 0.005 (1.4%) for every method with error feedback or
+  // exact averaging; signSGD's majority vote (no error feedback, lr 0.01) gets 0.025.
+  const cases: [string, string[], number][] = [
+    ['ef-sgd', [], 0.005], ['ef-sgd', ['--compressor', 'topk', '--ratio', '0.1'], 0.005],
+    ['signsgd', ['--lr', '0.01'], 0.025], ['scalecom', ['--ratio', '0.1'], 0.005], ['powersgd', ['--rank', '2'], 0.005],
+    ['sync', ['--compressor', 'qsgd', '--levels', '15'], 0.005], ['sync', ['--compressor', 'fp16'], 0.005],
+    ['double-squeeze', [], 0.005], ['double-squeeze', ['--server', 'sharded'], 0.005],
+    ['liec', [], 0.005], ['liec', ['--server', 'sharded', '--period', '8'], 0.005],
+    ['local', ['--period', '8'], 0.005], ['stl', ['--period', '2', '--stage-steps', '150'], 0.005],
+    ['vrl', ['--period', '8'], 0.005], ['cocod', ['--period', '8'], 0.005],
+  ];
+  test.each(cases)('%s %j trains to within its tolerance of sync', async (algo, extra, tol) => {
+    const r = await train([...BASE, '--algo', algo, ...extra]);
+    expect(r.algo).toBe(algo);
+    expect(Math.abs(r.finalLoss - sync.finalLoss)).toBeLessThan(tol);
+    expect(r.bytesPerWorker).toBeLessThan(sync.bytesPerWorker);
+  });
+});
+
+test('VRL-SGD beats Local SGD on a non-IID split at the same period', async () => {
+  const args = ['--model', 'softmax', '--non-iid', '--period', '20', '--lr', '0.1', '--steps', '600', '--seed', '1'];
+  const [local, vrl, sync] = [await train([...args, '--algo', 'local']), await train([...args, '--algo', 'vrl']), await train([...args, '--algo', 'sync'])];
+  expect(vrl.rounds).toBe(local.rounds);
+  expect(vrl.finalLoss).toBeLessThan(local.finalLoss - 0.01);
+  expect(vrl.finalLoss).toBeLessThan(sync.finalLoss + 0.003);
+});
+
+test('STL-SGD reaches Local SGD\'s loss in fewer rounds', async () => {
+  const args = ['--model', 'softmax', '--lr', '0.5', '--steps', '1050', '--period', '4', '--seed', '1'];
+  const local = await train([...args, '--algo', 'local']);
+  const stl = await train([...args, '--algo', 'stl', '--stage-steps', '150']);
+  expect(stl.finalLoss).toBeLessThanOrEqual(local.finalLoss);
+  expect(stl.rounds).toBeLessThan(local.rounds / 2);
+});
+
+test.each([['liec'], ['double-squeeze']])('%s converges with sign compression in both directions', async (algo) => {
+  const r = await train(['--model', 'softmax', '--algo', algo, '--compressor', 'efsign', '--lr', '0.5', '--steps', '600', '--seed', '2']);
+  const sync = await train(['--model', 'softmax', '--algo', 'sync', '--lr', '0.5', '--steps', '600', '--seed', '2']);
+  expect(r.compressor).toBe('efsign');
+  expect(r.finalLoss).toBeLessThan(sync.finalLoss + 0.005);
+  expect(r.denseBytesPerWorker / r.bytesPerWorker).toBeGreaterThan(5);
+});
+
+test('npx gradcomp train with no flags prints the table', async () => {
+  const r = await launch(process.execPath, [cli, 'train'], { ...process.env }, 60000);
+  expect(r.code).toBe(0);
+  const lines = r.out.trim().split('\n');
+  expect(lines[0]).toMatch(/^gradcomp train: mlp \(\d+ parameters\).*4 workers \(local\), 600 steps$/);
+  expect(lines[1]).toMatch(/^algo\s+compressor\s+final loss\s+test acc\s+sent\/worker\s+dense SGD\s+saving\s+rounds\s+time$/);
+  const cells = lines[2].split(/\s{2,}/);
+  expect(cells[0]).toBe('ef-sgd');
+  expect(Number(cells[2])).toBeLessThan(0.6);
+  expect(r.err).toMatch(/train: 100%\s+step 600\/600/);
+}, 60000);
+
+test('--json has the documented fields', async () => {
+  const r = await train(['--steps', '20', '--workers', '2']);
+  for (const k of ['algo', 'compressor', 'workers', 'steps', 'finalLoss', 'accuracy', 'bytesPerWorker', 'denseBytesPerWorker', 'seconds']) expect(r).toHaveProperty(k);
+  expect(r.workers).toBe(2);
+  expect(r.steps).toBe(20);
+});
+
+test.each([
+  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/],
+  [['--algo', 'local', '--compressor', 'topk'], /--compressor: local averages dense models/],
+  [['--algo', 'signsgd', '--compressor', 'topk'], /--compressor: Expected a compressor of type signum/],
+])('bad flags %j fail with a message naming the flag', async (args, re) => {
+  const r = await launch(process.execPath, [cli, 'train', '--progress', 'none', '--steps', '5', ...args]);
+  expect(r.code).not.toBe(0);
+  expect(r.err).toMatch(re);
+});
