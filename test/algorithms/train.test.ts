@@ -15,6 +15,7 @@ describe('gradcomp train: every algorithm against synchronous SGD', () => {
     expect(sync.finalLoss).toBeLessThan(0.5);
     expect(sync.accuracy).toBeGreaterThan(0.8);
     expect(sync.bytesPerWorker).toBe(sync.denseBytesPerWorker);
+    expect(sync.rounds).toBe(sync.steps); // weight and bias fused into one dense bucket per step
   });
 
   // Tolerance on the final training loss: 0.005 (1.4%) for every method with error feedback or
@@ -71,6 +72,11 @@ test('npx gradcomp train with no flags prints the table', async () => {
   expect(Number(cells[2])).toBeLessThan(0.6);
   expect(r.err).toMatch(/train: 100%\s+step 600\/600/);
 }, 60000);
+
+test('NovoGrad works inside a distributed algorithm (normalising the averaged gradient)', async () => {
+  const r = await train(['--model', 'softmax', '--algo', 'ef-sgd', '--optimizer', 'novograd', '--lr', '0.05', '--steps', '600']);
+  expect(r.finalLoss).toBeLessThan(0.5); // from ln 10 = 2.30 at the start
+});
 
 test('--json has the documented fields', async () => {
   const r = await train(['--steps', '20', '--workers', '2']);
