@@ -17,8 +17,8 @@ export {
   dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, dropitPackedBytes, DROPIT_HEADER_BYTES,
 } from './ops/dropit';
 export type { DropitPacked, DropitPackOptions } from './ops/dropit';
-export { setConcurrency, concurrency, backendInfo } from './ops/runtime';
-export type { BackendInfo } from './ops/runtime';
+export { setConcurrency, concurrency, backendInfo, setBackend } from './ops/runtime';
+export type { BackendInfo, BackendChoice } from './ops/runtime';
 export { createCompressor, COMPRESSOR_TYPES } from './compress/create';
 export type { CompressorSpec } from './compress/create';
 export { runSessions } from './compress/local';

@@ -61,3 +61,17 @@ export interface MpiBinding {
   send(buf: ArrayBufferView, dest: number): Promise<void>;
   recv(buf: ArrayBufferView, src: number): Promise<void>;
 }
+
+/** The optional CUDA addon (CMakeLists.txt, `npm run build:cuda`). */
+export interface CudaProbe {
+  status: 'ok' | 'no-driver' | 'driver-too-old' | 'no-device' | 'unsupported-arch' | 'error';
+  driverVersion: number;
+  runtimeVersion: number;
+  detail: string;
+  devices: { name: string; cc: string; memBytes: number }[];
+}
+
+export interface CudaBinding {
+  abi: number;
+  probe(): CudaProbe;
+}

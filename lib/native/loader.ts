@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GradcompError, nativeError } from './errors';
-import type { MpiBinding, NativeBinding } from './binding';
+import type { CudaBinding, MpiBinding, NativeBinding } from './binding';
 
 /** The addon ABI this TypeScript layer was written against. */
 const EXPECTED_ABI = 1;
@@ -80,4 +80,42 @@ export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
   } catch (e) {
     return { reason: `the MPI addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+/** The CUDA addon ABI this TypeScript layer was written against. */
+const EXPECTED_CUDA_ABI = 1;
+
+export type CudaLoad =
+  | { binding: CudaBinding; from: string; reason?: undefined }
+  | { binding?: undefined; reason: 'not-installed' | 'version-mismatch' | 'dlopen'; message: string };
+
+/**
+ * The optional CUDA addon (specs/packaging.md §4.3): GRADCOMP_CUDA_BINDING, then the
+ * per-platform package @gradcomp/cuda-<platform>-<arch>, then a development build in
+ * build-cuda/Release. Never throws: a missing or broken addon is a reason, not an error.
+ */
+export function loadCudaBinding(): CudaLoad {
+  const pkg = `@gradcomp/cuda-${process.platform}-${process.arch}`;
+  let file = process.env.GRADCOMP_CUDA_BINDING;
+  if (!file) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      file = (require(pkg) as { bindingPath: string }).bindingPath;
+    } catch {
+      const dev = path.join(packageRoot(), 'build-cuda', 'Release', 'gradcomp_cuda.node');
+      if (fs.existsSync(dev)) file = dev;
+    }
+  }
+  if (!file) return { reason: 'not-installed', message: `no CUDA addon: ${pkg} is not installed and there is no development build (npm run build:cuda needs nvcc)` };
+  let binding: CudaBinding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require(path.resolve(file)) as CudaBinding;
+  } catch (e) {
+    return { reason: 'dlopen', message: `the CUDA addon ${file} failed to load: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  if (binding.abi !== EXPECTED_CUDA_ABI) {
+    return { reason: 'version-mismatch', message: `the CUDA addon ${file} has ABI ${binding.abi}; this gradcomp expects ${EXPECTED_CUDA_ABI} (reinstall so the versions match)` };
+  }
+  return { binding, from: file };
 }
