@@ -4,7 +4,7 @@
  * state object (named float buffers plus counters) for state()/load().
  */
 import { performance } from 'node:perf_hooks';
-import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
+import { GradcompRangeError, typeError } from '../native/errors';
 import { Tensor, dtypeOf } from '../tensor/tensor';
 import type { Compressor, CompressorState } from '../compress/types';
 import type { Optimizer, OptimizerState } from '../optim/optimizer';
@@ -225,8 +225,4 @@ export abstract class BaseDistributed implements DistributedOptimizer {
     for (const [k, v] of Object.entries(state.scalars ?? {})) this.scalars.set(k, v);
     this.steps = state.step;
   }
-}
-
-export function invalidState(message: string): GradcompError {
-  return new GradcompError('ERR_GRADCOMP_INVALID_ARG', message, 'state');
 }

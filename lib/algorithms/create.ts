@@ -65,6 +65,11 @@ const COMPRESSORS: Partial<Record<AlgorithmName, { fallback: CompressorSpec; acc
   liec: { fallback: { type: 'efsign' }, accepts: ['efsign', 'topk', 'qsgd', 'fp16', 'bf16'] },
 };
 
+/** The compressor type an algorithm uses when none is given (undefined: it takes none). */
+export function defaultCompressorType(algorithm: AlgorithmName): string | undefined {
+  return COMPRESSORS[algorithm]?.fallback.type;
+}
+
 function int(o: Record<string, unknown>, key: string, min: number): void {
   const v = o[key];
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v))) throw typeError(`options.${key}`, 'an integer', v);

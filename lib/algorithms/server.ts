@@ -117,26 +117,25 @@ export class ServerSgd extends BaseDistributed {
     for (let i = 0; i < d; i++) local[i] = src[i] - mine[i];
     const received = this.server === 'root' ? await this.ex.gather(up[0], 0) : await this.ex.alltoall(up);
     // Server: my chunk of mean(c) + e_s, compressed again.
-    const [lo, hi] = this.#chunk(me);
+    // u collects the decoded server messages; the server decodes its own chunk once, here.
+    const [lo, hi] = this.#chunk(me), serving = hi > lo && received !== null, u = new Float32Array(d);
     let down: Uint8Array = new Uint8Array(0);
-    if (hi > lo && received) {
+    if (serving) {
       const v = new Float32Array(d), es = this.buffer('serverError', hi - lo);
       this.timedCompress(() => {
-        for (const msg of received) this.#decodeAdd(msg, me, v);
+        for (const msg of received!) this.#decodeAdd(msg, me, v);
         for (let i = lo; i < hi; i++) v[i] = v[i] / n + es[i - lo];
         down = this.#encode(v, me, t, n);
-        const q = new Float32Array(d);
-        this.#decodeAdd(down, me, q);
-        for (let i = lo; i < hi; i++) es[i - lo] = v[i] - q[i];
+        this.#decodeAdd(down, me, u);
+        for (let i = lo; i < hi; i++) es[i - lo] = v[i] - u[i];
       });
     }
-    const u = new Float32Array(d);
     if (this.server === 'root') {
       const q = await this.ex.broadcast(down, 0);
-      this.timedCompress(() => this.#decodeAdd(q, 0, u));
+      if (!serving) this.timedCompress(() => this.#decodeAdd(q, 0, u));
     } else {
       const qs = await this.ex.allgather(down);
-      this.timedCompress(() => qs.forEach((q, j) => this.#decodeAdd(q, j, u)));
+      this.timedCompress(() => qs.forEach((q, j) => { if (!(serving && j === me)) this.#decodeAdd(q, j, u); }));
     }
     if (this.algorithm === 'liec') for (let i = 0; i < d; i++) u[i] += local[i];
     this.optimizer.step(p, this.split(u), { lr });

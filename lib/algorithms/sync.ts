@@ -41,8 +41,12 @@ export class SyncSgd extends BaseDistributed {
 
   protected override get identicalModels(): boolean { return true; }
 
-  /** Dense buckets (runs of tensor indices) and the compressed tensor indices. */
+  #planned: { buckets: number[][]; compressed: number[] } | undefined;
+
+  /** Dense buckets (runs of tensor indices) and the compressed tensor indices; the layout is
+   * fixed by the first step, so this is computed once. */
   #plan(): { buckets: number[][]; compressed: number[] } {
+    if (this.#planned) return this.#planned;
     const L = this.layout!;
     const buckets: number[][] = [], compressed: number[] = [];
     let cur: number[] = [], bytes = 0;
@@ -54,7 +58,7 @@ export class SyncSgd extends BaseDistributed {
       bytes += 4 * L.sizes[i];
     });
     if (cur.length) buckets.push(cur);
-    return { buckets, compressed };
+    return (this.#planned = { buckets, compressed });
   }
 
   protected async doStep(p: Record<string, Float32Array>, g: Record<string, Float32Array>, t: number): Promise<{ lr: number; synced: boolean }> {

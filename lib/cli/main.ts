@@ -57,8 +57,8 @@ async function run(rest: string[]): Promise<number> {
 async function train(rest: string[]): Promise<number> {
   const { parseTrainArgs, TRAIN_USAGE } = await import('../train/options');
   if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(TRAIN_USAGE + '\n'); return 0; }
+  const { launchedByMpi } = await import('../comm/init');
   const e = process.env;
-  const underMpi = e.OMPI_COMM_WORLD_SIZE !== undefined || e.PMI_SIZE !== undefined || e.PMIX_RANK !== undefined;
   let o;
   try {
     // Without an explicit --progress: a bar on a terminal, a line per 10% otherwise.
@@ -68,7 +68,7 @@ async function train(rest: string[]): Promise<number> {
     process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
     return 2;
   }
-  if (underMpi) {
+  if (launchedByMpi()) {
     const size = Number(e.OMPI_COMM_WORLD_SIZE ?? e.PMI_SIZE);
     if (rest.includes('--workers') && Number.isInteger(size) && size !== o.workers) {
       process.stderr.write(`gradcomp train: --workers ${o.workers} disagrees with mpirun's ${size} processes (drop --workers under mpirun)\n`);

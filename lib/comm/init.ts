@@ -18,7 +18,8 @@ export interface InitOptions {
   timeoutMs?: number;
 }
 
-function launchedByMpi(): boolean {
+/** True in a process started by mpirun (Open MPI, or a PMI/PMIx launcher such as srun). */
+export function launchedByMpi(): boolean {
   const e = process.env;
   return e.OMPI_COMM_WORLD_SIZE !== undefined || e.PMI_SIZE !== undefined || e.PMIX_RANK !== undefined;
 }

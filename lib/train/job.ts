@@ -8,10 +8,9 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
-import type { OptimizerSpec } from '../optim/create';
 import { batch, makeDataset, shard } from './data';
 import { createModel } from './model';
-import { TrainOptions, compressorLabel, compressorSpec } from './options';
+import { TrainOptions, compressorLabel, distributedOptions } from './options';
 
 export interface TrainResult {
   algo: string;
@@ -48,17 +47,7 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const model = createModel(o.model, o.features, o.classes, o.hidden, o.seed);
   const params = Object.fromEntries(Object.entries(model.params).map(([n, t]) => [n, t.data]));
   const mine = shard(train, comm.rank, comm.size, o.nonIid, o.seed);
-  const optimizer: OptimizerSpec = o.optimizer === 'novograd'
-    ? { type: 'novograd', lr: o.lr }
-    : { type: 'sgd', lr: o.lr, ...(o.momentum > 0 ? { momentum: o.momentum } : {}) };
-  const opt = createDistributedOptimizer({
-    comm, algorithm: o.algo, optimizer, minCompressSize: 64,
-    ...(compressorSpec(o) ? { compressor: compressorSpec(o) } : {}),
-    ...(o.period !== undefined ? { period: o.period } : {}),
-    ...(o.stageSteps !== undefined ? { stageSteps: o.stageSteps } : {}),
-    ...(o.server !== undefined ? { server: o.server } : {}),
-    ...(o.algo === 'stl' ? { growth: o.nonIid ? 'non-iid' as const : 'iid' as const } : {}),
-  });
+  const opt = createDistributedOptimizer(distributedOptions(o, comm));
   const t0 = performance.now();
   let ema = NaN;
   for (let t = 0; t < o.steps; t++) {

@@ -1,6 +1,6 @@
 /** `gradcomp train` flags: parsed, checked (errors name the flag), and turned into specs. */
 import { GradcompTypeError } from '../native/errors';
-import { ALGORITHMS, AlgorithmName, createDistributedOptimizer } from '../algorithms/create';
+import { ALGORITHMS, AlgorithmName, DistributedOptions, createDistributedOptimizer, defaultCompressorType } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { COMPRESSOR_TYPES, CompressorSpec } from '../compress/create';
 import type { ModelKind } from './model';
@@ -125,17 +125,26 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
 function checkCombination(o: TrainOptions): void {
   const stub = { rank: 0, size: 1, backend: 'local', reason: 'flag check', allgather: () => Promise.reject(new Error('unused')) } as unknown as Communicator;
   try {
-    createDistributedOptimizer({
-      comm: stub, algorithm: o.algo, lr: o.lr,
-      ...(compressorSpec(o) ? { compressor: compressorSpec(o) } : {}),
-      ...(o.period !== undefined ? { period: o.period } : {}),
-      ...(o.server !== undefined ? { server: o.server } : {}),
-    });
+    createDistributedOptimizer(distributedOptions(o, stub));
   } catch (e) {
     const param = (e as { param?: string }).param ?? '';
     const flag = param.startsWith('options.compressor') ? '--compressor' : param.startsWith('options.') ? `--${param.slice(8)}` : '--algo';
     throw new GradcompTypeError(flag, `${flag}: ${(e as Error).message}`);
   }
+}
+
+/** The createDistributedOptimizer options the flags describe. */
+export function distributedOptions(o: TrainOptions, comm: Communicator): DistributedOptions {
+  const compressor = compressorSpec(o);
+  return {
+    comm, algorithm: o.algo, minCompressSize: 64,
+    optimizer: o.optimizer === 'novograd' ? { type: 'novograd', lr: o.lr } : { type: 'sgd', lr: o.lr, ...(o.momentum > 0 ? { momentum: o.momentum } : {}) },
+    ...(compressor ? { compressor } : {}),
+    ...(o.period !== undefined ? { period: o.period } : {}),
+    ...(o.stageSteps !== undefined ? { stageSteps: o.stageSteps } : {}),
+    ...(o.server !== undefined ? { server: o.server } : {}),
+    ...(o.algo === 'stl' ? { growth: o.nonIid ? 'non-iid' as const : 'iid' as const } : {}),
+  };
 }
 
 /** The compressor spec the flags describe (undefined: the algorithm's default). */
@@ -154,8 +163,9 @@ export function compressorSpec(o: TrainOptions): CompressorSpec | undefined {
 /** The display name of the compressor an algorithm ends up with. */
 export function compressorLabel(o: TrainOptions): string {
   const spec = compressorSpec(o);
-  if (['local', 'stl', 'vrl', 'cocod'].includes(o.algo)) return 'none (dense model average)';
-  if (!spec) return { sync: 'none', 'ef-sgd': 'efsign', signsgd: 'signum', scalecom: 'scalecom', powersgd: 'powersgd', 'double-squeeze': 'efsign', liec: 'efsign' }[o.algo as string] ?? '?';
+  const fallback = defaultCompressorType(o.algo);
+  if (fallback === undefined) return 'none (dense model average)';
+  if (!spec) return fallback;
   const r = spec as { ratio?: number; rank?: number; levels?: number };
   return spec.type + (r.ratio !== undefined ? ` ${r.ratio}` : r.rank !== undefined ? ` rank ${r.rank}` : r.levels !== undefined ? ` s=${r.levels}` : '');
 }

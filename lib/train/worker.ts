@@ -18,9 +18,10 @@ export function progressPrinter(o: TrainOptions): Progress | undefined {
       last = pct;
       const fill = Math.round((30 * step) / steps);
       writeSync(2, `\r[${'#'.repeat(fill)}${'.'.repeat(30 - fill)}] ${String(pct).padStart(3)}%  step ${step}/${steps}  loss ${loss.toFixed(4)}${step === steps ? '\n' : ''}`);
-    } else if (Math.floor(pct / 10) !== Math.floor(last / 10) || step === steps) {
+    } else if (Math.floor(pct / 10) !== Math.floor(last / 10)) {
+      // One line each time a new tenth of the run is entered (so 0% and 100% both appear).
       last = pct;
-      if (pct % 10 === 0 || step === steps) writeSync(2, `train: ${String(pct).padStart(3)}%  step ${step}/${steps}  loss ${loss.toFixed(4)}\n`);
+      writeSync(2, `train: ${String(pct).padStart(3)}%  step ${step}/${steps}  loss ${loss.toFixed(4)}\n`);
     }
   };
 }

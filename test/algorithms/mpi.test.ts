@@ -4,22 +4,11 @@
  * model digest and loss agree bit for bit. Skips, saying why, where mpirun or the MPI addon is
  * missing.
  */
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { cli, launch, root, train } from './helpers';
+import { MPI_ENV as ENV, mpiSkipReason } from '../helpers/mpi';
+import { cli, launch, train } from './helpers';
 
-const addon = path.join(root, 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node');
-let why = '';
-try { execFileSync('mpirun', ['--version'], { stdio: 'ignore' }); } catch { why = 'mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'; }
-if (!why && !fs.existsSync(addon)) why = `the MPI addon is not built (${addon})`;
+const why = mpiSkipReason();
 if (why) console.log(`MPI train tests skipped: ${why}`);
-
-const ENV = {
-  ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1',
-  OMPI_MCA_pml: 'ob1', OMPI_MCA_btl: 'self,vader,tcp', OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo',
-  OMPI_MCA_btl_vader_single_copy_mechanism: 'none', NO_COLOR: '1',
-};
 
 (why ? describe.skip : describe)('gradcomp train under mpirun', () => {
   test.each([

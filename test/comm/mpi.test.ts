@@ -3,23 +3,14 @@
  * loopback-only machine needs (specs/distributed.md §2). Skips, saying why, where mpirun or the
  * MPI addon is missing.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import * as path from 'node:path';
+import { MPI_ENV as ENV, mpiSkipReason } from '../helpers/mpi';
 
 const root = path.resolve(__dirname, '..', '..');
 const fixture = (f: string) => path.join(__dirname, 'fixtures', f);
-const addon = path.join(root, 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node');
-let why = '';
-try { execFileSync('mpirun', ['--version'], { stdio: 'ignore' }); } catch { why = 'mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'; }
-if (!why && !fs.existsSync(addon)) why = `the MPI addon is not built (${addon})`;
+const why = mpiSkipReason();
 if (why) console.log(`MPI tests skipped: ${why}`);
-
-const ENV = {
-  ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1',
-  OMPI_MCA_pml: 'ob1', OMPI_MCA_btl: 'self,vader,tcp', OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo',
-  OMPI_MCA_btl_vader_single_copy_mechanism: 'none', NO_COLOR: '1',
-};
 
 function launch(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
   const t0 = Date.now();
