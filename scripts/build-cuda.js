@@ -19,6 +19,12 @@ if (!nvcc) {
 }
 const nodedir = process.env.npm_config_nodedir || (fs.existsSync('/usr/include/node/node.h') ? '/usr' : undefined);
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const args = [cmakeJs, 'build', '--directory', root, '--out', path.join(root, 'build-cuda'), `--CDCMAKE_CUDA_COMPILER=${nvcc === 'nvcc' ? execFileSync('which', ['nvcc'], { encoding: 'utf8' }).trim() : nvcc}`];
+// The architecture list is read at configure time: a different GRADCOMP_CUDA_ARCHS than the
+// last build's needs a clean configure (cmake-js rebuild), or the old list would stay.
+const stamp = path.join(root, 'build-cuda', 'archs.txt');
+const archs = process.env.GRADCOMP_CUDA_ARCHS || 'default';
+const fresh = !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== archs;
+const args = [cmakeJs, fresh ? 'rebuild' : 'build', '--directory', root, '--out', path.join(root, 'build-cuda'), `--CDCMAKE_CUDA_COMPILER=${nvcc === 'nvcc' ? execFileSync('which', ['nvcc'], { encoding: 'utf8' }).trim() : nvcc}`];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) } });
+if (r.status === 0) fs.writeFileSync(stamp, archs);
 process.exit(r.status ?? 1);
