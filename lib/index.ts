@@ -6,17 +6,18 @@ export {
 } from './native/errors';
 export type { GradcompErrorCode } from './native/errors';
 export { efTopK, efTopKSync, topK, topKSync } from './ops/topk';
-export type { TopKResult, TopKOptions, EfTopKOptions } from './ops/topk';
+export type { TopKResult, TopKOptions, EfTopKOptions, DeviceTopKResult } from './ops/topk';
 export {
   qsgdEncode, qsgdEncodeSync, qsgdDecode, qsgdDecodeSync, qsgdPayloadBytes, qsgdReadHeader, QSGD_HEADER_BYTES,
 } from './ops/qsgd';
 export type { QsgdOptions, QsgdHeader } from './ops/qsgd';
-export { powerSgdStep, powerSgdStepSync, orthonormalizeSync } from './ops/powersgd';
-export type { PowerSgdStepArgs, PowerSgdStepResult } from './ops/powersgd';
+export { powerSgdStep, powerSgdStepSync, orthonormalize, orthonormalizeSync } from './ops/powersgd';
+export type { PowerSgdStepArgs, PowerSgdStepResult, DevicePowerSgdStepArgs } from './ops/powersgd';
 export {
   dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, dropitPackedBytes, DROPIT_HEADER_BYTES,
 } from './ops/dropit';
-export type { DropitPacked, DropitPackOptions } from './ops/dropit';
+export type { DropitPacked, DropitPackOptions, DeviceDropitPacked } from './ops/dropit';
+export { cudaMemory, cudaSynchronize } from './cuda/device';
 export { setConcurrency, concurrency, backendInfo, setBackend } from './ops/runtime';
 export type { BackendInfo, BackendChoice } from './ops/runtime';
 export { createCompressor, COMPRESSOR_TYPES } from './compress/create';

@@ -71,7 +71,33 @@ export interface CudaProbe {
   devices: { name: string; cc: string; memBytes: number }[];
 }
 
+/** An opaque device allocation (a napi External); freed by free() or, failing that, by GC. */
+export type DeviceHandle = object & { readonly __gradcompDevice?: never };
+
+/** Every op returns a Promise that settles after the op's stream work is done. */
 export interface CudaBinding {
   abi: number;
+  maxRank: number;
   probe(): CudaProbe;
+  alloc(bytes: number, zero: boolean): DeviceHandle;
+  free(h: DeviceHandle): void;
+  memory(): { bytes: number; buffers: number };
+  upload(h: DeviceHandle, src: ArrayBufferView, byteOffset: number): Promise<void>;
+  download(h: DeviceHandle, dst: ArrayBufferView, byteOffset: number): Promise<void>;
+  copyDevice(dst: DeviceHandle, src: DeviceHandle, bytes: number): Promise<void>;
+  topk(grad: DeviceHandle | null, x: DeviceHandle, n: number, k: number, scale: number, outIdx: DeviceHandle,
+    outVal: DeviceHandle): Promise<void>;
+  qsgdEncode(x: DeviceHandle, n: number, levels: number, bucket: number, norm: number, seedLo: number, seedHi: number,
+    step: number, tensorId: number, payload: DeviceHandle, payloadBytes: number): Promise<void>;
+  qsgdDecode(payload: DeviceHandle, payloadBytes: number, out: DeviceHandle, n: number): Promise<void>;
+  qsgdPayloadBytes(n: number, levels: number, bucket: number): number;
+  powersgdStep(m: DeviceHandle, q: DeviceHandle, p: DeviceHandle, batch: number, rows: number, cols: number,
+    rank: number): Promise<void>;
+  orthonormalize(p: DeviceHandle, batch: number, rows: number, rank: number): Promise<void>;
+  dropitPack(x: DeviceHandle, n: number, k: number, payload: DeviceHandle, bytes: number): Promise<void>;
+  dropitUnpack(payload: DeviceHandle, bytes: number, out: DeviceHandle, n: number): Promise<void>;
+  dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
+  lastTopkPath(): number;
+  /** The benchmark suite's GPU section: ms per timed run (CUDA events, L2 flushed between runs). */
+  bench(op: string, n: number, a: number, b: number, c: number, reps: number): Promise<number[]>;
 }

@@ -5,7 +5,7 @@
  *   lengths that disagree;
  * - `GradcompError` with codes `ERR_GRADCOMP_CORRUPT_PAYLOAD`, `ERR_GRADCOMP_DISPOSED`,
  *   `ERR_GRADCOMP_DETACHED`, `ERR_GRADCOMP_NATIVE_LOAD`, `ERR_GRADCOMP_OUT_OF_MEMORY`,
- *   `ERR_GRADCOMP_INTERNAL`; communicators add `ERR_GRADCOMP_PEER_FAILED`, `ERR_GRADCOMP_COMM_TIMEOUT`,
+ *   `ERR_GRADCOMP_INTERNAL`, `ERR_GRADCOMP_DEVICE` (the CUDA runtime failed; its text is in the message); communicators add `ERR_GRADCOMP_PEER_FAILED`, `ERR_GRADCOMP_COMM_TIMEOUT`,
  *   `ERR_GRADCOMP_COLLECTIVE_MISMATCH` and `ERR_GRADCOMP_BACKEND_UNAVAILABLE`.
  * Argument errors carry `param`, the name of the offending parameter.
  */
@@ -23,6 +23,7 @@ export type GradcompErrorCode =
   | 'ERR_GRADCOMP_COMM_TIMEOUT'
   | 'ERR_GRADCOMP_COLLECTIVE_MISMATCH'
   | 'ERR_GRADCOMP_BACKEND_UNAVAILABLE'
+  | 'ERR_GRADCOMP_DEVICE'
   | 'ERR_GRADCOMP_INTERNAL';
 
 export class GradcompError extends Error {
@@ -98,6 +99,8 @@ export function nativeError(status: number, op: string): GradcompError {
       return new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${op}: the payload is malformed or truncated`, 'payload');
     case 3:
       return new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `${op}: scratch memory could not be allocated`);
+    case 5:
+      return new GradcompError('ERR_GRADCOMP_DEVICE', `${op}: the CUDA runtime reported an error`);
     default:
       return new GradcompError('ERR_GRADCOMP_INTERNAL', `${op}: internal error (status ${status}); please report it`);
   }

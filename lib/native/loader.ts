@@ -83,7 +83,7 @@ export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
 }
 
 /** The CUDA addon ABI this TypeScript layer was written against. */
-const EXPECTED_CUDA_ABI = 1;
+const EXPECTED_CUDA_ABI = 2;
 
 export type CudaLoad =
   | { binding: CudaBinding; from: string; reason?: undefined }

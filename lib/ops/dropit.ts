@@ -5,9 +5,13 @@
  * order, as a bitmap + values when that is smaller than uint32 indices + values (keep fraction
  * above 1/32), else indices + values.
  */
+import { DeviceDropitPacked, dropitPackCuda, dropitUnpackCuda } from '../cuda/ops';
 import { GradcompError } from '../native/errors';
 import { loadBinding } from '../native/loader';
-import { arrayArg, Input, intArg, noOverlap, numberArg, optionsArg, outArg } from './validate';
+import type { Tensor } from '../tensor/tensor';
+import { arrayArg, Input, intArg, isCuda, noOverlap, numberArg, optionsArg, outArg } from './validate';
+
+export type { DeviceDropitPacked } from '../cuda/ops';
 
 export const DROPIT_HEADER_BYTES = 24;
 
@@ -34,8 +38,8 @@ export function dropitKeepCount(n: number, gamma: number): number {
 }
 
 export interface DropitPackOptions {
-  /** A caller-provided payload buffer of exactly dropitPackedBytes(n, gamma) bytes (no allocation). */
-  out?: Uint8Array;
+  /** A caller-provided payload buffer of exactly dropitPackedBytes(n, gamma) bytes (no allocation); a uint8 CUDA tensor for CUDA input. */
+  out?: Uint8Array | Tensor<'uint8', 'cuda'>;
 }
 
 /** Bytes of the payload dropitPack produces for n values at drop rate gamma. */
@@ -66,7 +70,14 @@ function packed(p: ReturnType<typeof prepare>): DropitPacked {
  * const packed = await dropitPack(x, 0.7);  // keeps 3: -5, 3, 4
  * const dense = await dropitUnpack(packed); // [0, -5, 0, 3, 0, 0, 4, 0, 0, 0]
  */
-export async function dropitPack(x: Input<'float32'>, gamma: number, opts?: DropitPackOptions): Promise<DropitPacked> {
+export async function dropitPack(x: Tensor<'float32', 'cuda'>, gamma: number, opts?: DropitPackOptions): Promise<DeviceDropitPacked>;
+export async function dropitPack(x: Input<'float32'>, gamma: number, opts?: DropitPackOptions): Promise<DropitPacked>;
+export async function dropitPack(x: Input<'float32'>, gamma: number, opts?: DropitPackOptions): Promise<DropitPacked | DeviceDropitPacked> {
+  if (isCuda(x)) {
+    const g = numberArg(gamma, 'gamma', (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
+    const o = optionsArg(opts, 'options');
+    return dropitPackCuda(x, dropitKeepCount(x.size, g), o.out);
+  }
   const p = prepare(x, gamma, opts);
   await loadBinding().dropitPack(p.x, p.k, p.payload, true);
   return packed(p);
@@ -102,7 +113,12 @@ function prepareUnpack(packedOrBytes: unknown, out: unknown) {
 }
 
 /** Rebuilds the dense activation: kept values in place, zeros elsewhere. Validates the payload. */
-export async function dropitUnpack(packed: DropitPacked | Uint8Array, out?: Float32Array): Promise<Float32Array> {
+export async function dropitUnpack(packed: DeviceDropitPacked | Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>): Promise<Tensor<'float32', 'cuda'>>;
+export async function dropitUnpack(packed: DropitPacked | Uint8Array, out?: Float32Array): Promise<Float32Array>;
+export async function dropitUnpack(packed: DropitPacked | Uint8Array | DeviceDropitPacked | Tensor<'uint8', 'cuda'>,
+  out?: Float32Array | Tensor<'float32', 'cuda'>): Promise<Float32Array | Tensor<'float32', 'cuda'>> {
+  const pl = packed !== null && typeof packed === 'object' && 'payload' in packed ? packed.payload : packed;
+  if (isCuda(pl)) return dropitUnpackCuda(packed, out);
   const u = prepareUnpack(packed, out);
   await loadBinding().dropitUnpack(u.payload, u.out, true);
   return u.out;

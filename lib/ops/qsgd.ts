@@ -13,9 +13,11 @@
  * Non-finite policy: a bucket holding NaN or ±Infinity is stored with a NaN norm and decodes
  * to all NaN, so the failure stays visible instead of being rounded away.
  */
+import { qsgdDecodeCuda, qsgdEncodeCuda } from '../cuda/ops';
 import { describe, GradcompError, GradcompTypeError } from '../native/errors';
 import { loadBinding } from '../native/loader';
-import { arrayArg, Input, intArg, noOverlap, optionsArg, outArg, seedArg } from './validate';
+import type { Tensor } from '../tensor/tensor';
+import { arrayArg, Input, intArg, isCuda, noOverlap, optionsArg, outArg, seedArg } from './validate';
 
 export interface QsgdOptions {
   /** s, the number of quantization levels (1..32767). 127 gives 8-bit codes, 7 gives 4-bit. */
@@ -30,8 +32,8 @@ export interface QsgdOptions {
   step?: number;
   /** Distinguishes tensors within a step. Default 0. */
   tensorId?: number;
-  /** A caller-provided payload buffer of exactly qsgdPayloadBytes(n, options) bytes. */
-  out?: Uint8Array;
+  /** A caller-provided payload buffer of exactly qsgdPayloadBytes(n, options) bytes (a uint8 CUDA tensor for CUDA input). */
+  out?: Uint8Array | Tensor<'uint8', 'cuda'>;
 }
 
 export const QSGD_HEADER_BYTES = 24;
@@ -41,8 +43,7 @@ const U32 = 0xffffffff;
 interface Prepared { x: Float32Array; levels: number; bucket: number; norm: number; seed: [number, number];
   step: number; tensorId: number; payload: Uint8Array }
 
-function prepare(x: unknown, opts: unknown): Prepared {
-  const arr = arrayArg(x, 'float32', 'x');
+function parseOptions(opts: unknown) {
   if (opts === undefined) {
     throw new GradcompTypeError('options', 'Expected an options object with levels and seed for options but received undefined');
   }
@@ -57,6 +58,12 @@ function prepare(x: unknown, opts: unknown): Prepared {
   const seed = seedArg(o.seed, 'options.seed');
   const step = o.step === undefined ? 0 : intArg(o.step, 'options.step', 0, U32);
   const tensorId = o.tensorId === undefined ? 0 : intArg(o.tensorId, 'options.tensorId', 0, U32);
+  return { o, levels, bucket, norm, seed, step, tensorId };
+}
+
+function prepare(x: unknown, opts: unknown): Prepared {
+  const arr = arrayArg(x, 'float32', 'x');
+  const { o, levels, bucket, norm, seed, step, tensorId } = parseOptions(opts);
   const size = loadBinding().qsgdPayloadBytes(arr.length, levels, bucket);
   const payload = outArg(o.out, 'uint8', 'options.out', size) ?? new Uint8Array(size);
   noOverlap('x', arr, 'options.out', payload);
@@ -80,7 +87,13 @@ export function qsgdPayloadBytes(n: number, opts: Pick<QsgdOptions, 'levels' | '
  * const payload = await qsgdEncode(x, { levels: 127, seed: 42, step: 0 });
  * const y = await qsgdDecode(payload);   // y ≈ x; E[y] = x exactly
  */
-export async function qsgdEncode(x: Input<'float32'>, opts: QsgdOptions): Promise<Uint8Array> {
+export async function qsgdEncode(x: Tensor<'float32', 'cuda'>, opts: QsgdOptions): Promise<Tensor<'uint8', 'cuda'>>;
+export async function qsgdEncode(x: Input<'float32'>, opts: QsgdOptions): Promise<Uint8Array>;
+export async function qsgdEncode(x: Input<'float32'>, opts: QsgdOptions): Promise<Uint8Array | Tensor<'uint8', 'cuda'>> {
+  if (isCuda(x)) {
+    const q = parseOptions(opts);
+    return qsgdEncodeCuda(x, q.levels, q.bucket, q.norm, q.seed, q.step, q.tensorId, q.o.out);
+  }
   const p = prepare(x, opts);
   await loadBinding().qsgdEncode(p.x, p.levels, p.bucket, p.norm, p.seed[0], p.seed[1], p.step, p.tensorId, p.payload, true);
   return p.payload;
@@ -103,15 +116,20 @@ function corrupt(why: string): GradcompError {
 /** Reads and checks a payload's header; throws ERR_GRADCOMP_CORRUPT_PAYLOAD when malformed. */
 export function qsgdReadHeader(payload: Uint8Array): QsgdHeader {
   const p = arrayArg(payload, 'uint8', 'payload');
-  if (p.length < QSGD_HEADER_BYTES) throw corrupt(`it has only ${p.length} bytes`);
-  const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  return parseHeader(p, p.length);
+}
+
+/** The header fields of `head` (the payload's first bytes), checked against the payload's size. */
+function parseHeader(p: Uint8Array, size: number): QsgdHeader {
+  if (size < QSGD_HEADER_BYTES || p.length < QSGD_HEADER_BYTES) throw corrupt(`it has only ${size} bytes`);
+  const dv = new DataView(p.buffer, p.byteOffset, QSGD_HEADER_BYTES);
   if (dv.getUint32(0, true) !== 0x53514347) throw corrupt('its magic number is wrong');
   if (dv.getUint8(4) !== 1) throw corrupt(`its version ${dv.getUint8(4)} is not supported`);
   const normCode = dv.getUint8(5), bits = dv.getUint8(6), levels = dv.getUint32(8, true), bucket = dv.getUint32(12, true);
   const n = Number(dv.getBigUint64(16, true));
   if (normCode > 1 || levels < 1 || levels > MAX_LEVELS || bucket < 1 || n > U32) throw corrupt('its header fields are out of range');
   const expected = loadBinding().qsgdPayloadBytes(n, levels, bucket);
-  if (expected !== p.length) throw corrupt(`it has ${p.length} bytes where its header implies ${expected} (truncated or padded)`);
+  if (expected !== size) throw corrupt(`it has ${size} bytes where its header implies ${expected} (truncated or padded)`);
   return { n, levels, bucketSize: bucket, norm: normCode === 1 ? 'l2' : 'max', bits };
 }
 
@@ -123,8 +141,15 @@ function prepareDecode(payload: unknown, out: unknown): { p: Uint8Array; out: Fl
   return { p, out: o };
 }
 
-/** Decodes a payload into a Float32Array (or into `out`, which must have the payload's length). */
-export async function qsgdDecode(payload: Uint8Array, out?: Float32Array): Promise<Float32Array> {
+/**
+ * Decodes a payload into a Float32Array (or into `out`, which must have the payload's length).
+ * A payload in a uint8 CUDA tensor decodes on the GPU into a CUDA tensor.
+ */
+export async function qsgdDecode(payload: Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>): Promise<Tensor<'float32', 'cuda'>>;
+export async function qsgdDecode(payload: Uint8Array, out?: Float32Array): Promise<Float32Array>;
+export async function qsgdDecode(payload: Uint8Array | Tensor<'uint8', 'cuda'>, out?: Float32Array | Tensor<'float32', 'cuda'>):
+Promise<Float32Array | Tensor<'float32', 'cuda'>> {
+  if (isCuda(payload)) return qsgdDecodeCuda(payload, out, parseHeader);
   const d = prepareDecode(payload, out);
   await loadBinding().qsgdDecode(d.p, d.out, true);
   return d.out;

@@ -9,7 +9,7 @@
  * with the reasons.
  */
 import { GradcompError, typeError } from '../native/errors';
-import type { CudaProbe } from '../native/binding';
+import type { CudaBinding, CudaProbe } from '../native/binding';
 import { loadBinding, loadCudaBinding, packageRoot } from '../native/loader';
 import { intArg } from './validate';
 
@@ -39,7 +39,9 @@ export interface BackendInfo {
   versions: { gradcomp: string; node: string; napi: string };
 }
 
-interface Decision { backend: 'cpu' | 'cuda'; requested: BackendChoice; cuda: CudaProbe | null; cudaReason: string }
+interface Decision {
+  backend: 'cpu' | 'cuda'; requested: BackendChoice; cuda: CudaProbe | null; cudaReason: string; binding?: CudaBinding;
+}
 
 let requestedByCall: BackendChoice | undefined;
 let decided: Decision | undefined;
@@ -65,8 +67,8 @@ function decide(): Decision {
       const p = load.binding.probe();
       const where = p.devices.map((x) => `${x.name} (sm_${x.cc.replace('.', '')})`).join(', ');
       if (p.status === 'ok') {
-        // The device is usable, but the kernels are not in this build yet: stay on the CPU and say so.
-        d = { backend: 'cpu', requested: req, cuda: p, cudaReason: `cuda: ${where} usable (driver ${p.driverVersion}), but this build's CUDA addon has no kernels yet: ops run on the CPU` };
+        d = { backend: 'cuda', requested: req, cuda: p, binding: load.binding,
+          cudaReason: `cuda: ${where} in use (driver ${p.driverVersion}, runtime ${p.runtimeVersion}; addon ${load.from})` };
       } else {
         d = { backend: 'cpu', requested: req, cuda: p, cudaReason: `cuda: ${p.status}${p.detail ? `: ${p.detail}` : ''}` };
         if (req === 'auto' && p.status !== 'no-driver') warnOnce(d.cudaReason);
@@ -85,6 +87,19 @@ function warnOnce(message: string): void {
   if (warned) return;
   warned = true;
   process.emitWarning(`gradcomp: a GPU was found but cannot be used, running on the CPU (${message})`, { code: 'GRADCOMP_CUDA_UNAVAILABLE' });
+}
+
+/**
+ * The CUDA addon, for device tensors and the ops on them; throws ERR_GRADCOMP_BACKEND_UNAVAILABLE
+ * with the reason when the CUDA backend is not in use (not installed, no GPU, or setBackend('cpu')).
+ */
+export function cudaBackend(what: string): CudaBinding {
+  const d = decide();
+  if (d.backend !== 'cuda' || !d.binding) {
+    throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE',
+      `${what} needs the CUDA backend, which is not in use (${d.cudaReason.replace(/^cuda: /, '')})`, 'device');
+  }
+  return d.binding;
 }
 
 /** Chooses the backend for this process (overrides GRADCOMP_BACKEND); 'cuda' throws if unusable. */

@@ -7,9 +7,14 @@
  * NaN policy: a NaN is selected first rather than left to sit in the residual forever, so a
  * diverging run shows up in what is sent.
  */
+import { DeviceTopKResult, topkCuda } from '../cuda/ops';
 import { GradcompRangeError } from '../native/errors';
 import { loadBinding } from '../native/loader';
-import { arrayArg, Input, intArg, noOverlap, numberArg, optionsArg, outArg } from './validate';
+import type { Tensor } from '../tensor/tensor';
+import { arrayArg, cudaArg, Input, intArg, isCuda, noOverlap, numberArg, optionsArg, outArg } from './validate';
+
+export type { DeviceTopKResult } from '../cuda/ops';
+type CudaF32 = Tensor<'float32', 'cuda'>;
 
 export interface TopKResult {
   /** Selected positions, ascending. */
@@ -19,8 +24,8 @@ export interface TopKResult {
 }
 
 export interface TopKOptions {
-  /** Caller-provided outputs of length k, filled in place (no allocation). */
-  out?: { indices?: Uint32Array; values?: Float32Array };
+  /** Caller-provided outputs of length k, filled in place (no allocation); CUDA tensors for CUDA inputs. */
+  out?: { indices?: Uint32Array | Tensor<'uint32', 'cuda'>; values?: Float32Array | Tensor<'float32', 'cuda'> };
 }
 
 export interface EfTopKOptions extends TopKOptions {
@@ -59,6 +64,15 @@ function prepare(grad: unknown, residual: unknown, k: unknown, opts: unknown, ef
   return { grad: g, residual: r, k: kk, scale, indices, values };
 }
 
+function onCuda(grad: unknown, x: unknown, k: unknown, opts: unknown, ef: boolean): Promise<DeviceTopKResult> {
+  const o = optionsArg(opts, 'options');
+  const size = cudaArg(x, 'float32', ef ? 'residual' : 'x').size;
+  const kk = intArg(k, 'k', 0, size);
+  const scale = o.scale === undefined ? 1 : numberArg(o.scale, 'options.scale', Number.isFinite, 'a finite number');
+  const out = optionsArg(o.out, 'options.out');
+  return topkCuda(grad, x, kk, scale, out, ef);
+}
+
 /**
  * Fused error-feedback top-k, in one pass over grad and residual:
  * `acc = scale * grad + residual`; returns the k entries of largest |acc| (see the selection
@@ -66,6 +80,7 @@ function prepare(grad: unknown, residual: unknown, k: unknown, opts: unknown, ef
  * sent + residual = scale * grad + old residual, exactly.
  *
  * Runs off the main thread; `grad` and `residual` must not be modified until it settles.
+ * With CUDA tensors it runs on the GPU (the residual stays there) and returns CUDA tensors.
  *
  * @example
  * const grad = new Float32Array([0.5, -3, 0.25, 2]);
@@ -73,8 +88,11 @@ function prepare(grad: unknown, residual: unknown, k: unknown, opts: unknown, ef
  * const { indices, values } = await efTopK(grad, residual, 2);
  * // indices: [0, 1]  values: [1, -3]  residual: [0, 0, 0.25, 0.5]
  */
+export async function efTopK(grad: CudaF32, residual: CudaF32, k: number, opts?: EfTopKOptions): Promise<DeviceTopKResult>;
+export async function efTopK(grad: Input<'float32'>, residual: Input<'float32'>, k: number, opts?: EfTopKOptions): Promise<TopKResult>;
 export async function efTopK(grad: Input<'float32'>, residual: Input<'float32'>, k: number,
-  opts?: EfTopKOptions): Promise<TopKResult> {
+  opts?: EfTopKOptions): Promise<TopKResult | DeviceTopKResult> {
+  if (isCuda(residual) || isCuda(grad)) return onCuda(grad, residual, k, opts, true);
   const p = prepare(grad, residual, k, opts, true);
   await loadBinding().topk(p.grad, p.residual, p.k, p.scale, p.indices, p.values, true);
   return { indices: p.indices, values: p.values };
@@ -95,7 +113,10 @@ export function efTopKSync(grad: Input<'float32'>, residual: Input<'float32'>, k
  * const { indices, values } = await topK(new Float32Array([1, -4, 4, 2]), 2);
  * // indices: [1, 2]  values: [-4, 4]   (|-4| ties |4|: both fit)
  */
-export async function topK(x: Input<'float32'>, k: number, opts?: TopKOptions): Promise<TopKResult> {
+export async function topK(x: CudaF32, k: number, opts?: TopKOptions): Promise<DeviceTopKResult>;
+export async function topK(x: Input<'float32'>, k: number, opts?: TopKOptions): Promise<TopKResult>;
+export async function topK(x: Input<'float32'>, k: number, opts?: TopKOptions): Promise<TopKResult | DeviceTopKResult> {
+  if (isCuda(x)) return onCuda(null, x, k, opts, false);
   const p = prepare(null, x, k, opts, false);
   await loadBinding().topk(null, p.residual, p.k, 1, p.indices, p.values, true);
   return { indices: p.indices, values: p.values };

@@ -1,5 +1,5 @@
 /** Argument checks shared by the ops: each throws a coded error naming the parameter. */
-import { GradcompError, rangeError, typeError } from '../native/errors';
+import { describe, GradcompError, rangeError, typeError } from '../native/errors';
 import { DType, DTypeArrays, dtypeOf, isDetached, Tensor } from '../tensor/tensor';
 
 export type Input<D extends DType> = Tensor<D> | DTypeArrays[D];
@@ -10,6 +10,10 @@ export const MAX_ELEMENTS = 0xffffffff;
 /** Unwraps a Tensor or TypedArray of dtype `dtype` into its TypedArray. */
 export function arrayArg<D extends DType>(value: unknown, dtype: D, param: string): DTypeArrays[D] {
   let arr: unknown = value;
+  if (value instanceof Tensor && value.device === 'cuda' && !value.disposed) {
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
+      `Expected a CPU array or tensor for ${param} but received a CUDA tensor: an op's tensors must all be on one device`, param);
+  }
   if (value instanceof Tensor) arr = value.data; // throws DisposedError / detached
   const dt = dtypeOf(arr);
   if (dt !== dtype) {
@@ -73,4 +77,27 @@ export function seedArg(value: unknown, param: string): [lo: number, hi: number]
   else throw typeError(param, 'a non-negative safe integer or a bigint', value);
   if (v < 0n || v > 0xffffffffffffffffn) throw rangeError(param, 'a value in [0, 2^64 - 1]', value);
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}
+
+/** True for a CUDA tensor: the op then runs on the GPU. */
+export function isCuda(value: unknown): value is Tensor<DType, 'cuda'> {
+  return value instanceof Tensor && value.device === 'cuda';
+}
+
+/** A live CUDA tensor of dtype `dtype` (an op's tensors must all be on one device). */
+export function cudaArg<D extends DType>(value: unknown, dtype: D, param: string, length?: number): Tensor<D, 'cuda'> {
+  if (!(value instanceof Tensor) || value.device !== 'cuda') {
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
+      `Expected a CUDA tensor for ${param} (the op's other tensors are on cuda) but received ${value instanceof Tensor ? 'a CPU tensor' : describe(value)}`, param);
+  }
+  if (value.disposed) throw new GradcompError('ERR_GRADCOMP_DISPOSED', `${param} was used after dispose()`, param);
+  if (value.dtype !== dtype) throw typeError(param, `a ${dtype} CUDA tensor`, `a ${value.dtype} CUDA tensor`);
+  if (length !== undefined && value.size !== length) throw rangeError(param, `${length} elements`, `${value.size} elements`);
+  if (value.size > MAX_ELEMENTS) throw rangeError(param, `at most ${MAX_ELEMENTS} elements`, value.size);
+  return value as Tensor<D, 'cuda'>;
+}
+
+/** Throws when two CUDA tensors share memory (a kernel would read one while writing the other). */
+export function noSharedStorage(pa: string, a: Tensor<DType, 'cuda'>, pb: string, b: Tensor<DType, 'cuda'>): void {
+  if (a._storage === b._storage) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${pa} and ${pb} must not share memory`, pb);
 }

@@ -3,15 +3,22 @@
  * shape and a device; `dispose()` (or `using t = ...` via `Symbol.dispose`) releases it, and any
  * later use throws a `DisposedError`. Every op accepts a Tensor or a plain TypedArray.
  *
+ * A CUDA tensor (`await t.to('cuda')`, `Tensor.zeros(shape, dtype, 'cuda')`) owns device memory:
+ * ops on it run on the GPU and return CUDA tensors, `await t.toArray()` copies it back, and
+ * `dispose()` frees the memory once the ops already issued on it are done (a finalizer frees
+ * what was never disposed). Reshaped views share the memory: disposing any of them frees it.
+ *
  * @example
  * const t = Tensor.from(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * t.shape; // [2, 3]
  * t.dispose();
  */
+import { DeviceStorage, call } from '../cuda/device';
 import { DisposedError, GradcompError, rangeError, typeError } from '../native/errors';
+import { cudaBackend } from '../ops/runtime';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'uint32' | 'uint8';
-export type Device = 'cpu';
+export type Device = 'cpu' | 'cuda';
 
 export interface DTypeArrays {
   float32: Float32Array;
@@ -63,20 +70,39 @@ export function isDetached(x: ArrayBufferView): boolean {
 
 const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
 
-export class Tensor<D extends DType = DType> {
+const BYTES: { [D in DType]: number } = { float32: 4, float64: 8, int32: 4, uint32: 4, uint8: 1 };
+
+export class Tensor<D extends DType = DType, V extends Device = Device> {
   readonly dtype: D;
   readonly shape: readonly number[];
-  readonly device: Device = 'cpu';
+  readonly device: V;
   #data: DTypeArrays[D] | null;
+  #storage: DeviceStorage | null;
+  #disposed = false;
 
-  private constructor(data: DTypeArrays[D], dtype: D, shape: readonly number[]) {
+  private constructor(data: DTypeArrays[D] | null, dtype: D, shape: readonly number[], storage: DeviceStorage | null = null) {
     this.#data = data;
+    this.#storage = storage;
     this.dtype = dtype;
     this.shape = Object.freeze([...shape]);
+    this.device = (storage ? 'cuda' : 'cpu') as V;
+  }
+
+  /** @internal A CUDA tensor over new device memory (zero-filled when `zero`). */
+  static _allocCuda<T extends DType>(shape: readonly number[], dtype: T, zero = false): Tensor<T, 'cuda'> {
+    const b = cudaBackend('a CUDA tensor');
+    const s = checkShape(shape, 'shape');
+    return new Tensor<T, 'cuda'>(null, dtype, s, new DeviceStorage(b, numel(s) * BYTES[dtype], zero));
+  }
+
+  /** @internal The device storage of a live CUDA tensor (throws DisposedError otherwise). */
+  get _storage(): DeviceStorage {
+    if (this.#disposed || this.#storage === null || this.#storage.freed) throw new DisposedError('Tensor');
+    return this.#storage;
   }
 
   /** A zero-copy view of `data`; `shape` defaults to `[data.length]`. */
-  static from<A extends AnyTypedArray>(data: A, shape?: readonly number[]): Tensor<DTypeOfArray<A>> {
+  static from<A extends AnyTypedArray>(data: A, shape?: readonly number[]): Tensor<DTypeOfArray<A>, 'cpu'> {
     const dtype = dtypeOf(data);
     if (dtype === undefined) {
       throw typeError('data', 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', data);
@@ -91,16 +117,23 @@ export class Tensor<D extends DType = DType> {
     return new Tensor(data as unknown as DTypeArrays[DTypeOfArray<A>], dtype as DTypeOfArray<A>, s);
   }
 
-  /** A new zero-filled tensor. */
-  static zeros<T extends DType = 'float32'>(shape: readonly number[], dtype?: T): Tensor<T> {
+  /** A new zero-filled tensor, on the CPU (default) or on the GPU (`device` 'cuda'). */
+  static zeros<T extends DType = 'float32', W extends Device = 'cpu'>(shape: readonly number[], dtype?: T, device?: W): Tensor<T, W> {
     const d = (dtype ?? 'float32') as T;
     if (!(d in CTORS)) throw typeError('dtype', `one of ${Object.keys(CTORS).join(', ')}`, dtype);
+    if (device !== undefined && device !== 'cpu' && device !== 'cuda') throw typeError('device', "'cpu' or 'cuda'", device);
     const s = checkShape(shape, 'shape');
-    return new Tensor(new CTORS[d](numel(s)) as DTypeArrays[T], d, s);
+    if (device === 'cuda') return Tensor._allocCuda(s, d, true) as unknown as Tensor<T, W>;
+    return new Tensor(new CTORS[d](numel(s)) as DTypeArrays[T], d, s) as unknown as Tensor<T, W>;
   }
 
-  /** The underlying TypedArray (zero-copy). Throws DisposedError after dispose(). */
+  /** The underlying TypedArray (zero-copy) of a CPU tensor. Throws DisposedError after dispose(). */
   get data(): DTypeArrays[D] {
+    if (this.#disposed) throw new DisposedError('Tensor');
+    if (this.#storage !== null) {
+      throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
+        'Expected a CPU tensor for data but this Tensor lives on cuda: use await tensor.toArray() or await tensor.to(\'cpu\')', 'data');
+    }
     if (this.#data === null) throw new DisposedError('Tensor');
     if (isDetached(this.#data) && this.#data.length === 0 && numel(this.shape) > 0) {
       throw new GradcompError('ERR_GRADCOMP_DETACHED', 'the ArrayBuffer behind this Tensor was detached', 'data');
@@ -113,24 +146,66 @@ export class Tensor<D extends DType = DType> {
   }
 
   get disposed(): boolean {
-    return this.#data === null;
+    return this.#disposed || (this.#storage !== null && this.#storage.freed);
   }
 
-  /** A view of the same data with another shape of the same size. */
-  reshape(shape: readonly number[]): Tensor<D> {
+  /** Bytes of memory the tensor's elements take. */
+  get byteLength(): number {
+    return this.size * BYTES[this.dtype];
+  }
+
+  /** A view of the same data (same device, same memory) with another shape of the same size. */
+  reshape(shape: readonly number[]): Tensor<D, V> {
     const s = checkShape(shape, 'shape');
     if (numel(s) !== this.size) throw rangeError('shape', `a shape with ${this.size} elements`, `[${s.join(', ')}]`);
-    return new Tensor(this.data, this.dtype, s);
+    if (this.#storage !== null) return new Tensor<D, V>(null, this.dtype, s, this._storage);
+    return new Tensor<D, V>(this.data, this.dtype, s);
   }
 
-  /** A copy of the data as a new TypedArray (async for symmetry with device tensors). */
+  /** A copy of the data as a new TypedArray (for a CUDA tensor: after the ops issued on it). */
   async toArray(): Promise<DTypeArrays[D]> {
-    return this.data.slice() as DTypeArrays[D];
+    if (this.#storage === null) return this.data.slice() as DTypeArrays[D];
+    const st = this._storage;
+    const out = new CTORS[this.dtype](this.size) as DTypeArrays[D];
+    await call('toArray', (b) => b.download(st.handle, out, 0));
+    return out;
   }
 
-  /** Releases the handle. Idempotent; the TypedArray it viewed is left to its owner. */
+  /**
+   * This tensor on `device`: the same tensor when it is already there, else a copy (CPU to GPU
+   * or back). The source must not be modified until the promise settles.
+   *
+   * @example
+   * const g = await Tensor.from(new Float32Array(1 << 20)).to('cuda');
+   * const back = await g.to('cpu');
+   */
+  async to<W extends Device>(device: W): Promise<Tensor<D, W>> {
+    if (device !== 'cpu' && device !== 'cuda') throw typeError('device', "'cpu' or 'cuda'", device);
+    if ((device as Device) === this.device) {
+      if (this.disposed) throw new DisposedError('Tensor');
+      return this as unknown as Tensor<D, W>;
+    }
+    if (device === 'cpu') return Tensor.from(await this.toArray(), this.shape) as unknown as Tensor<D, W>;
+    const src = this.data;
+    const t = Tensor._allocCuda(this.shape, this.dtype);
+    const st = t._storage;
+    try {
+      await call('to(\'cuda\')', (b) => b.upload(st.handle, src, 0));
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
+    return t as unknown as Tensor<D, W>;
+  }
+
+  /**
+   * Releases the handle. Idempotent. A CPU tensor leaves its TypedArray to its owner; a CUDA
+   * tensor frees its device memory once the ops already issued on it are done.
+   */
   dispose(): void {
+    this.#disposed = true;
     this.#data = null;
+    if (this.#storage !== null) this.#storage.free();
   }
 
   [Symbol.dispose](): void {
@@ -147,7 +222,7 @@ if (disposeSymbol !== (Symbol as { dispose?: symbol }).dispose) {
   Object.defineProperty(Tensor.prototype, disposeSymbol, { value: Tensor.prototype.dispose });
 }
 
-type DTypeOfArray<A> = A extends Float32Array ? 'float32' : A extends Float64Array ? 'float64' : A extends Int32Array
+export type DTypeOfArray<A> = A extends Float32Array ? 'float32' : A extends Float64Array ? 'float64' : A extends Int32Array
   ? 'int32' : A extends Uint32Array ? 'uint32' : 'uint8';
 
 export function numel(shape: readonly number[]): number {

@@ -3,6 +3,7 @@ export function firstDiff(a: ArrayBufferView, b: ArrayBufferView): string | null
   if (a.byteLength !== b.byteLength) return `byteLength ${a.byteLength} vs ${b.byteLength}`;
   const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  if (Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength))) return null;
   for (let i = 0; i < x.length; i++) {
     if (x[i] !== y[i]) return `first difference at byte ${i}: ${x[i]} vs ${y[i]}`;
   }
