@@ -78,6 +78,7 @@ export interface DistributedOptimizer {
 function asF32(x: unknown, param: string): Float32Array {
   if (x instanceof Tensor) {
     if (x.dtype !== 'float32') throw typeError(param, 'a float32 Tensor', x);
+    if (x.device !== 'cpu') throw typeError(param, 'a CPU Float32Array or tensor (the optimizers take CPU arrays in this release)', 'a CUDA tensor');
     return x.data as Float32Array;
   }
   if (dtypeOf(x) !== 'float32') throw typeError(param, 'a Float32Array or a float32 Tensor', x);

@@ -16,7 +16,8 @@ import { DgcCompressor, DgcSpec } from './dgc';
 import { AdaCompCompressor, AdaCompSpec } from './adacomp';
 import { ScaleComCompressor, ScaleComSpec } from './scalecom';
 import { GradiVeQCompressor, GradiVeQSpec } from './gradiveq';
-import type { Compressor } from './types';
+import type { Compressor, StepContext } from './types';
+import { dtypeOf } from '../tensor/tensor';
 
 export type CompressorSpec = { type: 'none' } | CastSpec | TopKSpec | RandKSpec | SignSpec | QsgdSpec | PowerSgdSpec
   | DgcSpec | AdaCompSpec | ScaleComSpec | GradiVeQSpec;
@@ -74,6 +75,22 @@ export function createCompressor(spec: CompressorSpec): Compressor {
   if ((s.type === 'topk' || s.type === 'randk' || s.type === 'scalecom') && s.ratio === undefined) throw typeError('spec.ratio', 'a number in (0, 1]', undefined);
   if (s.type === 'qsgd' && s.levels === undefined) throw typeError('spec.levels', 'an integer in [1, 32767]', undefined);
 
+  return guarded(build(spec));
+}
+
+// Compressors take CPU Float32Arrays: anything else (a CUDA tensor included) is a coded error
+// naming grad, not a silent misread.
+function guarded(c: Compressor): Compressor {
+  const begin = c.begin.bind(c);
+  Object.defineProperty(c, 'begin', {
+    value: (name: string, grad: Float32Array, ctx: StepContext) => (dtypeOf(grad) === 'float32' ? begin(name, grad, ctx)
+      : Promise.reject(typeError('grad', 'a Float32Array (compressors take CPU arrays; a CUDA tensor must come back with toArray())', grad))),
+    writable: true, configurable: true, enumerable: false,
+  });
+  return c;
+}
+
+function build(spec: CompressorSpec): Compressor {
   switch (spec.type) {
     case 'none': return new NoneCompressor();
     case 'fp16': case 'bf16': return new CastCompressor(spec);

@@ -198,6 +198,16 @@ describe('createCompressor validation', () => {
   ])('%j is rejected naming %s', (spec, param) => {
     expect(() => createCompressor(spec as never)).toThrow(expect.objectContaining({ param }));
   });
+
+  test.each(['none', 'topk', 'qsgd', 'powersgd', 'efsign'])('%s: a gradient that is not a CPU Float32Array is a coded error naming grad', async (type) => {
+    const spec = { type, ...(type === 'topk' ? { ratio: 0.1 } : {}), ...(type === 'qsgd' ? { levels: 7 } : {}) } as CompressorSpec;
+    const c = createCompressor(spec);
+    const ctx: StepContext = { step: 0, rank: 0, workers: 1 };
+    for (const bad of [new Float64Array(8), [1, 2, 3], { length: 8 }]) {
+      await expect(c.begin('w', bad as never, ctx)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'grad' });
+    }
+    await expect(c.begin('w', new Float32Array(8), ctx)).resolves.toBeDefined();
+  });
 });
 
 describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
