@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 set -u
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 # Nsight Compute summary of the kernels behind the slowest GPU rows (QSGD encode, EF top-k, DropIT
