@@ -58,4 +58,11 @@ __device__ __forceinline__ uint32_t warp_append(bool take, uint32_t* counter) {
   return take ? base + static_cast<uint32_t>(__popc(mask & ((1u << lane) - 1u))) : ~0u;
 }
 
+// Writes a small struct (a payload header) to device memory from a kernel argument.
+template <typename T>
+__global__ void k_write_struct(uint8_t* dst, T v) {
+  const uint8_t* src = reinterpret_cast<const uint8_t*>(&v);
+  for (unsigned i = threadIdx.x; i < sizeof(T); i += blockDim.x) dst[i] = src[i];
+}
+
 }  // namespace gc_cuda

@@ -14,21 +14,11 @@ namespace {
 
 enum { kSlotIdx = 8, kSlotScan = 9, kSlotTemp = 10, kSlotFlag = 11 };
 
-struct Header {
-  uint32_t magic;
-  uint8_t version, layout;
-  uint16_t reserved;
-  uint64_t n;
-  uint64_t k;
-};
+using Header = gc_dropit_header;
 static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 24 bytes");
 
 uint64_t bitmap_bytes(uint64_t n) { return ((n + 7) / 8 + 3) & ~3ULL; }
 
-__global__ void k_write_header(uint8_t* dst, Header h) {
-  const uint8_t* src = reinterpret_cast<const uint8_t*>(&h);
-  if (threadIdx.x < sizeof(Header)) dst[threadIdx.x] = src[threadIdx.x];
-}
 
 // idx is ascending, so the lanes that share a bitmap word are neighbours: OR their bits along
 // the run (a segmented scan) and let the run's last lane write it: about one atomic per word.
@@ -118,8 +108,8 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
   if (out_bytes != dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
   const int layout = dropit_layout(n, k);
   Header h{GC_DROPIT_MAGIC, GC_DROPIT_VERSION, static_cast<uint8_t>(layout), 0, n, k};
-  k_write_header<<<1, 32, 0, s>>>(out, h);
-  GC_LAUNCHED(k_write_header);
+  k_write_struct<<<1, 32, 0, s>>>(out, h);
+  GC_LAUNCHED(k_write_struct);
   uint8_t* body = out + GC_DROPIT_HEADER_BYTES;
   float* xs = const_cast<float*>(x);  // plain top-k only reads it
   if (layout == GC_DROPIT_INDICES)

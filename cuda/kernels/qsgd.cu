@@ -13,18 +13,56 @@ namespace {
 
 constexpr int kEncThreads = 256;  // 256 threads x 4 elements: 16 groups of 64 per block
 
-struct Header {
-  uint32_t magic;
-  uint8_t version, norm, bits, reserved;
-  uint32_t levels;
-  uint32_t bucket;
-  uint64_t n;
-};
+using Header = gc_qsgd_header;
 static_assert(sizeof(Header) == GC_QSGD_HEADER_BYTES, "QSGD header must be 24 bytes");
 
-__global__ void k_write_bytes(uint8_t* dst, Header h) {
-  const uint8_t* src = reinterpret_cast<const uint8_t*>(&h);
-  if (threadIdx.x < sizeof(Header)) dst[threadIdx.x] = src[threadIdx.x];
+
+// One bucket's norm by one warp, in the CPU's fixed order: lane j sums elements j, j+32, ...
+// sequentially in fp64 (squares of floats are exact there), then the halving tree
+// part[j] += part[j + off] for off = 16 .. 1, which is a shuffle-down reduction. NaN marks a
+// bucket holding a non-finite value. Every lane returns the norm.
+__device__ __forceinline__ float warp_norm(const float* v, uint64_t len, bool l2) {
+  const uint32_t lane = threadIdx.x & 31;
+  uint32_t maxkey = 0;
+  double part = 0.0;
+  for (uint64_t i = lane; i < len; i += 32) {
+    const float x = v[i];
+    maxkey = max(maxkey, mag_key(x));
+    if (l2) {
+      const double d = static_cast<double>(x);
+      part = __dadd_rn(part, __dmul_rn(d, d));
+    }
+  }
+  for (int off = 16; off >= 1; off >>= 1) {
+    maxkey = max(maxkey, __shfl_xor_sync(0xffffffffu, maxkey, off));
+    part = __dadd_rn(part, __shfl_down_sync(0xffffffffu, part, off));
+  }
+  part = __shfl_sync(0xffffffffu, part, 0);
+  if (maxkey >= 0x7f800000u) return __uint_as_float(0x7fc00000u);
+  if (!l2) return __uint_as_float(maxkey);
+  return static_cast<float>(sqrt(part));
+}
+
+// Packs the 1024 codes c[] of the span starting at element `base` (a multiple of 1024, so its
+// bits start on a 32-bit boundary) LSB-first into `codes`; the block's threads write whole
+// words, bytewise at the payload's end.
+__device__ __forceinline__ void pack_span(const uint32_t* c, uint32_t bits, uint64_t base, uint8_t* codes, uint64_t code_bytes) {
+  const uint32_t words = bits * 32;  // 1024 codes * bits / 32
+  const uint64_t byte0 = base * bits / 8;
+  for (uint32_t wd = threadIdx.x; wd < words; wd += blockDim.x) {
+    const uint32_t lo = wd * 32, hi = lo + 32;
+    uint32_t v = 0;
+    for (uint32_t j = lo / bits; j * bits < hi && j < 1024; ++j) {
+      const int sh = static_cast<int>(j * bits) - static_cast<int>(lo);
+      v |= sh >= 0 ? (c[j] << sh) : (c[j] >> -sh);
+    }
+    const uint64_t at = byte0 + 4ull * wd;
+    if (at + 4 <= code_bytes) {
+      *reinterpret_cast<uint32_t*>(codes + at) = v;
+    } else {
+      for (uint32_t b = 0; b < 4 && at + b < code_bytes; ++b) codes[at + b] = static_cast<uint8_t>(v >> (8 * b));
+    }
+  }
 }
 
 // One warp per bucket.
@@ -35,28 +73,8 @@ __global__ void k_norms(const float* __restrict__ x, uint64_t n, uint32_t bucket
   for (uint64_t b = static_cast<uint64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; b < buckets; b += warps) {
     const uint64_t b0 = b * bucket;
     const uint64_t len = (n - b0) < bucket ? (n - b0) : bucket;
-    uint32_t maxkey = 0;
-    double part = 0.0;
-    for (uint64_t i = lane; i < len; i += 32) {
-      const float v = __ldg(x + b0 + i);
-      maxkey = max(maxkey, mag_key(v));
-      if (l2) {
-        const double d = static_cast<double>(v);
-        part = __dadd_rn(part, __dmul_rn(d, d));  // d*d is exact in double
-      }
-    }
-    for (int off = 16; off >= 1; off >>= 1) {
-      maxkey = max(maxkey, __shfl_xor_sync(0xffffffffu, maxkey, off));
-      const double o = __shfl_down_sync(0xffffffffu, part, off);
-      part = __dadd_rn(part, o);  // lane j < off: part[j] + part[j + off], the CPU's tree
-    }
-    if (lane == 0) {
-      float L;
-      if (maxkey >= 0x7f800000u) L = __uint_as_float(0x7fc00000u);
-      else if (!l2) L = __uint_as_float(maxkey);
-      else L = static_cast<float>(sqrt(part));
-      norms[b] = L;
-    }
+    const float L = warp_norm(x + b0, len, l2);
+    if (lane == 0) norms[b] = L;
   }
 }
 
@@ -109,23 +127,7 @@ __global__ void __launch_bounds__(kEncThreads) k_encode(const float* __restrict_
       c[grp * 64 + 16 * k + L] = code;
     }
     __syncthreads();
-    // This span's bits start at base * bits, a multiple of 32 (base is a multiple of 1024).
-    const uint32_t words = bits * 32;  // 1024 codes * bits / 32
-    const uint64_t byte0 = base * bits / 8;
-    for (uint32_t wd = t; wd < words; wd += blockDim.x) {
-      const uint32_t lo = wd * 32, hi = lo + 32;
-      uint32_t v = 0;
-      for (uint32_t j = lo / bits; j * bits < hi && j < kEncThreads * 4; ++j) {
-        const int sh = static_cast<int>(j * bits) - static_cast<int>(lo);
-        v |= sh >= 0 ? (c[j] << sh) : (c[j] >> -sh);
-      }
-      const uint64_t at = byte0 + 4ull * wd;
-      if (at + 4 <= code_bytes) {
-        *reinterpret_cast<uint32_t*>(codes + at) = v;
-      } else {
-        for (uint32_t b = 0; b < 4 && at + b < code_bytes; ++b) codes[at + b] = static_cast<uint8_t>(v >> (8 * b));
-      }
-    }
+    pack_span(c, bits, base, codes, code_bytes);
     __syncthreads();
   }
 }
@@ -154,26 +156,8 @@ __global__ void __launch_bounds__(kEncThreads) k_encode_fused(const float* __res
       const uint64_t b0 = base + static_cast<uint64_t>(b) * bucket;
       if (b0 >= n) break;
       const uint32_t len = static_cast<uint32_t>((n - b0) < bucket ? (n - b0) : bucket);
-      uint32_t maxkey = 0;
-      double part = 0.0;
-      for (uint32_t i = lane; i < len; i += 32) {
-        const float v = xs[b * bucket + i];
-        maxkey = max(maxkey, mag_key(v));
-        if (l2) {
-          const double d = static_cast<double>(v);
-          part = __dadd_rn(part, __dmul_rn(d, d));
-        }
-      }
-      for (int off = 16; off >= 1; off >>= 1) {
-        maxkey = max(maxkey, __shfl_xor_sync(0xffffffffu, maxkey, off));
-        const double o = __shfl_down_sync(0xffffffffu, part, off);
-        part = __dadd_rn(part, o);
-      }
+      const float L = warp_norm(xs + b * bucket, len, l2);
       if (lane == 0) {
-        float L;
-        if (maxkey >= 0x7f800000u) L = __uint_as_float(0x7fc00000u);
-        else if (!l2) L = __uint_as_float(maxkey);
-        else L = static_cast<float>(sqrt(part));
         norms[b0 / bucket] = L;
         ps[b] = params(L, s);
       }
@@ -205,22 +189,7 @@ __global__ void __launch_bounds__(kEncThreads) k_encode_fused(const float* __res
       c[e] = base + e < n ? quantize_one(xs[e], w.v[k], ps[e / bucket], s, bits - 1) : 0u;
     }
     __syncthreads();
-    const uint32_t words = bits * 32;
-    const uint64_t byte0 = base * bits / 8;
-    for (uint32_t wd = t; wd < words; wd += blockDim.x) {
-      const uint32_t lo = wd * 32, hi = lo + 32;
-      uint32_t v = 0;
-      for (uint32_t j = lo / bits; j * bits < hi && j < kEncThreads * 4; ++j) {
-        const int sh = static_cast<int>(j * bits) - static_cast<int>(lo);
-        v |= sh >= 0 ? (c[j] << sh) : (c[j] >> -sh);
-      }
-      const uint64_t at = byte0 + 4ull * wd;
-      if (at + 4 <= code_bytes) {
-        *reinterpret_cast<uint32_t*>(codes + at) = v;
-      } else {
-        for (uint32_t b = 0; b < 4 && at + b < code_bytes; ++b) codes[at + b] = static_cast<uint8_t>(v >> (8 * b));
-      }
-    }
+    pack_span(c, bits, base, codes, code_bytes);
     __syncthreads();
   }
 }
@@ -299,8 +268,8 @@ gc_status qsgd_encode(const gc_qsgd_desc& d, cudaStream_t s) {
   const uint32_t bits = qsgd_bits(d.levels);
   Header h{GC_QSGD_MAGIC, GC_QSGD_VERSION, static_cast<uint8_t>(d.norm), static_cast<uint8_t>(bits), 0,
            d.levels, d.bucket_size, d.n};
-  k_write_bytes<<<1, 32, 0, s>>>(d.payload, h);
-  GC_LAUNCHED(k_write_bytes);
+  k_write_struct<<<1, 32, 0, s>>>(d.payload, h);
+  GC_LAUNCHED(k_write_struct);
   if (d.n == 0) return GC_OK;
   const uint64_t buckets = (d.n + d.bucket_size - 1) / d.bucket_size;
   auto* norms = reinterpret_cast<float*>(d.payload + GC_QSGD_HEADER_BYTES);

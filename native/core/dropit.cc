@@ -20,13 +20,7 @@ namespace gradcomp {
 
 namespace {
 
-struct Header {
-  uint32_t magic;
-  uint8_t version, layout;
-  uint16_t reserved;
-  uint64_t n;
-  uint64_t k;
-};
+using Header = gc_dropit_header;
 static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 24 bytes");
 
 constexpr uint64_t kWordsPerTask = 4096;  // 64-bit bitmap words per task (262,144 elements)

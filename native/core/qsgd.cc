@@ -18,13 +18,7 @@ namespace gradcomp {
 
 namespace {
 
-struct Header {
-  uint32_t magic;
-  uint8_t version, norm, bits, reserved;
-  uint32_t levels;
-  uint32_t bucket;
-  uint64_t n;
-};
+using Header = gc_qsgd_header;
 static_assert(sizeof(Header) == GC_QSGD_HEADER_BYTES, "QSGD header must be 24 bytes");
 
 inline uint32_t fbits(float v) { uint32_t b; std::memcpy(&b, &v, 4); return b; }

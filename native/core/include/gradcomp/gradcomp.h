@@ -50,6 +50,15 @@ typedef struct gc_topk_desc {
 #define GC_QSGD_MAX_LEVELS 32767u /* 16-bit codes at most */
 typedef enum gc_qsgd_norm { GC_QSGD_NORM_MAX = 0, GC_QSGD_NORM_L2 = 1 } gc_qsgd_norm;
 
+/* The 24-byte QSGD header as stored (little-endian hosts and devices). */
+typedef struct gc_qsgd_header {
+  uint32_t magic;
+  uint8_t version, norm, bits, reserved;
+  uint32_t levels;
+  uint32_t bucket;
+  uint64_t n;
+} gc_qsgd_header;
+
 typedef struct gc_qsgd_desc {
   const float* x;
   uint64_t n;
@@ -81,6 +90,15 @@ typedef struct gc_powersgd_desc {
 #define GC_DROPIT_VERSION 1u
 #define GC_DROPIT_HEADER_BYTES 24u
 typedef enum gc_dropit_layout { GC_DROPIT_BITMAP = 0, GC_DROPIT_INDICES = 1 } gc_dropit_layout;
+
+/* The 24-byte DropIT header as stored. */
+typedef struct gc_dropit_header {
+  uint32_t magic;
+  uint8_t version, layout;
+  uint16_t reserved;
+  uint64_t n;
+  uint64_t k;
+} gc_dropit_header;
 
 #ifdef __cplusplus
 }
