@@ -23,6 +23,12 @@ gc_status fail(cudaError_t e, const char* where) {
 
 const char* last_error() { return t_error.c_str(); }
 
+gc_status read_back(void* host, const void* dev, size_t bytes, cudaStream_t s) {
+  GC_CU(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s));
+  GC_CU(cudaStreamSynchronize(s));
+  return GC_OK;
+}
+
 void* scratch(int slot, size_t bytes, gc_status* st) {
   Slot& s = g_slots.at(static_cast<size_t>(slot));
   if (bytes == 0) bytes = 256;

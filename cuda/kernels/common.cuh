@@ -33,6 +33,24 @@ __device__ __forceinline__ uint32_t mag_key(float v) { return __float_as_uint(v)
 
 // Grow-only device scratch in numbered slots (ops run one at a time: the addon serializes them).
 void* scratch(int slot, size_t bytes, gc_status* st);
+// The slot every CUB call's temporary storage uses (see cub_run).
+constexpr int kSlotCubTemp = 3;
+
+// Copies `bytes` from the device to the host and waits for them (small read-backs).
+gc_status read_back(void* host, const void* dev, size_t bytes, cudaStream_t s);
+
+// Runs a CUB device algorithm: f(temp, bytes) is called once to size its temporary storage
+// (temp == nullptr) and once to run it in kSlotCubTemp.
+template <typename F>
+gc_status cub_run(F&& f) {
+  size_t bytes = 0;
+  GC_CU(f(nullptr, bytes));
+  gc_status st = GC_OK;
+  void* temp = scratch(kSlotCubTemp, bytes, &st);
+  if (st != GC_OK) return st;
+  GC_CU(f(temp, bytes));
+  return GC_OK;
+}
 // Pinned host staging for small read-backs (4 KiB .. 64 KiB).
 void* host_staging(size_t bytes, gc_status* st);
 int sm_count();

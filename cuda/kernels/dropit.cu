@@ -12,12 +12,11 @@ namespace gc_cuda {
 
 namespace {
 
-enum { kSlotIdx = 8, kSlotScan = 9, kSlotTemp = 10, kSlotFlag = 11 };
+enum { kSlotIdx = 8, kSlotScan = 9, kSlotFlag = 11 };
 
 using Header = gc_dropit_header;
 static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 24 bytes");
 
-uint64_t bitmap_bytes(uint64_t n) { return ((n + 7) / 8 + 3) & ~3ULL; }
 
 
 // idx is ascending, so the lanes that share a bitmap word are neighbours: OR their bits along
@@ -96,17 +95,10 @@ __global__ void k_expand(const uint32_t* __restrict__ words, const uint32_t* __r
 
 }  // namespace
 
-int dropit_layout(uint64_t n, uint64_t k) { return bitmap_bytes(n) < 4 * k ? GC_DROPIT_BITMAP : GC_DROPIT_INDICES; }
-
-uint64_t dropit_packed_bytes(uint64_t n, uint64_t k) {
-  const uint64_t body = dropit_layout(n, k) == GC_DROPIT_BITMAP ? bitmap_bytes(n) + 4 * k : 8 * k;
-  return GC_DROPIT_HEADER_BYTES + body;
-}
-
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes, cudaStream_t s) {
   if ((x == nullptr && n > 0) || out == nullptr || k > n || n > 0xffffffffULL) return GC_ERR_INVALID_ARG;
-  if (out_bytes != dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
-  const int layout = dropit_layout(n, k);
+  if (out_bytes != gc_dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
+  const int layout = gc_dropit_layout_for(n, k);
   Header h{GC_DROPIT_MAGIC, GC_DROPIT_VERSION, static_cast<uint8_t>(layout), 0, n, k};
   k_write_struct<<<1, 32, 0, s>>>(out, h);
   GC_LAUNCHED(k_write_struct);
@@ -114,7 +106,7 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
   float* xs = const_cast<float*>(x);  // plain top-k only reads it
   if (layout == GC_DROPIT_INDICES)
     return topk(nullptr, xs, n, k, 1.0f, reinterpret_cast<uint32_t*>(body), reinterpret_cast<float*>(body + 4 * k), s);
-  const uint64_t bm = bitmap_bytes(n);
+  const uint64_t bm = gc_dropit_bitmap_bytes(n);
   gc_status st = GC_OK;
   auto* idx = static_cast<uint32_t*>(scratch(kSlotIdx, k * 4, &st));
   if (st != GC_OK) return st;
@@ -130,11 +122,8 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
 gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len, cudaStream_t s) {
   if (in == nullptr || bytes < GC_DROPIT_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
   Header h;
-  GC_CU(cudaMemcpyAsync(&h, in, sizeof h, cudaMemcpyDeviceToHost, s));
-  GC_CU(cudaStreamSynchronize(s));
-  if (h.magic != GC_DROPIT_MAGIC || h.version != GC_DROPIT_VERSION || h.reserved != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.n > 0xffffffffULL || h.k > h.n || h.layout != dropit_layout(h.n, h.k)) return GC_ERR_CORRUPT_PAYLOAD;
-  if (bytes != dropit_packed_bytes(h.n, h.k)) return GC_ERR_CORRUPT_PAYLOAD;
+  GC_TRY(read_back(&h, in, sizeof h, s));
+  if (!gc_dropit_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
   if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
   const uint64_t n = h.n, k = h.k;
   if (n == 0) return GC_OK;
@@ -150,8 +139,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
       GC_LAUNCHED(k_check_indices);
     }
     uint32_t bad = 0;
-    GC_CU(cudaMemcpyAsync(&bad, flag, 4, cudaMemcpyDeviceToHost, s));
-    GC_CU(cudaStreamSynchronize(s));
+    GC_TRY(read_back(&bad, flag, 4, s));
     if (bad) return GC_ERR_CORRUPT_PAYLOAD;
     GC_CU(cudaMemsetAsync(out, 0, n * 4, s));
     if (k > 0) {
@@ -160,16 +148,14 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
     }
     return GC_OK;
   }
-  const uint64_t nwords = bitmap_bytes(n) / 4;
+  const uint64_t nwords = gc_dropit_bitmap_bytes(n) / 4;
   const auto* words = reinterpret_cast<const uint32_t*>(body);
   auto* scan = static_cast<uint32_t*>(scratch(kSlotScan, nwords * 4, &st));
   if (st != GC_OK) return st;
   auto pop = thrust::make_transform_iterator(words, Popc{});
-  size_t tb = 0;
-  GC_CU(cub::DeviceScan::ExclusiveSum(nullptr, tb, pop, scan, static_cast<int64_t>(nwords), s));
-  void* temp = scratch(kSlotTemp, tb, &st);
-  if (st != GC_OK) return st;
-  GC_CU(cub::DeviceScan::ExclusiveSum(temp, tb, pop, scan, static_cast<int64_t>(nwords), s));
+  GC_TRY(cub_run([&](void* temp, size_t& tb) {
+    return cub::DeviceScan::ExclusiveSum(temp, tb, pop, scan, static_cast<int64_t>(nwords), s);
+  }));
   k_check_tail<<<1, 32, 0, s>>>(words, n, nwords, flag);
   GC_LAUNCHED(k_check_tail);
   uint32_t host[3] = {0, 0, 0};
@@ -179,7 +165,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   GC_CU(cudaStreamSynchronize(s));
   const uint64_t total = static_cast<uint64_t>(host[1]) + static_cast<uint64_t>(__builtin_popcount(host[2]));
   if (host[0] || total != k) return GC_ERR_CORRUPT_PAYLOAD;
-  k_expand<<<grid_for((n + 3) / 4, 256, 8), 256, 0, s>>>(words, scan, reinterpret_cast<const float*>(body + bitmap_bytes(n)), n, out);
+  k_expand<<<grid_for((n + 3) / 4, 256, 8), 256, 0, s>>>(words, scan, reinterpret_cast<const float*>(body + gc_dropit_bitmap_bytes(n)), n, out);
   GC_LAUNCHED(k_expand);
   return GC_OK;
 }

@@ -17,8 +17,6 @@ gc_status topk(const float* grad, float* x, uint64_t n, uint64_t k, float scale,
 // ties resolved by index, 3 = k == 0 or k == n.
 int last_topk_path();
 
-uint32_t qsgd_bits(uint32_t levels);
-uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket);
 gc_status qsgd_encode(const gc_qsgd_desc& d, cudaStream_t s);  // d.x and d.payload on the device
 gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, cudaStream_t s);
 
@@ -27,8 +25,7 @@ gc_status powersgd_step(const gc_powersgd_desc& d, cudaStream_t s);
 gc_status orthonormalize(float* p, uint64_t batch, uint64_t rows, uint32_t rank, cudaStream_t s);
 constexpr uint32_t kMaxRank = 32;
 
-uint64_t dropit_packed_bytes(uint64_t n, uint64_t k);
-int dropit_layout(uint64_t n, uint64_t k);
+// Payload sizes and layouts: gc_qsgd_payload_bytes, gc_dropit_packed_bytes, gc_dropit_layout_for (gradcomp.h).
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes, cudaStream_t s);
 gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len, cudaStream_t s);
 

@@ -249,23 +249,12 @@ __global__ void k_check_tail(const uint8_t* codes, uint64_t code_bytes, uint32_t
 
 }  // namespace
 
-uint32_t qsgd_bits(uint32_t levels) {
-  uint32_t b = 0;
-  while ((1ULL << b) < static_cast<uint64_t>(levels) + 1) ++b;
-  return b + 1;
-}
-
-uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket) {
-  const uint64_t buckets = bucket == 0 ? 0 : (n + bucket - 1) / bucket;
-  return GC_QSGD_HEADER_BYTES + 4 * buckets + (n * qsgd_bits(levels) + 7) / 8;
-}
-
 gc_status qsgd_encode(const gc_qsgd_desc& d, cudaStream_t s) {
   if (d.levels < 1 || d.levels > GC_QSGD_MAX_LEVELS || d.bucket_size < 1) return GC_ERR_INVALID_ARG;
   if (d.norm != GC_QSGD_NORM_MAX && d.norm != GC_QSGD_NORM_L2) return GC_ERR_INVALID_ARG;
   if (d.payload == nullptr || (d.x == nullptr && d.n > 0) || d.n > 0xffffffffULL) return GC_ERR_INVALID_ARG;
-  if (d.payload_bytes != qsgd_payload_bytes(d.n, d.levels, d.bucket_size)) return GC_ERR_INVALID_ARG;
-  const uint32_t bits = qsgd_bits(d.levels);
+  if (d.payload_bytes != gc_qsgd_payload_bytes(d.n, d.levels, d.bucket_size)) return GC_ERR_INVALID_ARG;
+  const uint32_t bits = gc_qsgd_bits(d.levels);
   Header h{GC_QSGD_MAGIC, GC_QSGD_VERSION, static_cast<uint8_t>(d.norm), static_cast<uint8_t>(bits), 0,
            d.levels, d.bucket_size, d.n};
   k_write_struct<<<1, 32, 0, s>>>(d.payload, h);
@@ -293,12 +282,8 @@ gc_status qsgd_encode(const gc_qsgd_desc& d, cudaStream_t s) {
 gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, cudaStream_t s) {
   if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
   Header h;
-  GC_CU(cudaMemcpyAsync(&h, payload, sizeof h, cudaMemcpyDeviceToHost, s));
-  GC_CU(cudaStreamSynchronize(s));
-  if (h.magic != GC_QSGD_MAGIC || h.version != GC_QSGD_VERSION || h.reserved != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.norm > GC_QSGD_NORM_L2 || h.levels < 1 || h.levels > GC_QSGD_MAX_LEVELS || h.bucket < 1) return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.bits != qsgd_bits(h.levels) || h.n > 0xffffffffULL) return GC_ERR_CORRUPT_PAYLOAD;
-  if (bytes != qsgd_payload_bytes(h.n, h.levels, h.bucket)) return GC_ERR_CORRUPT_PAYLOAD;
+  GC_TRY(read_back(&h, payload, sizeof h, s));
+  if (!gc_qsgd_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
   if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
   if (h.n == 0) return GC_OK;
   const uint64_t buckets = (h.n + h.bucket - 1) / h.bucket;
@@ -314,8 +299,7 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
   k_decode<<<grid_for((h.n + 3) / 4, 256, 8), 256, 0, s>>>(codes, code_bytes, norms, h.n, h.bits, h.levels, h.bucket, out, bad);
   GC_LAUNCHED(k_decode);
   uint32_t flag = 0;
-  GC_CU(cudaMemcpyAsync(&flag, bad, 4, cudaMemcpyDeviceToHost, s));
-  GC_CU(cudaStreamSynchronize(s));
+  GC_TRY(read_back(&flag, bad, 4, s));
   return flag ? GC_ERR_CORRUPT_PAYLOAD : GC_OK;
 }
 

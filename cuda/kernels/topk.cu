@@ -34,8 +34,8 @@ constexpr int kBins = 2048;
 constexpr int kSamples = 65536;
 thread_local int t_path = -1;
 
-// Scratch slots used here (qsgd.cu uses 6, dropit.cu 8..11, powersgd.cu 12..13).
-enum { kSlotCounters = 0, kSlotCandKey = 1, kSlotCandIdx = 2, kSlotTemp = 3, kSlotTies = 4, kSlotTiesSorted = 5,
+// Scratch slots used here (3 is CUB's temp, qsgd.cu uses 6, dropit.cu 8, 9, 11, powersgd.cu 12..13).
+enum { kSlotCounters = 0, kSlotCandKey = 1, kSlotCandIdx = 2, kSlotTies = 4, kSlotTiesSorted = 5,
        kSlotSortIdx = 7, kSlotSortVal = 14, kSlotSample = 15 };
 // Counter block layout (uint32 words): hist1 | hist2 | hist3 | counters.
 constexpr int kHist1 = 0, kHist2 = kBins, kHist3 = 2 * kBins, kCount = 2 * kBins + 512;
@@ -139,14 +139,11 @@ __global__ void __launch_bounds__(kThreads) k_hist1(const float* __restrict__ x,
     if (h[b]) atomicAdd(&hist[b], h[b]);
 }
 
-// Collects (key, index) of every element whose key >> 20 == b1 and histograms bits 19..9.
+// Collects (key, index) of every element whose key >> 20 == b1 (the cut then histograms them).
 __global__ void __launch_bounds__(kThreads) k_collect(const float* __restrict__ x, uint64_t n, uint32_t b1,
-                                                      uint32_t* __restrict__ hist2, uint32_t* __restrict__ ckey,
-                                                      uint32_t* __restrict__ cidx, uint32_t* counter, uint32_t cap) {
-  __shared__ uint32_t h[kBins];
+                                                      uint32_t* __restrict__ ckey, uint32_t* __restrict__ cidx,
+                                                      uint32_t* counter, uint32_t cap) {
   __shared__ uint32_t s_warp[33];
-  for (int b = threadIdx.x; b < kBins; b += blockDim.x) h[b] = 0;
-  __syncthreads();
   const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   for (uint64_t t0 = static_cast<uint64_t>(blockIdx.x) * kTile; t0 < n; t0 += static_cast<uint64_t>(gridDim.x) * kTile) {
     const uint64_t i = t0 + 4ull * threadIdx.x;
@@ -156,10 +153,7 @@ __global__ void __launch_bounds__(kThreads) k_collect(const float* __restrict__ 
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       keys[e] = mag_key(v[e]);
-      if (i + e < n && (keys[e] >> 20) == b1) {
-        ++cnt;
-        atomicAdd(&h[(keys[e] >> 9) & (kBins - 1)], 1u);
-      }
+      if (i + e < n && (keys[e] >> 20) == b1) ++cnt;
     }
     uint32_t slot = block_reserve(cnt, counter, s_warp);
 #pragma unroll
@@ -173,9 +167,6 @@ __global__ void __launch_bounds__(kThreads) k_collect(const float* __restrict__ 
       }
     }
   }
-  __syncthreads();
-  for (int b = threadIdx.x; b < kBins; b += blockDim.x)
-    if (h[b]) atomicAdd(&hist2[b], h[b]);
 }
 
 // Keys of acc at kSamples evenly spread positions (read before the main pass changes x).
@@ -323,12 +314,6 @@ void find_bin(const uint32_t* h, int bins, uint64_t k, uint32_t* bin, uint64_t* 
   *need = k - (cum - h[0]);
 }
 
-gc_status read_back(void* host, const void* dev, size_t bytes, cudaStream_t s) {
-  GC_CU(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s));
-  GC_CU(cudaStreamSynchronize(s));
-  return GC_OK;
-}
-
 // The selection threshold: take key > T, and key == T where index < ilim.
 struct Cut { uint32_t T, ilim; };
 
@@ -370,11 +355,9 @@ gc_status cut_candidates(const uint32_t* ckey, const uint32_t* cidx, uint64_t c,
       GC_CU(cudaMemsetAsync(ctr + kCount + 1, 0, 4, s));
       k_cand_ties<<<cgrid, 256, 0, s>>>(ckey, cidx, static_cast<uint32_t>(c), p, ties, ctr + kCount + 1, static_cast<uint32_t>(cntT));
       GC_LAUNCHED(k_cand_ties);
-      size_t tb = 0;
-      GC_CU(cub::DeviceRadixSort::SortKeys(nullptr, tb, ties, sorted, static_cast<int64_t>(cntT), 0, 32, s));
-      void* temp = scratch(kSlotTemp, tb, &st);
-      if (st != GC_OK) return st;
-      GC_CU(cub::DeviceRadixSort::SortKeys(temp, tb, ties, sorted, static_cast<int64_t>(cntT), 0, 32, s));
+      GC_TRY(cub_run([&](void* temp, size_t& tb) {
+        return cub::DeviceRadixSort::SortKeys(temp, tb, ties, sorted, static_cast<int64_t>(cntT), 0, 32, s);
+      }));
       uint32_t got[2];
       GC_TRY(read_back(got, sorted + (need - 1), 4, s));
       GC_TRY(read_back(got + 1, ctr + kCount + 1, 4, s));
@@ -394,12 +377,9 @@ gc_status select_all(const float* x, uint64_t n, uint64_t k, Cut cut, uint32_t* 
   auto in = thrust::counting_iterator<uint32_t>(0);
   auto out = thrust::make_tabulate_output_iterator(SelectWrite{x, out_idx, out_val, static_cast<int64_t>(k)});
   SelectPred pred{x, cut.T, cut.ilim};
-  size_t tb = 0;
-  gc_status st = GC_OK;
-  GC_CU(cub::DeviceSelect::If(nullptr, tb, in, out, num, static_cast<int64_t>(n), pred, s));
-  void* temp = scratch(kSlotTemp, tb, &st);
-  if (st != GC_OK) return st;
-  GC_CU(cub::DeviceSelect::If(temp, tb, in, out, num, static_cast<int64_t>(n), pred, s));
+  GC_TRY(cub_run([&](void* temp, size_t& tb) {
+    return cub::DeviceSelect::If(temp, tb, in, out, num, static_cast<int64_t>(n), pred, s);
+  }));
   int64_t selected = -1;
   GC_TRY(read_back(&selected, num, 8, s));
   return selected == static_cast<int64_t>(k) ? GC_OK : GC_ERR_INTERNAL;
@@ -415,20 +395,16 @@ gc_status select_candidates(const float* x, const uint32_t* ckey, const uint32_t
   if (st != GC_OK) return st;
   int end_bit = 1;
   while (end_bit < 32 && (n - 1) >> end_bit) ++end_bit;
-  size_t tb = 0;
-  GC_CU(cub::DeviceRadixSort::SortPairs(nullptr, tb, cidx, sidx, ckey, skey, static_cast<int64_t>(c), 0, end_bit, s));
-  void* temp = scratch(kSlotTemp, tb, &st);
-  if (st != GC_OK) return st;
-  GC_CU(cub::DeviceRadixSort::SortPairs(temp, tb, cidx, sidx, ckey, skey, static_cast<int64_t>(c), 0, end_bit, s));
+  GC_TRY(cub_run([&](void* temp, size_t& tb) {
+    return cub::DeviceRadixSort::SortPairs(temp, tb, cidx, sidx, ckey, skey, static_cast<int64_t>(c), 0, end_bit, s);
+  }));
   auto* num = reinterpret_cast<int64_t*>(ctr + kCount + 2);
   auto in = thrust::counting_iterator<uint32_t>(0);
   auto out = thrust::make_tabulate_output_iterator(CandWrite{sidx, x, out_idx, out_val, static_cast<int64_t>(k)});
   CandPred pred{skey, sidx, cut.T, cut.ilim};
-  size_t tb2 = 0;
-  GC_CU(cub::DeviceSelect::If(nullptr, tb2, in, out, num, static_cast<int64_t>(c), pred, s));
-  temp = scratch(kSlotTemp, tb2 > tb ? tb2 : tb, &st);
-  if (st != GC_OK) return st;
-  GC_CU(cub::DeviceSelect::If(temp, tb2, in, out, num, static_cast<int64_t>(c), pred, s));
+  GC_TRY(cub_run([&](void* temp, size_t& tb) {
+    return cub::DeviceSelect::If(temp, tb, in, out, num, static_cast<int64_t>(c), pred, s);
+  }));
   int64_t selected = -1;
   GC_TRY(read_back(&selected, num, 8, s));
   return selected == static_cast<int64_t>(k) ? GC_OK : GC_ERR_INTERNAL;
@@ -456,10 +432,11 @@ gc_status radix_path(float* x, uint64_t n, uint64_t k, uint32_t* out_idx, float*
     auto* ckey = static_cast<uint32_t*>(scratch(kSlotCandKey, cnt1 * 4, &st));
     auto* cidx = static_cast<uint32_t*>(scratch(kSlotCandIdx, cnt1 * 4, &st));
     if (st != GC_OK) return st;
-    k_collect<<<grid, kThreads, 0, s>>>(x, n, b1, ctr + kHist2, ckey, cidx, ctr + kCount, static_cast<uint32_t>(cnt1));
+    k_collect<<<grid, kThreads, 0, s>>>(x, n, b1, ckey, cidx, ctr + kCount, static_cast<uint32_t>(cnt1));
     GC_LAUNCHED(k_collect);
-    GC_TRY(read_back(hh + kHist2, ctr + kHist2, (kBins + 512 + 8) * 4, s));
-    if (hh[kCount] != cnt1) return GC_ERR_INTERNAL;
+    uint32_t got = 0;
+    GC_TRY(read_back(&got, ctr + kCount, 4, s));
+    if (got != cnt1) return GC_ERR_INTERNAL;
     GC_TRY(cut_candidates(ckey, cidx, cnt1, need, 1, b1, ctr, hh, s, &cut));
   }
   return select_all(x, n, k, cut, out_idx, out_val, ctr, s);
@@ -509,11 +486,9 @@ gc_status topk(const float* grad, float* x, uint64_t n, uint64_t k, float scale,
   if (st != GC_OK) return st;
   k_sample<<<kSamples / 256, 256, 0, s>>>(ef ? grad : nullptr, x, n, scale, sample);
   GC_LAUNCHED(k_sample);
-  size_t tb = 0;
-  GC_CU(cub::DeviceRadixSort::SortKeysDescending(nullptr, tb, sample, sample + kSamples, kSamples, 0, 31, s));
-  void* temp = scratch(kSlotTemp, tb, &st);
-  if (st != GC_OK) return st;
-  GC_CU(cub::DeviceRadixSort::SortKeysDescending(temp, tb, sample, sample + kSamples, kSamples, 0, 31, s));
+  GC_TRY(cub_run([&](void* temp, size_t& tb) {
+    return cub::DeviceRadixSort::SortKeysDescending(temp, tb, sample, sample + kSamples, kSamples, 0, 31, s);
+  }));
   const double m = static_cast<double>(kSamples) * static_cast<double>(k) / static_cast<double>(n);
   const uint64_t j = static_cast<uint64_t>(std::ceil(m + 4.0 * std::sqrt(m) + 8.0));
   uint32_t t = 0;

@@ -240,7 +240,7 @@ Napi::Value JS_qsgdEncode(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value JS_qsgdPayloadBytes(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(gc_cuda::qsgd_payload_bytes(U64(info[0]), static_cast<uint32_t>(U64(info[1])), static_cast<uint32_t>(U64(info[2])))));
+  return Napi::Number::New(info.Env(), static_cast<double>(gc_qsgd_payload_bytes(U64(info[0]), static_cast<uint32_t>(U64(info[1])), static_cast<uint32_t>(U64(info[2])))));
 }
 
 // qsgdDecode(payload, payloadBytes, out, n)
@@ -296,8 +296,8 @@ Napi::Value JS_dropitUnpack(const Napi::CallbackInfo& info) {
 Napi::Value JS_dropitPackedBytes(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   const uint64_t n = U64(info[0]), k = U64(info[1]);
-  a.Set(0u, static_cast<double>(gc_cuda::dropit_packed_bytes(n, k)));
-  a.Set(1u, gc_cuda::dropit_layout(n, k));
+  a.Set(0u, static_cast<double>(gc_dropit_packed_bytes(n, k)));
+  a.Set(1u, static_cast<double>(gc_dropit_layout_for(n, k)));
   return a;
 }
 

@@ -88,7 +88,7 @@ gc_status bench(const std::string& op, uint64_t n, double a, double b, double c,
     d.bucket_size = static_cast<uint32_t>(b);
     d.norm = GC_QSGD_NORM_MAX;
     d.seed = 42;
-    d.payload_bytes = qsgd_payload_bytes(n, d.levels, d.bucket_size);
+    d.payload_bytes = gc_qsgd_payload_bytes(n, d.levels, d.bucket_size);
     float* x = buf.get<float>(n, &st);
     float* y = buf.get<float>(n, &st);
     auto* pay = buf.get<uint8_t>(d.payload_bytes, &st);
@@ -130,7 +130,7 @@ gc_status bench(const std::string& op, uint64_t n, double a, double b, double c,
   } else if (op == "dropit-pack" || op == "dropit-unpack") {
     const double gamma = a;
     const uint64_t k = n - static_cast<uint64_t>(std::floor(gamma * static_cast<double>(n) + 1e-9));
-    const uint64_t bytes = dropit_packed_bytes(n, k);
+    const uint64_t bytes = gc_dropit_packed_bytes(n, k);
     float* x = buf.get<float>(n, &st);
     float* y = buf.get<float>(n, &st);
     auto* pay = buf.get<uint8_t>(bytes, &st);

@@ -25,7 +25,6 @@ static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 2
 
 constexpr uint64_t kWordsPerTask = 4096;  // 64-bit bitmap words per task (262,144 elements)
 
-uint64_t bitmap_bytes(uint64_t n) { return ((n + 7) / 8 + 3) & ~3ULL; }
 
 constexpr uint64_t kChunk = 32768;  // elements per task of the bitmap passes (4 KiB of bitmap)
 thread_local int t_last_path = -1;
@@ -249,19 +248,10 @@ GC_TARGET_AVX512 uint64_t unpack_words_avx512(const uint8_t* bitmap, const float
 
 int last_dropit_path() { return t_last_path; }
 
-gc_dropit_layout dropit_layout(uint64_t n, uint64_t k) {
-  return bitmap_bytes(n) < 4 * k ? GC_DROPIT_BITMAP : GC_DROPIT_INDICES;
-}
-
-uint64_t dropit_packed_bytes(uint64_t n, uint64_t k) {
-  const uint64_t body = dropit_layout(n, k) == GC_DROPIT_BITMAP ? bitmap_bytes(n) + 4 * k : 8 * k;
-  return GC_DROPIT_HEADER_BYTES + body;
-}
-
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes) {
   if ((x == nullptr && n > 0) || out == nullptr || k > n || n > 0xffffffffULL) return GC_ERR_INVALID_ARG;
-  if (out_bytes != dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
-  const gc_dropit_layout layout = dropit_layout(n, k);
+  if (out_bytes != gc_dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
+  const gc_dropit_layout layout = gc_dropit_layout_for(n, k);
   Header h{GC_DROPIT_MAGIC, GC_DROPIT_VERSION, static_cast<uint8_t>(layout), 0, n, k};
   std::memcpy(out, &h, sizeof h);
   uint8_t* body = out + GC_DROPIT_HEADER_BYTES;
@@ -276,7 +266,7 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
     d.out_val = reinterpret_cast<float*>(body + 4 * k);
     return topk(d);
   }
-  const uint64_t bm = bitmap_bytes(n);
+  const uint64_t bm = gc_dropit_bitmap_bytes(n);
   std::memset(body + (n + 7) / 8, 0, bm - (n + 7) / 8);  // padding after the bitmap
   t_last_path = 0;
   if (pack_bitmap_banded(x, n, k, body, reinterpret_cast<float*>(body + bm))) return GC_OK;
@@ -296,9 +286,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   if (in == nullptr || bytes < GC_DROPIT_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
   Header h;
   std::memcpy(&h, in, sizeof h);
-  if (h.magic != GC_DROPIT_MAGIC || h.version != GC_DROPIT_VERSION || h.reserved != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.n > 0xffffffffULL || h.k > h.n || h.layout != dropit_layout(h.n, h.k)) return GC_ERR_CORRUPT_PAYLOAD;
-  if (bytes != dropit_packed_bytes(h.n, h.k)) return GC_ERR_CORRUPT_PAYLOAD;
+  if (!gc_dropit_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
   if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
   const uint8_t* body = in + GC_DROPIT_HEADER_BYTES;
   const uint64_t n = h.n, k = h.k;
@@ -337,7 +325,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   };
   const uint64_t tail = n % 64;
   if (tail != 0 && (word_at(words - 1) >> tail) != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  for (uint64_t b = (n + 7) / 8; b < bitmap_bytes(n); ++b)
+  for (uint64_t b = (n + 7) / 8; b < gc_dropit_bitmap_bytes(n); ++b)
     if (body[b] != 0) return GC_ERR_CORRUPT_PAYLOAD;
   const size_t tasks = chunk_count(words, kWordsPerTask);
   std::vector<uint64_t> first(tasks + 1, 0);
@@ -348,7 +336,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   });
   for (size_t t = 0; t < tasks; ++t) first[t + 1] += first[t];
   if (first[tasks] != k) return GC_ERR_CORRUPT_PAYLOAD;
-  const uint8_t* valp = body + bitmap_bytes(n);
+  const uint8_t* valp = body + gc_dropit_bitmap_bytes(n);
   const float* vals = reinterpret_cast<const float*>(valp);  // 4-byte aligned offset
   pool.parallel_for(tasks, [&](size_t t) {
     uint64_t w0 = t * kWordsPerTask, w1 = std::min(words, w0 + kWordsPerTask), v = first[t];

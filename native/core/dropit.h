@@ -5,9 +5,7 @@
 
 namespace gradcomp {
 
-// Bitmap + values when smaller than uint32 indices + values (keep fraction > 1/32).
-gc_dropit_layout dropit_layout(uint64_t n, uint64_t k);
-uint64_t dropit_packed_bytes(uint64_t n, uint64_t k);
+// Layout and sizes: gc_dropit_layout_for / gc_dropit_packed_bytes in gradcomp.h.
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes);
 // Validates the payload (header, size, bitmap popcount or strictly ascending in-range indices).
 // Which path the last bitmap dropit_pack() on this thread took: 0 = banded threshold, 1 = the

@@ -309,23 +309,12 @@ uint64_t align_unit(uint32_t bucket) { return std::lcm<uint64_t>(bucket, 64); }
 
 }  // namespace
 
-uint32_t qsgd_bits(uint32_t levels) {
-  uint32_t b = 0;
-  while ((1ULL << b) < static_cast<uint64_t>(levels) + 1) ++b;
-  return b + 1;
-}
-
-uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket) {
-  const uint64_t buckets = bucket == 0 ? 0 : (n + bucket - 1) / bucket;
-  return GC_QSGD_HEADER_BYTES + 4 * buckets + (n * qsgd_bits(levels) + 7) / 8;
-}
-
 gc_status qsgd_encode(const gc_qsgd_desc& d) {
   if (d.levels < 1 || d.levels > GC_QSGD_MAX_LEVELS || d.bucket_size < 1) return GC_ERR_INVALID_ARG;
   if (d.norm != GC_QSGD_NORM_MAX && d.norm != GC_QSGD_NORM_L2) return GC_ERR_INVALID_ARG;
   if (d.payload == nullptr || (d.x == nullptr && d.n > 0)) return GC_ERR_INVALID_ARG;
-  if (d.payload_bytes != qsgd_payload_bytes(d.n, d.levels, d.bucket_size)) return GC_ERR_INVALID_ARG;
-  const uint32_t bits = qsgd_bits(d.levels);
+  if (d.payload_bytes != gc_qsgd_payload_bytes(d.n, d.levels, d.bucket_size)) return GC_ERR_INVALID_ARG;
+  const uint32_t bits = gc_qsgd_bits(d.levels);
   Header h{GC_QSGD_MAGIC, GC_QSGD_VERSION, static_cast<uint8_t>(d.norm), static_cast<uint8_t>(bits), 0,
            d.levels, d.bucket_size, d.n};
   std::memcpy(d.payload, &h, sizeof h);
@@ -364,11 +353,7 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
   if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
   Header h;
   std::memcpy(&h, payload, sizeof h);
-  if (h.magic != GC_QSGD_MAGIC || h.version != GC_QSGD_VERSION || h.reserved != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.norm > GC_QSGD_NORM_L2 || h.levels < 1 || h.levels > GC_QSGD_MAX_LEVELS || h.bucket < 1)
-    return GC_ERR_CORRUPT_PAYLOAD;
-  if (h.bits != qsgd_bits(h.levels) || h.n > 0xffffffffULL) return GC_ERR_CORRUPT_PAYLOAD;
-  if (bytes != qsgd_payload_bytes(h.n, h.levels, h.bucket)) return GC_ERR_CORRUPT_PAYLOAD;
+  if (!gc_qsgd_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
   if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
   const uint32_t bits = h.bits, s = h.levels;
   const uint64_t buckets = (h.n + h.bucket - 1) / h.bucket;

@@ -6,8 +6,6 @@
 namespace gradcomp {
 
 // 1 sign bit + ceil(log2(levels + 1)) level bits.
-uint32_t qsgd_bits(uint32_t levels);
-uint64_t qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket_size);
 gc_status qsgd_encode(const gc_qsgd_desc& d);
 // Validates the whole payload (header, size, norms, every code) and writes n floats.
 gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len);

@@ -56,6 +56,12 @@ bool MakeError(napi_env env, gc_status st, const std::string& op, napi_value* ou
          napi_create_error(env, nullptr, msg, out) == napi_ok;
 }
 
+// Throws the coded error for a failed status (nothing pending when the status is GC_OK).
+void ThrowStatus(napi_env env, gc_status st, const std::string& op) {
+  napi_value err;
+  if (st != GC_OK && MakeError(env, st, op, &err)) napi_throw(env, err);
+}
+
 gc_status RunGuarded(const std::function<gc_status()>& fn) {
   try {
     return fn();
@@ -106,9 +112,7 @@ Napi::Value Dispatch(const Napi::CallbackInfo& info, size_t async_arg, const cha
                      const std::vector<Napi::Value>& keep) {
   Napi::Env env = info.Env();
   if (!info[async_arg].ToBoolean().Value()) {
-    gc_status st = RunGuarded(fn);
-    napi_value err;
-    if (st != GC_OK && MakeError(env, st, op, &err)) napi_throw(env, err);
+    ThrowStatus(env, RunGuarded(fn), op);
     return env.Undefined();
   }
   auto* w = new OpWorker(env, op, std::move(fn), keep);
@@ -186,46 +190,46 @@ Napi::Value JS_qsgdPayloadBytes(const Napi::CallbackInfo& info) {
   UNPACK_U64(1, levels);
   UNPACK_U64(2, bucket);
   if (levels < 1 || levels > GC_QSGD_MAX_LEVELS || bucket < 1 || bucket > 0xffffffffULL) return env.Undefined();
-  return Napi::Number::New(env, static_cast<double>(gradcomp::qsgd_payload_bytes(n, static_cast<uint32_t>(levels),
+  return Napi::Number::New(env, static_cast<double>(gc_qsgd_payload_bytes(n, static_cast<uint32_t>(levels),
                                                                                    static_cast<uint32_t>(bucket))));
+}
+
+// (m, q, p, batch, rows, cols, rank, ...) into a descriptor; false with a RangeError thrown.
+bool PowerSgdArgs(const Napi::CallbackInfo& info, const char* op, gc_powersgd_desc* d) {
+  Napi::Env env = info.Env();
+  Span<float> m, q, p;
+  uint64_t batch = 0, rows = 0, cols = 0, rank = 0;
+  if (!unpack<float>(info, 0, &m) || !unpack<float>(info, 1, &q) || !unpack<float>(info, 2, &p) ||
+      !unpack_u64(info, 3, &batch) || !unpack_u64(info, 4, &rows) || !unpack_u64(info, 5, &cols) ||
+      !unpack_u64(info, 6, &rank)) {
+    return false;
+  }
+  if (rank < 1 || rank > 1024 || m.len != batch * rows * cols || q.len != batch * cols * rank ||
+      p.len != batch * rows * rank) {
+    Napi::RangeError::New(env, std::string("gradcomp native: ") + op + " shapes disagree").ThrowAsJavaScriptException();
+    return false;
+  }
+  *d = gc_powersgd_desc{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
+  return true;
 }
 
 // powersgdStep(m, q, p, batch, rows, cols, rank, async)
 Napi::Value JS_powersgdStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  UNPACK(float, 0, m);
-  UNPACK(float, 1, q);
-  UNPACK(float, 2, p);
-  UNPACK_U64(3, batch);
-  UNPACK_U64(4, rows);
-  UNPACK_U64(5, cols);
-  UNPACK_U64(6, rank);
-  if (rank < 1 || rank > 1024 || m.len != batch * rows * cols || q.len != batch * cols * rank ||
-      p.len != batch * rows * rank) {
-    Napi::RangeError::New(env, "gradcomp native: powersgdStep shapes disagree").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  gc_powersgd_desc d{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
+  gc_powersgd_desc d;
+  if (!PowerSgdArgs(info, "powersgdStep", &d)) return info.Env().Undefined();
   return Dispatch(info, 7, "powerSgdStep", [d] { return gradcomp::powersgd_step(d); }, {info[0], info[1], info[2]});
 }
 
 // powersgdPhase(m, q, p, batch, rows, cols, rank, phase, async): phase 1 = P = M Q, 2 = Q = M^T P
 Napi::Value JS_powersgdPhase(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  UNPACK(float, 0, m);
-  UNPACK(float, 1, q);
-  UNPACK(float, 2, p);
-  UNPACK_U64(3, batch);
-  UNPACK_U64(4, rows);
-  UNPACK_U64(5, cols);
-  UNPACK_U64(6, rank);
+  gc_powersgd_desc d;
+  if (!PowerSgdArgs(info, "powersgdPhase", &d)) return env.Undefined();
   UNPACK_U64(7, phase);
-  if (rank < 1 || rank > 1024 || (phase != 1 && phase != 2) || m.len != batch * rows * cols ||
-      q.len != batch * cols * rank || p.len != batch * rows * rank) {
-    Napi::RangeError::New(env, "gradcomp native: powersgdPhase shapes disagree").ThrowAsJavaScriptException();
+  if (phase != 1 && phase != 2) {
+    Napi::RangeError::New(env, "gradcomp native: powersgdPhase phase must be 1 or 2").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  gc_powersgd_desc d{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
   if (phase == 1) return Dispatch(info, 8, "powerSgdMQ", [d] { return gradcomp::powersgd_mq(d); }, {info[0], info[1], info[2]});
   return Dispatch(info, 8, "powerSgdMtP", [d] { return gradcomp::powersgd_mtp(d); }, {info[0], info[1], info[2]});
 }
@@ -247,9 +251,8 @@ Napi::Value JS_powersgdReconstruct(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   gc_powersgd_desc d{m.present ? m.data : nullptr, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank)};
-  gc_status st = RunGuarded([&] { return gradcomp::powersgd_reconstruct(d, out.data, res.present ? res.data : nullptr); });
-  napi_value err;
-  if (st != GC_OK && MakeError(env, st, "powerSgdReconstruct", &err)) napi_throw(env, err);
+  ThrowStatus(env, RunGuarded([&] { return gradcomp::powersgd_reconstruct(d, out.data, res.present ? res.data : nullptr); }),
+              "powerSgdReconstruct");
   return env.Undefined();
 }
 
@@ -266,10 +269,8 @@ Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "gradcomp native: philoxFill parameter out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  gc_status st = gradcomp::philox_fill(out.data, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
-                                       static_cast<uint32_t>(stream), static_cast<int>(kind));
-  napi_value err;
-  if (st != GC_OK && MakeError(env, st, "philoxFill", &err)) napi_throw(env, err);
+  ThrowStatus(env, gradcomp::philox_fill(out.data, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
+                                         static_cast<uint32_t>(stream), static_cast<int>(kind)), "philoxFill");
   return env.Undefined();
 }
 
@@ -374,7 +375,7 @@ Napi::Value JS_dropitPack(const Napi::CallbackInfo& info) {
   UNPACK(float, 0, x);
   UNPACK_U64(1, k);
   UNPACK(uint8_t, 2, out);
-  if (k > x.len || out.len != gradcomp::dropit_packed_bytes(x.len, k)) {
+  if (k > x.len || out.len != gc_dropit_packed_bytes(x.len, k)) {
     Napi::RangeError::New(env, "gradcomp native: dropitPack sizes disagree").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -389,8 +390,8 @@ Napi::Value JS_dropitPackedBytes(const Napi::CallbackInfo& info) {
   UNPACK_U64(0, n);
   UNPACK_U64(1, k);
   Napi::Array r = Napi::Array::New(env, 2);
-  r.Set(0u, Napi::Number::New(env, static_cast<double>(gradcomp::dropit_packed_bytes(n, k))));
-  r.Set(1u, Napi::Number::New(env, gradcomp::dropit_layout(n, k)));
+  r.Set(0u, Napi::Number::New(env, static_cast<double>(gc_dropit_packed_bytes(n, k))));
+  r.Set(1u, Napi::Number::New(env, gc_dropit_layout_for(n, k)));
   return r;
 }
 

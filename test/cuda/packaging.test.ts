@@ -9,9 +9,10 @@ import * as path from 'node:path';
 
 const root = path.resolve(__dirname, '..', '..');
 const built = path.join(root, 'build-cuda', 'Release', 'gradcomp_cuda.node');
-const have = fs.existsSync(built) && process.platform === 'linux' && process.arch === 'x64';
+const npm = spawnSync('npm', ['--version'], { stdio: 'ignore' }).status === 0;
+const have = fs.existsSync(built) && process.platform === 'linux' && process.arch === 'x64' && npm;
 const it = have ? test : test.skip;
-if (!have) console.log(`CUDA packaging tests skipped: ${built} was not built here (nvcc missing) or this is not linux-x64`);
+if (!have) console.log(`CUDA packaging tests skipped: ${npm ? `${built} was not built here (nvcc missing) or this is not linux-x64` : 'npm is not installed'}`);
 
 it('the CUDA package packs alone, and the loader finds it installed', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-cuda-pack-'));

@@ -72,6 +72,26 @@ typedef struct gc_qsgd_desc {
   uint64_t payload_bytes;
 } gc_qsgd_desc;
 
+/* Bits per QSGD code: 1 sign bit + ceil(log2(levels + 1)) level bits. */
+static inline uint32_t gc_qsgd_bits(uint32_t levels) {
+  uint32_t b = 0;
+  while ((1ULL << b) < (uint64_t)levels + 1) ++b;
+  return b + 1;
+}
+
+static inline uint64_t gc_qsgd_payload_bytes(uint64_t n, uint32_t levels, uint32_t bucket) {
+  const uint64_t buckets = bucket == 0 ? 0 : (n + bucket - 1) / bucket;
+  return GC_QSGD_HEADER_BYTES + 4 * buckets + (n * gc_qsgd_bits(levels) + 7) / 8;
+}
+
+/* 1 when a header's fields are in range and consistent with a payload of `bytes` bytes. */
+static inline int gc_qsgd_header_ok(const gc_qsgd_header* h, uint64_t bytes) {
+  if (h->magic != GC_QSGD_MAGIC || h->version != GC_QSGD_VERSION || h->reserved != 0) return 0;
+  if (h->norm > GC_QSGD_NORM_L2 || h->levels < 1 || h->levels > GC_QSGD_MAX_LEVELS || h->bucket < 1) return 0;
+  if (h->bits != gc_qsgd_bits(h->levels) || h->n > 0xffffffffULL) return 0;
+  return bytes == gc_qsgd_payload_bytes(h->n, h->levels, h->bucket);
+}
+
 /* PowerSGD: P = M Q (rows x rank), orthonormalize P's columns, Q = M^T P (cols x rank).
  * `batch` matrices of one shape are stored back to back in m, q and p. */
 typedef struct gc_powersgd_desc {
@@ -99,6 +119,25 @@ typedef struct gc_dropit_header {
   uint64_t n;
   uint64_t k;
 } gc_dropit_header;
+
+/* The bitmap is ceil(n / 8) bytes rounded up to a multiple of 4 (the values stay aligned). */
+static inline uint64_t gc_dropit_bitmap_bytes(uint64_t n) { return ((n + 7) / 8 + 3) & ~3ULL; }
+
+/* Bitmap + values when smaller than uint32 indices + values (keep fraction above 1/32). */
+static inline gc_dropit_layout gc_dropit_layout_for(uint64_t n, uint64_t k) {
+  return gc_dropit_bitmap_bytes(n) < 4 * k ? GC_DROPIT_BITMAP : GC_DROPIT_INDICES;
+}
+
+static inline uint64_t gc_dropit_packed_bytes(uint64_t n, uint64_t k) {
+  return GC_DROPIT_HEADER_BYTES + (gc_dropit_layout_for(n, k) == GC_DROPIT_BITMAP ? gc_dropit_bitmap_bytes(n) + 4 * k : 8 * k);
+}
+
+/* 1 when a header's fields are in range and consistent with a payload of `bytes` bytes. */
+static inline int gc_dropit_header_ok(const gc_dropit_header* h, uint64_t bytes) {
+  if (h->magic != GC_DROPIT_MAGIC || h->version != GC_DROPIT_VERSION || h->reserved != 0) return 0;
+  if (h->n > 0xffffffffULL || h->k > h->n || h->layout != (uint8_t)gc_dropit_layout_for(h->n, h->k)) return 0;
+  return bytes == gc_dropit_packed_bytes(h->n, h->k);
+}
 
 #ifdef __cplusplus
 }
