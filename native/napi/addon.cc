@@ -77,8 +77,12 @@ class OpWorker : public Napi::AsyncWorker {
   OpWorker(Napi::Env env, std::string op, std::function<gc_status()> fn, const std::vector<Napi::Value>& keep)
       : Napi::AsyncWorker(env, "gradcomp"), op_(std::move(op)), fn_(std::move(fn)) {
     napi_create_promise(env, &deferred_, &promise_);
-    for (const Napi::Value& v : keep)
-      if (v.IsObject()) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    for (const Napi::Value& v : keep) {
+      napi_valuetype t;
+      napi_ref r;
+      if (napi_typeof(env, v, &t) == napi_ok && t == napi_object && napi_create_reference(env, v, 1, &r) == napi_ok)
+        refs_.emplace_back(env, r);
+    }
   }
   bool ok() const { return deferred_ != nullptr; }
   Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
@@ -111,7 +115,7 @@ class OpWorker : public Napi::AsyncWorker {
 Napi::Value Dispatch(const Napi::CallbackInfo& info, size_t async_arg, const char* op, std::function<gc_status()> fn,
                      const std::vector<Napi::Value>& keep) {
   Napi::Env env = info.Env();
-  if (!info[async_arg].ToBoolean().Value()) {
+  if (!arg_bool(info, async_arg)) {
     ThrowStatus(env, RunGuarded(fn), op);
     return env.Undefined();
   }
@@ -141,11 +145,11 @@ Napi::Value JS_topk(const Napi::CallbackInfo& info) {
   UNPACK(uint32_t, 4, oidx);
   UNPACK(float, 5, oval);
   if ((grad.present && grad.len != res.len) || oidx.len != k || oval.len != k || k > res.len) {
-    Napi::RangeError::New(env, "gradcomp native: topk lengths disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: topk lengths disagree");
     return env.Undefined();
   }
   gc_topk_desc d{grad.present ? grad.data : nullptr, res.data, res.len, k,
-                 static_cast<float>(info[3].ToNumber().DoubleValue()), oidx.data, oval.data};
+                 static_cast<float>(arg_double(info, 3)), oidx.data, oval.data};
   return Dispatch(info, 6, grad.present ? "efTopK" : "topK", [d] { return gradcomp::topk(d); },
                   {info[0], info[1], info[4], info[5]});
 }
@@ -164,7 +168,7 @@ Napi::Value JS_qsgdEncode(const Napi::CallbackInfo& info) {
   UNPACK(uint8_t, 8, payload);
   if (levels < 1 || levels > GC_QSGD_MAX_LEVELS || bucket < 1 || bucket > 0xffffffffULL || norm > 1 ||
       seed_lo > 0xffffffffULL || seed_hi > 0xffffffffULL || step > 0xffffffffULL || tensor_id > 0xffffffffULL) {
-    Napi::RangeError::New(env, "gradcomp native: qsgdEncode parameter out of range").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: qsgdEncode parameter out of range");
     return env.Undefined();
   }
   gc_qsgd_desc d{x.data, x.len, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket),
@@ -206,7 +210,7 @@ bool PowerSgdArgs(const Napi::CallbackInfo& info, const char* op, gc_powersgd_de
   }
   if (rank < 1 || rank > 1024 || m.len != batch * rows * cols || q.len != batch * cols * rank ||
       p.len != batch * rows * rank) {
-    Napi::RangeError::New(env, std::string("gradcomp native: ") + op + " shapes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, std::string("gradcomp native: ") + op + " shapes disagree");
     return false;
   }
   *d = gc_powersgd_desc{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
@@ -227,7 +231,7 @@ Napi::Value JS_powersgdPhase(const Napi::CallbackInfo& info) {
   if (!PowerSgdArgs(info, "powersgdPhase", &d)) return env.Undefined();
   UNPACK_U64(7, phase);
   if (phase != 1 && phase != 2) {
-    Napi::RangeError::New(env, "gradcomp native: powersgdPhase phase must be 1 or 2").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: powersgdPhase phase must be 1 or 2");
     return env.Undefined();
   }
   if (phase == 1) return Dispatch(info, 8, "powerSgdMQ", [d] { return gradcomp::powersgd_mq(d); }, {info[0], info[1], info[2]});
@@ -247,7 +251,7 @@ Napi::Value JS_powersgdReconstruct(const Napi::CallbackInfo& info) {
   UNPACK(float, 7, res, true);
   if (rank < 1 || rank > 1024 || p.len != rows * rank || q.len != cols * rank || out.len != rows * cols ||
       m.present != res.present || (m.present && (m.len != rows * cols || res.len != rows * cols))) {
-    Napi::RangeError::New(env, "gradcomp native: powersgdReconstruct shapes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: powersgdReconstruct shapes disagree");
     return env.Undefined();
   }
   gc_powersgd_desc d{m.present ? m.data : nullptr, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank)};
@@ -266,7 +270,7 @@ Napi::Value JS_philoxFill(const Napi::CallbackInfo& info) {
   UNPACK_U64(4, stream);
   UNPACK_U64(5, kind);
   if (seed_lo > 0xffffffffULL || seed_hi > 0xffffffffULL || step > 0xffffffffULL || stream > 0xffffffffULL || kind > 1) {
-    Napi::RangeError::New(env, "gradcomp native: philoxFill parameter out of range").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: philoxFill parameter out of range");
     return env.Undefined();
   }
   ThrowStatus(env, gradcomp::philox_fill(out.data, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
@@ -281,7 +285,7 @@ Napi::Value JS_halfPack(const Napi::CallbackInfo& info) {
   UNPACK(uint16_t, 1, h);
   UNPACK_U64(2, kind);
   if (h.len != x.len || kind > 2) {
-    Napi::RangeError::New(env, "gradcomp native: halfPack sizes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: halfPack sizes disagree");
     return env.Undefined();
   }
   gradcomp::half_pack(x.data, x.len, h.data, static_cast<int>(kind));
@@ -293,7 +297,7 @@ Napi::Value JS_halfUnpackAdd(const Napi::CallbackInfo& info) {
   UNPACK(float, 1, out);
   UNPACK_U64(2, kind);
   if (h.len != out.len || kind > 1) {
-    Napi::RangeError::New(env, "gradcomp native: halfUnpackAdd sizes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: halfUnpackAdd sizes disagree");
     return env.Undefined();
   }
   gradcomp::half_unpack_add(h.data, h.len, out.data, static_cast<int>(kind));
@@ -305,7 +309,7 @@ Napi::Value JS_signPack(const Napi::CallbackInfo& info) {
   UNPACK(float, 0, x);
   UNPACK(uint8_t, 1, bits);
   if (bits.len < (x.len + 7) / 8) {
-    Napi::RangeError::New(env, "gradcomp native: signPack bits too short").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: signPack bits too short");
     return env.Undefined();
   }
   double l1 = 0.0;
@@ -317,10 +321,10 @@ Napi::Value JS_signUnpackAdd(const Napi::CallbackInfo& info) {
   UNPACK(uint8_t, 0, bits);
   UNPACK(float, 1, out);
   if (bits.len < (out.len + 7) / 8) {
-    Napi::RangeError::New(env, "gradcomp native: signUnpackAdd bits too short").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: signUnpackAdd bits too short");
     return env.Undefined();
   }
-  gradcomp::sign_unpack_add(bits.data, out.len, static_cast<float>(info[2].ToNumber().DoubleValue()), out.data);
+  gradcomp::sign_unpack_add(bits.data, out.len, static_cast<float>(arg_double(info, 2)), out.data);
   return env.Undefined();
 }
 
@@ -337,17 +341,16 @@ void ReduceSpan(T* dst, const T* src, uint64_t n, uint64_t op) {
 Napi::Value JS_reduceInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   UNPACK_U64(2, op);
-  Napi::Value a = info[0];
-  if (a.IsTypedArray() && a.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+  if (arg_typed_array_kind(info, 0) == napi_float64_array) {
     UNPACK(double, 0, dst);
     UNPACK(double, 1, src);
-    if (dst.len != src.len || op > 1) { Napi::RangeError::New(env, "gradcomp native: reduceInto lengths disagree").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (dst.len != src.len || op > 1) { ThrowRaw(env, true, "gradcomp native: reduceInto lengths disagree"); return env.Undefined(); }
     ReduceSpan(dst.data, src.data, dst.len, op);
     return env.Undefined();
   }
   UNPACK(float, 0, dst);
   UNPACK(float, 1, src);
-  if (dst.len != src.len || op > 1) { Napi::RangeError::New(env, "gradcomp native: reduceInto lengths disagree").ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (dst.len != src.len || op > 1) { ThrowRaw(env, true, "gradcomp native: reduceInto lengths disagree"); return env.Undefined(); }
   ReduceSpan(dst.data, src.data, dst.len, op);
   return env.Undefined();
 }
@@ -360,7 +363,7 @@ Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
   UNPACK_U64(2, rows);
   UNPACK_U64(3, rank);
   if (rank < 1 || rank > 1024 || p.len != batch * rows * rank) {
-    Napi::RangeError::New(env, "gradcomp native: orthonormalize shapes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: orthonormalize shapes disagree");
     return env.Undefined();
   }
   float* pd = p.data;
@@ -376,7 +379,7 @@ Napi::Value JS_dropitPack(const Napi::CallbackInfo& info) {
   UNPACK_U64(1, k);
   UNPACK(uint8_t, 2, out);
   if (k > x.len || out.len != gc_dropit_packed_bytes(x.len, k)) {
-    Napi::RangeError::New(env, "gradcomp native: dropitPack sizes disagree").ThrowAsJavaScriptException();
+    ThrowRaw(env, true, "gradcomp native: dropitPack sizes disagree");
     return env.Undefined();
   }
   return Dispatch(info, 3, "dropitPack",
@@ -432,7 +435,7 @@ Napi::Value JS_lastDropitPath(const Napi::CallbackInfo& info) {
 Napi::Value JS_init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) {
-    Napi::TypeError::New(env, "gradcomp native: init expects the error factory").ThrowAsJavaScriptException();
+    ThrowRaw(env, false, "gradcomp native: init expects the error factory");
     return env.Undefined();
   }
   void* raw = nullptr;
