@@ -5,26 +5,31 @@
       "sources": [
         "native/core/baselines.cc",
         "native/core/cast.cc",
+        "native/core/codec.cc",
         "native/core/cpu.cc",
         "native/core/dropit.cc",
+        "native/core/optim.cc",
         "native/core/pool.cc",
         "native/core/powersgd.cc",
         "native/core/qsgd.cc",
+        "native/core/qsgd_decode.cc",
         "native/core/rng.cc",
         "native/core/scratch.cc",
         "native/core/select.cc",
         "native/core/topk.cc",
-        "native/napi/addon.cc"
+        "native/core/vector.cc",
+        "native/napi/addon.cc",
+        "native/napi/ops_optim.cc",
+        "native/napi/ops_powersgd.cc",
+        "native/napi/ops_quant.cc",
+        "native/napi/ops_runtime.cc",
+        "native/napi/ops_select.cc",
+        "native/napi/ops_vector.cc"
       ],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/core/include"
-      ],
+      "include_dirs": ["native/core/include"],
       "defines": [
         "NAPI_VERSION=8",
-        "NAPI_DISABLE_CPP_EXCEPTIONS",
-        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
-        "NODE_ADDON_API_DISABLE_DEPRECATED"
+        "GC_ABI_VERSION=<!(node -p \"require('./package.json').gradcomp.abi\")"
       ],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendInfo } from '../lib';
-import { cudaBackend } from '../lib/ops/runtime';
+import { cudaBackend } from '../lib/backend';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');

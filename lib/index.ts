@@ -10,15 +10,14 @@ export type { TopKResult, TopKOptions, EfTopKOptions, DeviceTopKResult } from '.
 export {
   qsgdEncode, qsgdEncodeSync, qsgdDecode, qsgdDecodeSync, qsgdPayloadBytes, qsgdReadHeader, QSGD_HEADER_BYTES,
 } from './ops/qsgd';
-export type { QsgdOptions, QsgdHeader } from './ops/qsgd';
+export type { QsgdOptions, QsgdHeader, DecodeOptions } from './ops/qsgd';
 export { powerSgdStep, powerSgdStepSync, orthonormalize, orthonormalizeSync } from './ops/powersgd';
 export type { PowerSgdStepArgs, PowerSgdStepResult, DevicePowerSgdStepArgs } from './ops/powersgd';
 export {
-  dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, dropitPackedBytes, DROPIT_HEADER_BYTES,
+  dropitPack, dropitPackSync, dropitUnpack, dropitUnpackSync, dropitKeepCount, dropitPackedBytes, DROPIT_HEADER_BYTES, DROPIT_DEFAULT_MAX_ELEMENTS,
 } from './ops/dropit';
 export type { DropitPacked, DropitPackOptions, DeviceDropitPacked } from './ops/dropit';
-export { cudaMemory, cudaSynchronize } from './cuda/device';
-export { setConcurrency, concurrency, backendInfo, setBackend } from './ops/runtime';
+export { setConcurrency, concurrency, backendInfo, setBackend, cudaMemory, cudaSynchronize } from './ops/runtime';
 export type { BackendInfo, BackendChoice } from './ops/runtime';
 export { createCompressor, COMPRESSOR_TYPES } from './compress/create';
 export type { CompressorSpec } from './compress/create';

@@ -1,19 +1,18 @@
-// The CUDA addon's N-API entry. Device memory lives in External handles (a DevBuf each; the
-// external's finalizer frees what dispose() did not). Ops take handles, run on one stream in an
-// AsyncWorker (the TypeScript layer queues them, so they run in issue order; a process-wide
-// mutex keeps worker_threads from sharing the kernels' scratch at once) and settle a Promise;
-// failures reject with an Error carrying `status` (a gc_status) and the CUDA runtime's text.
-#include <napi.h>
-
+// The CUDA addon's N-API entry, on the shared helper (native/napi_util). Device memory lives in
+// type-tagged External handles (a DevBuf each: a foreign External or another kind of handle is
+// refused; the finalizer frees what dispose() did not). Ops take handles, run on one stream in a
+// pool task (the TypeScript layer queues them, so they run in issue order; a process-wide mutex
+// keeps worker_threads from sharing the kernels' scratch at once) and settle a Promise; failures
+// reject with the coded error the factory makes of a gc_status, with the CUDA runtime's text.
 #include <atomic>
-#include <cmath>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include <cuda_runtime.h>
 
+#include "../../native/napi_util/napi_util.h"
 #include "../kernels/common.cuh"
 #include "../kernels/ops.h"
 #include "../runtime/probe.h"
@@ -21,12 +20,13 @@
 
 namespace {
 
-constexpr int kAbi = 2;
-
 std::mutex g_mu;
 std::atomic<int64_t> g_live_bytes{0};
 std::atomic<int64_t> g_live_buffers{0};
 cudaStream_t g_stream = nullptr;
+
+// The tag of device-buffer handles (a random 128-bit value, fixed for this addon).
+const napi_type_tag kDevBufTag = {0x6772616463756461ULL, 0x6465766275660001ULL};
 
 struct DevBuf {
   void* ptr = nullptr;
@@ -48,345 +48,304 @@ gc_status stream(cudaStream_t* s) {
   return GC_OK;
 }
 
-Napi::Error MakeError(Napi::Env env, gc_status st, const std::string& op, const std::string& detail) {
-  Napi::Error e = Napi::Error::New(env, op + (detail.empty() ? "" : ": " + detail));
-  e.Set("status", Napi::Number::New(env, st));
-  e.Set("op", Napi::String::New(env, op));
-  e.Set("detail", Napi::String::New(env, detail));
-  return e;
-}
-
-class OpWorker : public Napi::AsyncWorker {
- public:
-  OpWorker(Napi::Env env, std::string op, std::function<gc_status(cudaStream_t)> fn, const std::vector<Napi::Value>& keep)
-      : Napi::AsyncWorker(env, "gradcomp-cuda"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)), fn_(std::move(fn)) {
-    for (const Napi::Value& v : keep)
-      if (v.IsObject() || v.IsExternal()) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
-  }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-  void Execute() override {
+// Runs fn(stream) on the pool under the process-wide lock, then synchronizes the stream.
+napi_value Run(const gcnapi::Args& a, const char* op, std::function<gc_status(cudaStream_t)> fn, gcnapi::ResultFn result = nullptr) {
+  std::vector<napi_value> keep(a.argv, a.argv + a.argc);
+  return gcnapi::StartAsync(a.env, op, [fn](std::string* detail) {
     std::lock_guard<std::mutex> lock(g_mu);
     cudaStream_t s = nullptr;
-    status_ = stream(&s);
-    if (status_ == GC_OK) {
-      try {
-        status_ = fn_(s);
-      } catch (...) {
-        status_ = GC_ERR_INTERNAL;
-      }
-    }
+    gc_status st = stream(&s);
+    if (st == GC_OK) st = gcnapi::Guarded([&] { return fn(s); });
     if (s) {
       cudaError_t e = cudaStreamSynchronize(s);
-      if (status_ == GC_OK && e != cudaSuccess) status_ = gc_cuda::fail(e, "cudaStreamSynchronize");
+      if (st == GC_OK && e != cudaSuccess) st = gc_cuda::fail(e, "cudaStreamSynchronize");
     }
-    if (status_ != GC_OK) detail_ = gc_cuda::last_error();
-  }
-  void OnOK() override {
-    if (status_ == GC_OK) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(MakeError(Env(), status_, op_, detail_).Value());
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::string op_;
-  std::function<gc_status(cudaStream_t)> fn_;
-  std::vector<Napi::ObjectReference> refs_;
-  gc_status status_ = GC_ERR_INTERNAL;
-  std::string detail_;
-};
-
-Napi::Value Run(const Napi::CallbackInfo& info, const char* op, std::function<gc_status(cudaStream_t)> fn) {
-  std::vector<Napi::Value> keep;
-  for (size_t i = 0; i < info.Length(); ++i)
-    if (info[i].IsExternal() || info[i].IsTypedArray()) keep.push_back(info[i]);
-  auto* w = new OpWorker(info.Env(), op, std::move(fn), keep);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+    if (st != GC_OK) *detail = gc_cuda::last_error();
+    return st;
+  }, keep, std::move(result));
 }
 
-DevBuf* Buf(const Napi::Value& v) {
-  if (!v.IsExternal()) return nullptr;
-  return v.As<Napi::External<DevBuf>>().Data();
-}
-template <typename T>
-T* Ptr(const Napi::Value& v) {
-  DevBuf* b = Buf(v);
-  return b ? static_cast<T*>(b->ptr) : nullptr;
-}
-uint64_t U64(const Napi::Value& v) { return static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue()); }
+DevBuf* Buf(const gcnapi::Args& a, size_t i, bool optional = false) { return gcnapi::GetHandle<DevBuf>(a, i, kDevBufTag, optional); }
 
-bool CheckArgs(const Napi::CallbackInfo& info, size_t n) {
-  if (info.Length() < n) {
-    Napi::TypeError::New(info.Env(), "gradcomp cuda: missing arguments").ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
-}
+#define GC_DEV(T, i, var)            \
+  DevBuf* var##_buf = Buf(a, i);     \
+  if (var##_buf == nullptr) return nullptr; \
+  T* var = static_cast<T*>(var##_buf->ptr);
 
-// alloc(bytes, zero) -> External (sync: cudaMalloc, cudaMemset)
-Napi::Value JS_alloc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckArgs(info, 2)) return env.Undefined();
-  const size_t bytes = static_cast<size_t>(U64(info[0]));
+// alloc(bytes, zero) -> handle (sync: cudaMalloc, cudaMemset)
+GC_JS(JS_alloc) {
+  GC_U64(0, bytes0);
+  const size_t bytes = bytes0 == 0 ? 4 : static_cast<size_t>(bytes0);
   auto* b = new DevBuf();
   std::lock_guard<std::mutex> lock(g_mu);
-  cudaError_t e = cudaMalloc(&b->ptr, bytes == 0 ? 4 : bytes);
-  if (e == cudaSuccess && info[1].ToBoolean().Value()) e = cudaMemset(b->ptr, 0, bytes == 0 ? 4 : bytes);
+  cudaError_t e = cudaMalloc(&b->ptr, bytes);
+  if (e == cudaSuccess && gcnapi::Bool(a, 1)) e = cudaMemset(b->ptr, 0, bytes);
   if (e != cudaSuccess) {
-    const gc_status st = gc_cuda::fail(e, "cudaMalloc");
+    const gc_status st = e == cudaErrorMemoryAllocation ? GC_ERR_OUT_OF_MEMORY : gc_cuda::fail(e, "cudaMalloc");
     if (b->ptr) cudaFree(b->ptr);
     delete b;
-    MakeError(env, st, "alloc", gc_cuda::last_error()).ThrowAsJavaScriptException();
-    return env.Undefined();
+    gcnapi::ThrowStatus(a.env, st, "alloc", gc_cuda::last_error());
+    return nullptr;
   }
-  b->bytes = bytes == 0 ? 4 : bytes;
-  g_live_bytes += static_cast<int64_t>(b->bytes);
+  b->bytes = bytes;
+  g_live_bytes += static_cast<int64_t>(bytes);
   g_live_buffers += 1;
-  return Napi::External<DevBuf>::New(env, b, [](Napi::Env, DevBuf* d) {
+  return gcnapi::NewHandle(a.env, b, kDevBufTag, [](napi_env, void* data, void*) {
     std::lock_guard<std::mutex> lock(g_mu);
+    auto* d = static_cast<DevBuf*>(data);
     d->release();
     delete d;
   });
 }
 
-// free(handle): releases now (idempotent); the External stays as an empty shell.
-Napi::Value JS_free(const Napi::CallbackInfo& info) {
-  DevBuf* b = info.Length() > 0 ? Buf(info[0]) : nullptr;
+// free(handle): releases now (idempotent); the handle stays as an empty shell.
+GC_JS(JS_free) {
+  DevBuf* b = Buf(a, 0);
   if (b) {
     std::lock_guard<std::mutex> lock(g_mu);
     b->release();
   }
-  return info.Env().Undefined();
+  return nullptr;
 }
 
-Napi::Value JS_memory(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("bytes", static_cast<double>(g_live_bytes.load()));
-  o.Set("buffers", static_cast<double>(g_live_buffers.load()));
+GC_JS(JS_memory) {
+  napi_value o;
+  napi_create_object(a.env, &o);
+  gcnapi::SetNamed(a.env, o, "bytes", gcnapi::Number(a.env, static_cast<double>(g_live_bytes.load())));
+  gcnapi::SetNamed(a.env, o, "buffers", gcnapi::Number(a.env, static_cast<double>(g_live_buffers.load())));
   return o;
 }
 
 // upload(handle, typedArray, byteOffset) / download(handle, typedArray, byteOffset)
-Napi::Value Copy(const Napi::CallbackInfo& info, bool up) {
-  Napi::Env env = info.Env();
-  if (!CheckArgs(info, 3)) return env.Undefined();
-  DevBuf* b = Buf(info[0]);
-  Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-  void* host = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  const size_t bytes = ta.ByteLength();
-  const size_t off = static_cast<size_t>(U64(info[2]));
-  if (!b || off + bytes > b->bytes) {
-    Napi::RangeError::New(env, "gradcomp cuda: copy out of bounds").ThrowAsJavaScriptException();
-    return env.Undefined();
+napi_value Copy(gcnapi::Args& a, bool up) {
+  DevBuf* b = Buf(a, 0);
+  if (b == nullptr) return nullptr;
+  bool is = false;
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value ab;
+  if (napi_is_typedarray(a.env, a.argv[1], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(a.env, a.argv[1], &type, &length, &data, &ab, &offset) != napi_ok) {
+    gcnapi::ThrowType(a.env, "gradcomp cuda: argument 1 must be a typed array");
+    return nullptr;
   }
-  return Run(info, up ? "upload" : "download", [b, host, bytes, off, up](cudaStream_t s) -> gc_status {
+  size_t elem = 1;
+  switch (type) {
+    case napi_float64_array: elem = 8; break;
+    case napi_float32_array: case napi_int32_array: case napi_uint32_array: elem = 4; break;
+    case napi_uint16_array: case napi_int16_array: elem = 2; break;
+    default: elem = 1;
+  }
+  const size_t bytes = length * elem;
+  GC_U64(2, off);
+  GC_CHECK(off + bytes <= b->bytes && b->ptr != nullptr, "copy out of bounds");
+  return Run(a, up ? "upload" : "download", [b, data, bytes, off, up](cudaStream_t s) -> gc_status {
     if (!b->ptr) return GC_ERR_INVALID_ARG;
     if (bytes == 0) return GC_OK;
     uint8_t* dev = static_cast<uint8_t*>(b->ptr) + off;
-    GC_CU(cudaMemcpyAsync(up ? static_cast<void*>(dev) : host, up ? host : static_cast<const void*>(dev), bytes,
+    GC_CU(cudaMemcpyAsync(up ? static_cast<void*>(dev) : data, up ? data : static_cast<const void*>(dev), bytes,
                           up ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, s));
     return GC_OK;
   });
 }
-Napi::Value JS_upload(const Napi::CallbackInfo& info) { return Copy(info, true); }
-Napi::Value JS_download(const Napi::CallbackInfo& info) { return Copy(info, false); }
+GC_JS(JS_upload) { return Copy(a, true); }
+GC_JS(JS_download) { return Copy(a, false); }
 
 // copyDevice(dst, src, bytes)
-Napi::Value JS_copyDevice(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 3)) return info.Env().Undefined();
-  DevBuf* d = Buf(info[0]);
-  DevBuf* s0 = Buf(info[1]);
-  const size_t bytes = static_cast<size_t>(U64(info[2]));
-  return Run(info, "copy", [d, s0, bytes](cudaStream_t s) -> gc_status {
-    if (!d || !s0 || !d->ptr || !s0->ptr || bytes > d->bytes || bytes > s0->bytes) return GC_ERR_INVALID_ARG;
+GC_JS(JS_copyDevice) {
+  DevBuf* d = Buf(a, 0);
+  DevBuf* s0 = Buf(a, 1);
+  if (!d || !s0) return nullptr;
+  GC_U64(2, bytes);
+  GC_CHECK(bytes <= d->bytes && bytes <= s0->bytes, "copyDevice out of bounds");
+  return Run(a, "copy", [d, s0, bytes](cudaStream_t s) -> gc_status {
+    if (!d->ptr || !s0->ptr) return GC_ERR_INVALID_ARG;
     GC_CU(cudaMemcpyAsync(d->ptr, s0->ptr, bytes, cudaMemcpyDeviceToDevice, s));
     return GC_OK;
   });
 }
 
+// Bounds: a handle must hold `elems` elements of `size` bytes.
+#define GC_FITS(var, elems, size) GC_CHECK(var##_buf->bytes >= (elems) * (size), #var " is smaller than the op needs")
+
 // topk(grad | null, x, n, k, scale, outIdx, outVal)
-Napi::Value JS_topk(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 7)) return info.Env().Undefined();
-  const float* g = Ptr<float>(info[0]);
-  float* x = Ptr<float>(info[1]);
-  const uint64_t n = U64(info[2]), k = U64(info[3]);
-  const float scale = static_cast<float>(info[4].As<Napi::Number>().DoubleValue());
-  uint32_t* oi = Ptr<uint32_t>(info[5]);
-  float* ov = Ptr<float>(info[6]);
-  const bool ef = !info[0].IsNull() && !info[0].IsUndefined();
-  return Run(info, ef ? "efTopK" : "topK", [=](cudaStream_t s) {
-    if (ef && !g) return GC_ERR_INVALID_ARG;
-    return gc_cuda::topk(ef ? g : nullptr, x, n, k, scale, oi, ov, s);
-  });
+GC_JS(JS_topk) {
+  DevBuf* gb = Buf(a, 0, true);
+  if (gb == nullptr && !gcnapi::IsNullish(a.env, a.argv[0])) return nullptr;
+  GC_DEV(float, 1, x);
+  GC_U64(2, n);
+  GC_U64(3, k);
+  GC_F64(4, scale);
+  GC_DEV(uint32_t, 5, oi);
+  GC_DEV(float, 6, ov);
+  GC_FITS(x, n, 4);
+  GC_FITS(oi, k, 4);
+  GC_FITS(ov, k, 4);
+  GC_CHECK(k <= n && (gb == nullptr || gb->bytes >= n * 4), "topk sizes disagree");
+  const float* g = gb ? static_cast<const float*>(gb->ptr) : nullptr;
+  const bool ef = gb != nullptr;
+  const float sc = static_cast<float>(scale);
+  return Run(a, ef ? "efTopK" : "topK", [=](cudaStream_t s) { return gc_cuda::topk(g, x, n, k, sc, oi, ov, s); });
 }
 
 // qsgdEncode(x, n, levels, bucket, norm, seedLo, seedHi, step, tensorId, payload, payloadBytes)
-Napi::Value JS_qsgdEncode(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 11)) return info.Env().Undefined();
-  gc_qsgd_desc d{};
-  d.x = Ptr<float>(info[0]);
-  d.n = U64(info[1]);
-  d.levels = static_cast<uint32_t>(U64(info[2]));
-  d.bucket_size = static_cast<uint32_t>(U64(info[3]));
-  d.norm = U64(info[4]) == 1 ? GC_QSGD_NORM_L2 : GC_QSGD_NORM_MAX;
-  d.seed = U64(info[5]) | (U64(info[6]) << 32);
-  d.step = static_cast<uint32_t>(U64(info[7]));
-  d.tensor_id = static_cast<uint32_t>(U64(info[8]));
-  d.payload = Ptr<uint8_t>(info[9]);
-  d.payload_bytes = U64(info[10]);
-  return Run(info, "qsgdEncode", [d](cudaStream_t s) { return gc_cuda::qsgd_encode(d, s); });
-}
-
-Napi::Value JS_qsgdPayloadBytes(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(gc_qsgd_payload_bytes(U64(info[0]), static_cast<uint32_t>(U64(info[1])), static_cast<uint32_t>(U64(info[2])))));
+GC_JS(JS_qsgdEncode) {
+  GC_DEV(float, 0, x);
+  GC_U64(1, n);
+  GC_U64(2, levels, GC_QSGD_MAX_LEVELS);
+  GC_U64(3, bucket, 0xffffffffULL);
+  GC_U64(4, norm, 1);
+  GC_U64(5, seed_lo, 0xffffffffULL);
+  GC_U64(6, seed_hi, 0xffffffffULL);
+  GC_U64(7, step, 0xffffffffULL);
+  GC_U64(8, tensor_id, 0xffffffffULL);
+  GC_DEV(uint8_t, 9, payload);
+  GC_U64(10, payload_bytes);
+  GC_FITS(x, n, 4);
+  GC_FITS(payload, payload_bytes, 1);
+  GC_CHECK(levels >= 1 && bucket >= 1, "qsgdEncode parameter out of range");
+  gc_qsgd_desc d{x, n, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket), norm == 1 ? GC_QSGD_NORM_L2 : GC_QSGD_NORM_MAX,
+                 seed_lo | (seed_hi << 32), static_cast<uint32_t>(step), static_cast<uint32_t>(tensor_id), payload, payload_bytes};
+  return Run(a, "qsgdEncode", [d](cudaStream_t s) { return gc_cuda::qsgd_encode(d, s); });
 }
 
 // qsgdDecode(payload, payloadBytes, out, n)
-Napi::Value JS_qsgdDecode(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 4)) return info.Env().Undefined();
-  const uint8_t* p = Ptr<uint8_t>(info[0]);
-  const uint64_t bytes = U64(info[1]);
-  float* out = Ptr<float>(info[2]);
-  const uint64_t n = U64(info[3]);
-  return Run(info, "qsgdDecode", [=](cudaStream_t s) { return gc_cuda::qsgd_decode(p, bytes, out, n, s); });
+GC_JS(JS_qsgdDecode) {
+  GC_DEV(uint8_t, 0, p);
+  GC_U64(1, bytes);
+  GC_DEV(float, 2, out);
+  GC_U64(3, n);
+  GC_FITS(p, bytes, 1);
+  GC_FITS(out, n, 4);
+  return Run(a, "qsgdDecode", [=](cudaStream_t s) { return gc_cuda::qsgd_decode(p, bytes, out, n, s); });
 }
 
-// powersgdStep(m, q, p, batch, rows, cols, rank)
-Napi::Value JS_powersgdStep(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 7)) return info.Env().Undefined();
-  gc_powersgd_desc d{};
-  d.m = Ptr<float>(info[0]);
-  d.q = Ptr<float>(info[1]);
-  d.p = Ptr<float>(info[2]);
-  d.batch = U64(info[3]);
-  d.rows = U64(info[4]);
-  d.cols = U64(info[5]);
-  d.rank = static_cast<uint32_t>(U64(info[6]));
-  return Run(info, "powerSgdStep", [d](cudaStream_t s) { return gc_cuda::powersgd_step(d, s); });
+// powersgdStep(m, q, p, batch, rows, cols, rank) / orthonormalize(p, batch, rows, rank)
+GC_JS(JS_powersgdStep) {
+  GC_DEV(float, 0, m);
+  GC_DEV(float, 1, q);
+  GC_DEV(float, 2, p);
+  GC_U64(3, batch, 0xffffffffULL);
+  GC_U64(4, rows, 0xffffffffULL);
+  GC_U64(5, cols, 0xffffffffULL);
+  GC_U64(6, rank, gc_cuda::kMaxRank);
+  GC_CHECK(rank >= 1, "rank must be >= 1");
+  GC_FITS(m, batch * rows * cols, 4);
+  GC_FITS(q, batch * cols * rank, 4);
+  GC_FITS(p, batch * rows * rank, 4);
+  gc_powersgd_desc d{m, q, p, batch, rows, cols, static_cast<uint32_t>(rank)};
+  return Run(a, "powerSgdStep", [d](cudaStream_t s) { return gc_cuda::powersgd_step(d, s); });
 }
-
-// orthonormalize(p, batch, rows, rank)
-Napi::Value JS_orthonormalize(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 4)) return info.Env().Undefined();
-  float* p = Ptr<float>(info[0]);
-  const uint64_t batch = U64(info[1]), rows = U64(info[2]);
-  const uint32_t rank = static_cast<uint32_t>(U64(info[3]));
-  return Run(info, "orthonormalize", [=](cudaStream_t s) { return gc_cuda::orthonormalize(p, batch, rows, rank, s); });
+GC_JS(JS_orthonormalize) {
+  GC_DEV(float, 0, p);
+  GC_U64(1, batch, 0xffffffffULL);
+  GC_U64(2, rows, 0xffffffffULL);
+  GC_U64(3, rank, gc_cuda::kMaxRank);
+  GC_CHECK(rank >= 1, "rank must be >= 1");
+  GC_FITS(p, batch * rows * rank, 4);
+  const uint32_t r = static_cast<uint32_t>(rank);
+  return Run(a, "orthonormalize", [=](cudaStream_t s) { return gc_cuda::orthonormalize(p, batch, rows, r, s); });
 }
 
 // dropitPack(x, n, k, payload, bytes) / dropitUnpack(payload, bytes, out, n)
-Napi::Value JS_dropitPack(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 5)) return info.Env().Undefined();
-  const float* x = Ptr<float>(info[0]);
-  const uint64_t n = U64(info[1]), k = U64(info[2]);
-  uint8_t* out = Ptr<uint8_t>(info[3]);
-  const uint64_t bytes = U64(info[4]);
-  return Run(info, "dropitPack", [=](cudaStream_t s) { return gc_cuda::dropit_pack(x, n, k, out, bytes, s); });
+GC_JS(JS_dropitPack) {
+  GC_DEV(float, 0, x);
+  GC_U64(1, n);
+  GC_U64(2, k);
+  GC_DEV(uint8_t, 3, out);
+  GC_U64(4, bytes);
+  GC_FITS(x, n, 4);
+  GC_FITS(out, bytes, 1);
+  GC_CHECK(k <= n, "dropitPack k > n");
+  return Run(a, "dropitPack", [=](cudaStream_t s) { return gc_cuda::dropit_pack(x, n, k, out, bytes, s); });
 }
-Napi::Value JS_dropitUnpack(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 4)) return info.Env().Undefined();
-  const uint8_t* p = Ptr<uint8_t>(info[0]);
-  const uint64_t bytes = U64(info[1]);
-  float* out = Ptr<float>(info[2]);
-  const uint64_t n = U64(info[3]);
-  return Run(info, "dropitUnpack", [=](cudaStream_t s) { return gc_cuda::dropit_unpack(p, bytes, out, n, s); });
+GC_JS(JS_dropitUnpack) {
+  GC_DEV(uint8_t, 0, p);
+  GC_U64(1, bytes);
+  GC_DEV(float, 2, out);
+  GC_U64(3, n);
+  GC_FITS(p, bytes, 1);
+  GC_FITS(out, n, 4);
+  return Run(a, "dropitUnpack", [=](cudaStream_t s) { return gc_cuda::dropit_unpack(p, bytes, out, n, s); });
 }
-Napi::Value JS_dropitPackedBytes(const Napi::CallbackInfo& info) {
-  Napi::Array a = Napi::Array::New(info.Env(), 2);
-  const uint64_t n = U64(info[0]), k = U64(info[1]);
-  a.Set(0u, static_cast<double>(gc_dropit_packed_bytes(n, k)));
-  a.Set(1u, static_cast<double>(gc_dropit_layout_for(n, k)));
-  return a;
+GC_JS(JS_dropitPackedBytes) {
+  GC_U64(0, n);
+  GC_U64(1, k);
+  napi_value arr;
+  if (napi_create_array_with_length(a.env, 2, &arr) != napi_ok) return nullptr;
+  napi_set_element(a.env, arr, 0, gcnapi::Number(a.env, static_cast<double>(gc_dropit_packed_bytes(n, k))));
+  napi_set_element(a.env, arr, 1, gcnapi::Number(a.env, gc_dropit_layout_for(n, k)));
+  return arr;
 }
-
-Napi::Value JS_lastTopkPath(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), gc_cuda::last_topk_path()); }
+GC_JS(JS_qsgdPayloadBytes) {
+  GC_U64(0, n, 0xffffffffULL);
+  GC_U64(1, levels, GC_QSGD_MAX_LEVELS);
+  GC_U64(2, bucket, 0xffffffffULL);
+  GC_CHECK(levels >= 1 && bucket >= 1, "qsgdPayloadBytes parameter out of range");
+  return gcnapi::Number(a.env, static_cast<double>(gc_qsgd_payload_bytes(n, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket))));
+}
+GC_JS(JS_lastTopkPath) { return gcnapi::Number(a.env, gc_cuda::last_topk_path()); }
 
 // bench(op, n, a, b, c, reps) -> Promise<number[]> (ms per rep, CUDA events; see bench.h)
-Napi::Value JS_bench(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!CheckArgs(info, 6)) return env.Undefined();
-  std::string op = info[0].As<Napi::String>().Utf8Value();
-  const uint64_t n = U64(info[1]);
-  const double a = info[2].As<Napi::Number>().DoubleValue(), b = info[3].As<Napi::Number>().DoubleValue();
-  const double c = info[4].As<Napi::Number>().DoubleValue();
-  const int reps = static_cast<int>(U64(info[5]));
+GC_JS(JS_bench) {
+  std::string op;
+  if (!gcnapi::Str(a, 0, &op)) return nullptr;
+  GC_U64(1, n);
+  GC_F64(2, pa);
+  GC_F64(3, pb);
+  GC_F64(4, pc);
+  GC_U64(5, reps, 100000);
   auto times = std::make_shared<std::vector<double>>();
-  auto deferred = Napi::Promise::Deferred::New(env);
-  struct W : Napi::AsyncWorker {
-    W(Napi::Env e, Napi::Promise::Deferred d, std::function<gc_status()> f, std::shared_ptr<std::vector<double>> t)
-        : Napi::AsyncWorker(e, "gradcomp-bench"), d(d), f(std::move(f)), t(std::move(t)) {}
-    Napi::Promise::Deferred d;
-    std::function<gc_status()> f;
-    std::shared_ptr<std::vector<double>> t;
-    gc_status st = GC_OK;
-    std::string detail;
-    void Execute() override {
-      std::lock_guard<std::mutex> lock(g_mu);
-      st = f();
-      if (st != GC_OK) detail = gc_cuda::last_error();
-    }
-    void OnOK() override {
-      if (st != GC_OK) { d.Reject(MakeError(Env(), st, "bench", detail).Value()); return; }
-      Napi::Array arr = Napi::Array::New(Env(), t->size());
-      for (size_t i = 0; i < t->size(); ++i) arr.Set(static_cast<uint32_t>(i), (*t)[i]);
-      d.Resolve(arr);
-    }
-  };
-  auto* w = new W(env, deferred, [=]() {
+  const int r = static_cast<int>(reps);
+  return gcnapi::StartAsync(a.env, "bench", [=](std::string* detail) {
+    std::lock_guard<std::mutex> lock(g_mu);
     cudaStream_t s = nullptr;
-    GC_TRY(stream(&s));
-    return gc_cuda::bench(op, n, a, b, c, reps, s, times.get());
-  }, times);
-  w->Queue();
-  return deferred.Promise();
+    gc_status st = stream(&s);
+    if (st == GC_OK) st = gc_cuda::bench(op, n, pa, pb, pc, r, s, times.get());
+    if (st != GC_OK) *detail = gc_cuda::last_error();
+    return st;
+  }, {}, [times](napi_env env) {
+    napi_value arr;
+    if (napi_create_array_with_length(env, times->size(), &arr) != napi_ok) return static_cast<napi_value>(nullptr);
+    for (size_t i = 0; i < times->size(); ++i) napi_set_element(env, arr, static_cast<uint32_t>(i), gcnapi::Number(env, (*times)[i]));
+    return arr;
+  });
 }
 
-Napi::Value JS_probe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+GC_JS(JS_probe) {
   const gc_cuda::Probe p = gc_cuda::probe();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("status", gc_cuda::statusName(p.status));
-  o.Set("driverVersion", p.driverVersion);
-  o.Set("runtimeVersion", p.runtimeVersion);
-  o.Set("detail", p.detail);
-  Napi::Array devs = Napi::Array::New(env);
+  napi_value o, devs;
+  napi_create_object(a.env, &o);
+  gcnapi::SetNamed(a.env, o, "status", gcnapi::String(a.env, gc_cuda::statusName(p.status)));
+  gcnapi::SetNamed(a.env, o, "driverVersion", gcnapi::Number(a.env, p.driverVersion));
+  gcnapi::SetNamed(a.env, o, "runtimeVersion", gcnapi::Number(a.env, p.runtimeVersion));
+  gcnapi::SetNamed(a.env, o, "detail", gcnapi::String(a.env, p.detail));
+  napi_create_array(a.env, &devs);
   for (int i = 0; i < p.deviceCount && i < 16; i++) {
-    Napi::Object d = Napi::Object::New(env);
-    d.Set("name", p.devices[i].name);
-    d.Set("cc", std::to_string(p.devices[i].ccMajor) + "." + std::to_string(p.devices[i].ccMinor));
-    d.Set("memBytes", static_cast<double>(p.devices[i].memBytes));
-    devs.Set(static_cast<uint32_t>(i), d);
+    napi_value d;
+    napi_create_object(a.env, &d);
+    gcnapi::SetNamed(a.env, d, "name", gcnapi::String(a.env, p.devices[i].name));
+    gcnapi::SetNamed(a.env, d, "cc", gcnapi::String(a.env, std::to_string(p.devices[i].ccMajor) + "." + std::to_string(p.devices[i].ccMinor)));
+    gcnapi::SetNamed(a.env, d, "memBytes", gcnapi::Number(a.env, static_cast<double>(p.devices[i].memBytes)));
+    napi_set_element(a.env, devs, static_cast<uint32_t>(i), d);
   }
-  o.Set("devices", devs);
+  gcnapi::SetNamed(a.env, o, "devices", devs);
   return o;
 }
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abi", kAbi);
-  exports.Set("maxRank", static_cast<double>(gc_cuda::kMaxRank));
-  exports.Set("probe", Napi::Function::New(env, JS_probe, "probe"));
-  exports.Set("alloc", Napi::Function::New(env, JS_alloc, "alloc"));
-  exports.Set("free", Napi::Function::New(env, JS_free, "free"));
-  exports.Set("memory", Napi::Function::New(env, JS_memory, "memory"));
-  exports.Set("upload", Napi::Function::New(env, JS_upload, "upload"));
-  exports.Set("download", Napi::Function::New(env, JS_download, "download"));
-  exports.Set("copyDevice", Napi::Function::New(env, JS_copyDevice, "copyDevice"));
-  exports.Set("topk", Napi::Function::New(env, JS_topk, "topk"));
-  exports.Set("qsgdEncode", Napi::Function::New(env, JS_qsgdEncode, "qsgdEncode"));
-  exports.Set("qsgdDecode", Napi::Function::New(env, JS_qsgdDecode, "qsgdDecode"));
-  exports.Set("qsgdPayloadBytes", Napi::Function::New(env, JS_qsgdPayloadBytes, "qsgdPayloadBytes"));
-  exports.Set("powersgdStep", Napi::Function::New(env, JS_powersgdStep, "powersgdStep"));
-  exports.Set("orthonormalize", Napi::Function::New(env, JS_orthonormalize, "orthonormalize"));
-  exports.Set("dropitPack", Napi::Function::New(env, JS_dropitPack, "dropitPack"));
-  exports.Set("dropitUnpack", Napi::Function::New(env, JS_dropitUnpack, "dropitUnpack"));
-  exports.Set("dropitPackedBytes", Napi::Function::New(env, JS_dropitPackedBytes, "dropitPackedBytes"));
-  exports.Set("lastTopkPath", Napi::Function::New(env, JS_lastTopkPath, "lastTopkPath"));
-  exports.Set("bench", Napi::Function::New(env, JS_bench, "bench"));
+napi_value Init(napi_env env, napi_value exports) {
+  gcnapi::ExportCommon(env, exports);
+  gcnapi::SetNamed(env, exports, "maxRank", gcnapi::Number(env, gc_cuda::kMaxRank));
+  const gcnapi::Fn fns[] = {{"probe", JS_probe}, {"alloc", JS_alloc}, {"free", JS_free}, {"memory", JS_memory}, {"upload", JS_upload},
+                            {"download", JS_download}, {"copyDevice", JS_copyDevice}, {"topk", JS_topk}, {"qsgdEncode", JS_qsgdEncode},
+                            {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes}, {"powersgdStep", JS_powersgdStep},
+                            {"orthonormalize", JS_orthonormalize}, {"dropitPack", JS_dropitPack}, {"dropitUnpack", JS_dropitUnpack},
+                            {"dropitPackedBytes", JS_dropitPackedBytes}, {"lastTopkPath", JS_lastTopkPath}, {"bench", JS_bench}};
+  gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
   return exports;
 }
 
 }  // namespace
 
-NODE_API_MODULE(gradcomp_cuda, Init)
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,14 +1,16 @@
 /**
  * What every distributed optimizer shares: argument checks, the parameter layout (names, sizes,
- * offsets into one flat vector), the base optimizer, step counting, stats, and one serializable
- * state object (named float buffers plus counters) for state()/load().
+ * shapes), the optimizer, step counting, stats, the first-step check that every rank starts from
+ * the same model, the per-tensor step hook, and state()/load() of one documented State object
+ * per algorithm (its arrays and counters; the class's doc comment is its tuning guide).
  */
-import { performance } from 'node:perf_hooks';
-import { GradcompRangeError, typeError } from '../native/errors';
+import { asFloat32 } from '../checkpoint/values';
+import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
 import { Tensor, dtypeOf } from '../tensor/tensor';
 import type { Compressor, CompressorState } from '../compress/types';
 import type { Optimizer, OptimizerState } from '../optim/optimizer';
 import { Exchange, TrafficStats } from './exchange';
+import { checkIdentical } from './identical';
 
 /** Named parameters or gradients: Float32Arrays or float32 CPU Tensors (used in place). */
 export type TensorMap = Record<string, Float32Array | Tensor>;
@@ -32,15 +34,16 @@ export interface DistributedStats extends TrafficStats {
 
 export interface AlgorithmState {
   format: 'gradcomp.algorithm-state';
-  version: 1;
+  version: 1 | 2;
   algorithm: string;
   rank: number;
   workers: number;
   step: number;
   optimizer: OptimizerState;
   compressor?: CompressorState;
-  /** Algorithm buffers (residuals, server error, corrections, snapshots) and counters. */
-  buffers: Record<string, number[]>;
+  /** The algorithm's State object: its arrays (residuals, server error, corrections, snapshots)... */
+  buffers: Record<string, Float32Array>;
+  /** ...and its counters. */
   scalars: Record<string, number>;
 }
 
@@ -49,9 +52,17 @@ export interface Layout {
   sizes: number[];
   offsets: number[];
   shapes: (readonly number[])[];
-  /** Whether the shape came from a Tensor (a Float32Array's [n] says nothing about its rank). */
+  /** Whether the shape is known (a Tensor, or the `shapes` option): a Float32Array's [n] says nothing about its rank. */
   shaped: boolean[];
   total: number;
+}
+
+/** Hands gradients in tensor by tensor, as a framework's backward pass produces them (DDP's bucket hook). */
+export interface StepHandle {
+  /** This tensor's gradient is final: its bucket starts compressing and communicating once all its tensors are in. */
+  ready(name: string, grad: Float32Array | Tensor): void;
+  /** Waits for every bucket and the update of params; every tensor must have been handed in. */
+  end(): Promise<StepInfo>;
 }
 
 export interface DistributedOptimizer {
@@ -63,6 +74,8 @@ export interface DistributedOptimizer {
   readonly steps: number;
   /** One training step: updates params in place from this worker's grads. Every rank calls it. */
   step(params: TensorMap, grads: TensorMap): Promise<StepInfo>;
+  /** The same step, with gradients handed in per tensor as they become ready (overlaps a backward pass with communication). */
+  beginStep(params: TensorMap): StepHandle;
   /** A collective: copies of the workers' average model (params are left alone). */
   averaged(params: TensorMap): Promise<Record<string, Float32Array>>;
   /** A collective: every worker's params become the average (Local SGD family: end of training). */
@@ -70,9 +83,16 @@ export interface DistributedOptimizer {
   /** Waits for communication still in flight (CoCoD-SGD); needed before state(). */
   drain(): Promise<void>;
   stats(): DistributedStats;
-  /** This rank's whole state: optimizer, compressor, algorithm buffers, schedule position. */
+  /** This rank's whole state: optimizer, compressor, algorithm State, schedule position (typed arrays, copies). */
   state(): AlgorithmState;
   load(state: AlgorithmState): void;
+}
+
+export interface BaseOptions {
+  /** Shapes of Float32Array parameters (a Tensor carries its own): PowerSGD needs matrices. */
+  shapes?: Record<string, readonly number[]>;
+  /** Check on the first step that every rank holds identical parameters (default true). */
+  checkIdentical?: boolean;
 }
 
 function asF32(x: unknown, param: string): Float32Array {
@@ -85,50 +105,66 @@ function asF32(x: unknown, param: string): Float32Array {
   return x as Float32Array;
 }
 
-export abstract class BaseDistributed implements DistributedOptimizer {
+/** 'array': a Float32Array; 'number': a counter. */
+export type StateFields<T> = { [K in keyof T]-?: 'array' | 'number' };
+
+export abstract class BaseDistributed<S extends object = Record<string, never>> implements DistributedOptimizer {
   abstract readonly algorithm: string;
   steps = 0;
   protected layout: Layout | undefined;
   protected compressMs = 0;
-  protected readonly buffers = new Map<string, Float32Array>();
-  protected readonly scalars = new Map<string, number>();
+  /** The algorithm's mutable state (see each class's State type). */
+  protected st = {} as S;
+  protected abstract readonly fields: StateFields<S>;
+  #checked: boolean;
 
-  constructor(protected readonly ex: Exchange, readonly optimizer: Optimizer, readonly compressor?: Compressor) {}
+  constructor(protected readonly ex: Exchange, readonly optimizer: Optimizer, readonly compressor: Compressor | undefined,
+    protected readonly opts: BaseOptions = {}) {
+    this.#checked = opts.checkIdentical === false;
+  }
 
   get rank(): number { return this.ex.rank; }
   get workers(): number { return this.ex.size; }
 
-  /** Checks params and grads against each other and the layout fixed by the first step. */
+  /** Checks params (and grads) against each other and the layout fixed by the first step. */
   protected views(params: TensorMap, grads?: TensorMap): { p: Record<string, Float32Array>; g: Record<string, Float32Array> } {
     if (params === null || typeof params !== 'object') throw typeError('params', 'an object of named Float32Arrays or Tensors', params);
     if (grads !== undefined && (grads === null || typeof grads !== 'object')) throw typeError('grads', 'an object of named Float32Arrays or Tensors', grads);
     const p: Record<string, Float32Array> = {}, g: Record<string, Float32Array> = {};
     const names = Object.keys(params);
     if (names.length === 0) throw new GradcompRangeError('params', 'Expected at least one parameter in params');
-    const shapes: (readonly number[])[] = [], shaped: boolean[] = [];
     for (const name of names) {
       p[name] = asF32(params[name], `params.${name}`);
-      const t = params[name];
-      shapes.push(t instanceof Tensor ? t.shape : [p[name].length]);
-      shaped.push(t instanceof Tensor);
       if (grads !== undefined) {
+        if (!(name in grads)) throw typeError(`grads.${name}`, `a gradient for parameter ${name}`, undefined);
         g[name] = asF32(grads[name], `grads.${name}`);
         if (g[name].length !== p[name].length) throw new GradcompRangeError(`grads.${name}`, `Expected grads.${name} to have ${p[name].length} elements but received ${g[name].length}`);
       }
     }
     if (grads !== undefined) for (const name of Object.keys(grads)) if (!(name in params)) throw new GradcompRangeError(`grads.${name}`, `grads.${name} has no parameter of that name`);
-    if (!this.layout) {
-      const sizes = names.map((n) => p[n].length), offsets: number[] = [];
-      let total = 0;
-      for (const s of sizes) { offsets.push(total); total += s; }
-      this.layout = { names, sizes, offsets, shapes, shaped, total };
-    } else {
+    if (!this.layout) this.layout = this.#layoutOf(params, p, names);
+    else {
       const L = this.layout;
       if (names.length !== L.names.length || names.some((n, i) => n !== L.names[i] || p[n].length !== L.sizes[i])) {
         throw new GradcompRangeError('params', `Expected the same parameters as the first step (${L.names.map((n, i) => `${n}[${L.sizes[i]}]`).join(', ')})`);
       }
     }
     return { p, g };
+  }
+
+  #layoutOf(params: TensorMap, p: Record<string, Float32Array>, names: string[]): Layout {
+    const given = this.opts.shapes ?? {};
+    const sizes = names.map((n) => p[n].length), offsets: number[] = [], shapes: (readonly number[])[] = [], shaped: boolean[] = [];
+    let total = 0;
+    names.forEach((n, i) => {
+      offsets.push(total);
+      total += sizes[i];
+      const t = params[n], s = given[n];
+      if (s !== undefined && s.reduce((a, b) => a * b, 1) !== sizes[i]) throw new GradcompRangeError(`options.shapes.${n}`, `Expected a shape of ${sizes[i]} elements for ${n} but received [${s.join(', ')}]`);
+      shapes.push(t instanceof Tensor ? t.shape : s ?? [sizes[i]]);
+      shaped.push(t instanceof Tensor || s !== undefined);
+    });
+    return { names, sizes, offsets, shapes, shaped, total };
   }
 
   protected flatten(m: Record<string, Float32Array>, out: Float32Array = new Float32Array(this.layout!.total)): Float32Array {
@@ -148,11 +184,16 @@ export abstract class BaseDistributed implements DistributedOptimizer {
     return out;
   }
 
-  /** A persistent named buffer (zeroed on creation), part of state(). */
-  protected buffer(key: string, n: number): Float32Array {
-    let b = this.buffers.get(key);
-    if (!b || b.length !== n) this.buffers.set(key, (b = new Float32Array(n)));
-    return b;
+  /** A persistent array of the State (zeroed on creation). */
+  protected arr<K extends keyof S>(key: K, n: number): Float32Array {
+    const cur = this.st[key] as unknown;
+    if (cur instanceof Float32Array) {
+      if (cur.length !== n) throw new GradcompRangeError('state', `Expected ${this.algorithm} state ${String(key)} of length ${n} but it has ${cur.length} (a state of another model?)`);
+      return cur;
+    }
+    const fresh = new Float32Array(n);
+    (this.st as Record<K, unknown>)[key] = fresh;
+    return fresh;
   }
 
   protected timedCompress<T>(fn: () => T): T {
@@ -164,10 +205,33 @@ export abstract class BaseDistributed implements DistributedOptimizer {
 
   async step(params: TensorMap, grads: TensorMap): Promise<StepInfo> {
     const { p, g } = this.views(params, grads);
+    await this.#checkStart(p);
     const t = this.steps;
     const { lr, synced } = await this.doStep(p, g, t);
     this.steps = t + 1;
+    this.optimizer.countStep();
     return { step: t, lr, synced };
+  }
+
+  /** The first step's check that every rank starts from the same parameters. */
+  async #checkStart(p: Record<string, Float32Array>): Promise<void> {
+    if (this.#checked) return;
+    this.#checked = true;
+    await checkIdentical(this.ex, this.layout!.names.map((n) => [n, p[n]] as const));
+  }
+
+  /** By default the hook collects the gradients and runs step(); SyncSgd overlaps buckets instead. */
+  beginStep(params: TensorMap): StepHandle {
+    const grads: TensorMap = {};
+    let ended = false;
+    return {
+      ready: (name, grad) => {
+        if (ended) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'ready() after end()', 'name');
+        if (!(name in params)) throw new GradcompRangeError('name', `${name} is not one of the parameters`);
+        grads[name] = grad;
+      },
+      end: () => { ended = true; return this.step(params, grads); },
+    };
   }
 
   /** True when every worker holds the same model after each step (no averaging needed). */
@@ -197,33 +261,38 @@ export abstract class BaseDistributed implements DistributedOptimizer {
 
   state(): AlgorithmState {
     this.assertIdle();
+    const buffers: Record<string, Float32Array> = {}, scalars: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.st)) if (v instanceof Float32Array) buffers[k] = v.slice(); else if (typeof v === 'number') scalars[k] = v;
     return {
-      format: 'gradcomp.algorithm-state', version: 1, algorithm: this.algorithm, rank: this.rank, workers: this.workers, step: this.steps,
-      optimizer: this.optimizer.state(),
-      ...(this.compressor ? { compressor: this.compressor.state() } : {}),
-      buffers: Object.fromEntries([...this.buffers].map(([k, v]) => [k, Array.from(v)])),
-      scalars: Object.fromEntries(this.scalars),
+      format: 'gradcomp.algorithm-state', version: 2, algorithm: this.algorithm, rank: this.rank, workers: this.workers, step: this.steps,
+      optimizer: this.optimizer.state(), ...(this.compressor ? { compressor: this.compressor.state() } : {}), buffers, scalars,
     };
   }
 
   load(state: AlgorithmState): void {
     if (state === null || typeof state !== 'object' || state.format !== 'gradcomp.algorithm-state') throw typeError('state', 'a gradcomp.algorithm-state object', state);
-    if (state.version !== 1) throw new GradcompRangeError('state.version', `Expected state version 1 but received ${String(state.version)}`);
+    if (state.version !== 1 && state.version !== 2) throw new GradcompRangeError('state.version', `Expected state version 1 or 2 but received ${String(state.version)}`);
     if (state.algorithm !== this.algorithm) throw new GradcompRangeError('state.algorithm', `Expected the state of a ${this.algorithm} optimizer but received ${String(state.algorithm)}`);
     if (state.workers !== this.workers || state.rank !== this.rank) {
       throw new GradcompRangeError('state.rank', `This state belongs to rank ${state.rank} of ${state.workers}; this optimizer is rank ${this.rank} of ${this.workers}`);
     }
     if (!Number.isInteger(state.step) || state.step < 0) throw typeError('state.step', 'an integer >= 0', state.step);
-    if (state.buffers === null || typeof state.buffers !== 'object') throw typeError('state.buffers', 'an object of number arrays', state.buffers);
-    for (const [k, v] of Object.entries(state.buffers)) if (!Array.isArray(v)) throw typeError(`state.buffers.${k}`, 'an array of numbers', v);
-    for (const [k, v] of Object.entries(state.scalars ?? {})) if (typeof v !== 'number') throw typeError(`state.scalars.${k}`, 'a number', v);
+    if (state.buffers === null || typeof state.buffers !== 'object') throw typeError('state.buffers', 'an object of Float32Arrays', state.buffers);
+    const fields = this.fields as Record<string, 'array' | 'number'>, next: Record<string, Float32Array | number> = {};
+    for (const [k, v] of Object.entries(state.buffers)) {
+      if (fields[k] !== 'array') throw typeError(`state.buffers.${k}`, `one of the ${this.algorithm} arrays (${Object.keys(fields).join(', ') || 'none'})`, k);
+      next[k] = asFloat32(v, `state.buffers.${k}`);
+    }
+    for (const [k, v] of Object.entries(state.scalars ?? {})) {
+      if (fields[k] !== 'number') throw typeError(`state.scalars.${k}`, `one of the ${this.algorithm} counters`, k);
+      if (typeof v !== 'number') throw typeError(`state.scalars.${k}`, 'a number', v);
+      next[k] = v;
+    }
     if (this.compressor && state.compressor === undefined) throw typeError('state.compressor', 'the compressor state', undefined);
     this.optimizer.load(state.optimizer);
     if (this.compressor) this.compressor.load(state.compressor!);
-    this.buffers.clear();
-    for (const [k, v] of Object.entries(state.buffers)) this.buffers.set(k, Float32Array.from(v));
-    this.scalars.clear();
-    for (const [k, v] of Object.entries(state.scalars ?? {})) this.scalars.set(k, v);
+    this.st = next as S;
     this.steps = state.step;
+    this.#checked = true;
   }
 }

@@ -11,17 +11,22 @@
  * const model = await opt.averaged(params);             // what to evaluate
  */
 import { GradcompTypeError, rangeError, typeError } from '../native/errors';
-import { createCompressor, CompressorSpec } from '../compress/create';
+import { createCompressor, CompressorSpec, compressorDescriptor, validateSpec } from '../compress/create';
+import type { Capabilities } from '../compress/descriptor';
 import { GatherCompressor } from '../compress/gather';
 import type { Compressor } from '../compress/types';
 import type { Communicator } from '../comm/types';
 import { createOptimizer, OptimizerSpec } from '../optim/create';
 import type { Optimizer } from '../optim/optimizer';
+import { Sgd } from '../optim/sgd';
 import type { DistributedOptimizer } from './base';
+import { CocodSgd } from './cocod';
+import { DoubleSqueeze } from './doublesqueeze';
 import { Exchange } from './exchange';
-import { PeriodicSgd } from './periodic';
-import { ServerSgd } from './server';
+import { Liec } from './liec';
+import { LocalSgd, PeriodicOptions, StlSgd } from './periodic';
 import { SyncSgd } from './sync';
+import { VrlSgd } from './vrl';
 
 export const ALGORITHMS = ['sync', 'ef-sgd', 'signsgd', 'scalecom', 'powersgd', 'double-squeeze', 'liec', 'local', 'stl', 'vrl', 'cocod'] as const;
 export type AlgorithmName = typeof ALGORITHMS[number];
@@ -36,7 +41,7 @@ export interface DistributedOptions {
   optimizer?: OptimizerSpec | Optimizer;
   /** Learning rate for the default optimizer. */
   lr?: number;
-  /** Float sums in rank order, bit-identical across launchers (default true; see exchange.ts). */
+  /** Float sums in a fixed ring order, bit-identical across launchers (default true; see exchange.ts). */
   deterministic?: boolean;
   /** sync family: tensors below this size are bucketed dense (default 1024). */
   minCompressSize?: number;
@@ -50,24 +55,29 @@ export interface DistributedOptions {
   stageSteps?: number;
   growth?: 'iid' | 'non-iid';
   lrDecay?: number;
+  /** Shapes of Float32Array parameters (Tensors carry theirs): PowerSGD compresses only matrices. */
+  shapes?: Record<string, readonly number[]>;
+  /** Check on the first step that every rank starts from identical parameters (default true). */
+  checkIdentical?: boolean;
 }
 
-const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'bucketBytes', 'server', 'period', 'stageSteps', 'growth', 'lrDecay'];
+const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'bucketBytes', 'server', 'period',
+  'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical'];
 
-/** The compressor each algorithm uses when none is given, and the types it accepts. */
-const COMPRESSORS: Partial<Record<AlgorithmName, { fallback: CompressorSpec; accepts: string[] }>> = {
-  sync: { fallback: { type: 'none' }, accepts: [] },
-  'ef-sgd': { fallback: { type: 'efsign' }, accepts: ['efsign', 'topk', 'randk', 'qsgd', 'fp16', 'bf16', 'powersgd', 'dgc', 'gradiveq'] },
-  signsgd: { fallback: { type: 'signum', beta: 0 }, accepts: ['signum'] },
-  scalecom: { fallback: { type: 'scalecom', ratio: 0.01 }, accepts: ['scalecom'] },
-  powersgd: { fallback: { type: 'powersgd', rank: 2 }, accepts: ['powersgd'] },
-  'double-squeeze': { fallback: { type: 'efsign' }, accepts: ['efsign', 'topk', 'qsgd', 'fp16', 'bf16'] },
-  liec: { fallback: { type: 'efsign' }, accepts: ['efsign', 'topk', 'qsgd', 'fp16', 'bf16'] },
+/** Per algorithm: the compressor it uses when none is given, and what it accepts (derived from the compressors' capabilities). */
+const RULES: Partial<Record<AlgorithmName, { fallback: CompressorSpec; accepts: (type: string, c: Capabilities) => boolean; what: string }>> = {
+  sync: { fallback: { type: 'none' }, accepts: () => true, what: 'any compressor' },
+  'ef-sgd': { fallback: { type: 'efsign' }, accepts: (_t, c) => c.errorFeedback !== 'never', what: 'a compressor with error feedback' },
+  signsgd: { fallback: { type: 'signum', beta: 0 }, accepts: (t) => t === 'signum', what: 'a compressor of type signum' },
+  scalecom: { fallback: { type: 'scalecom', ratio: 0.01 }, accepts: (t) => t === 'scalecom', what: 'a compressor of type scalecom' },
+  powersgd: { fallback: { type: 'powersgd', rank: 2 }, accepts: (t) => t === 'powersgd', what: 'a compressor of type powersgd' },
+  'double-squeeze': { fallback: { type: 'efsign' }, accepts: (_t, c) => c.bareOperator, what: 'a bare-operator compressor (efsign, topk, qsgd, fp16, bf16, terngrad)' },
+  liec: { fallback: { type: 'efsign' }, accepts: (_t, c) => c.bareOperator, what: 'a bare-operator compressor (efsign, topk, qsgd, fp16, bf16, terngrad)' },
 };
 
 /** The compressor type an algorithm uses when none is given (undefined: it takes none). */
 export function defaultCompressorType(algorithm: AlgorithmName): string | undefined {
-  return COMPRESSORS[algorithm]?.fallback.type;
+  return RULES[algorithm]?.fallback.type;
 }
 
 function int(o: Record<string, unknown>, key: string, min: number): void {
@@ -76,15 +86,14 @@ function int(o: Record<string, unknown>, key: string, min: number): void {
   if (v !== undefined && (v as number) < min) throw rangeError(`options.${key}`, `an integer >= ${min}`, v);
 }
 
-export function createDistributedOptimizer(options: DistributedOptions): DistributedOptimizer {
+function validate(options: DistributedOptions): Record<string, unknown> {
   if (options === null || typeof options !== 'object') throw typeError('options', 'an options object', options);
   const o = options as unknown as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!OPTIONS.includes(k)) throw new GradcompTypeError(`options.${k}`, `Unknown option options.${k} (options: ${OPTIONS.join(', ')})`);
   const comm = options.comm;
   if (comm === null || typeof comm !== 'object' || typeof comm.allgather !== 'function' || !Number.isInteger(comm.size)) throw typeError('options.comm', 'a Communicator (from init())', comm);
-  const algorithm = options.algorithm ?? 'sync';
-  if (!ALGORITHMS.includes(algorithm)) throw typeError('options.algorithm', `one of ${ALGORITHMS.join(', ')}`, algorithm);
-  if (options.deterministic !== undefined && typeof options.deterministic !== 'boolean') throw typeError('options.deterministic', 'a boolean', options.deterministic);
+  if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm)) throw typeError('options.algorithm', `one of ${ALGORITHMS.join(', ')}`, options.algorithm);
+  for (const k of ['deterministic', 'checkIdentical']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
   int(o, 'minCompressSize', 0);
   int(o, 'bucketBytes', 4);
   int(o, 'period', 1);
@@ -92,37 +101,77 @@ export function createDistributedOptimizer(options: DistributedOptions): Distrib
   if (options.server !== undefined && options.server !== 'root' && options.server !== 'sharded') throw typeError('options.server', "'root' or 'sharded'", options.server);
   if (options.growth !== undefined && options.growth !== 'iid' && options.growth !== 'non-iid') throw typeError('options.growth', "'iid' or 'non-iid'", options.growth);
   if (options.lrDecay !== undefined && (typeof options.lrDecay !== 'number' || !(options.lrDecay > 0 && options.lrDecay <= 1))) throw typeError('options.lrDecay', 'a number in (0, 1]', options.lrDecay);
+  if (options.shapes !== undefined) {
+    if (options.shapes === null || typeof options.shapes !== 'object') throw typeError('options.shapes', 'an object of shapes by parameter name', options.shapes);
+    for (const [n, s] of Object.entries(options.shapes)) {
+      if (!Array.isArray(s) || s.some((d) => !Number.isSafeInteger(d) || d < 0)) throw typeError(`options.shapes.${n}`, 'an array of non-negative integers', s);
+    }
+  }
+  return o;
+}
 
-  let optimizer: Optimizer;
+function optimizerOf(options: DistributedOptions): Optimizer {
   if (options.optimizer !== undefined) {
     if (options.lr !== undefined) throw new GradcompTypeError('options.lr', 'Give the learning rate in options.optimizer or options.lr, not both');
     const x = options.optimizer as Optimizer;
-    optimizer = typeof x.step === 'function' && typeof x.state === 'function' ? x : createOptimizer(options.optimizer as OptimizerSpec);
-  } else {
-    if (options.lr === undefined) throw typeError('options.lr', 'a learning rate (or options.optimizer)', undefined);
-    optimizer = createOptimizer({ type: 'sgd', lr: options.lr });
+    return typeof x.update === 'function' && typeof x.state === 'function' ? x : createOptimizer(options.optimizer as OptimizerSpec);
   }
+  if (options.lr === undefined) throw typeError('options.lr', 'a learning rate (or options.optimizer)', undefined);
+  return createOptimizer({ type: 'sgd', lr: options.lr });
+}
 
-  const ex = new Exchange(comm, options.deterministic ?? true);
-  const rule = COMPRESSORS[algorithm];
+/**
+ * DGC applies momentum itself (momentum correction), so SGD's momentum moves into the compressor:
+ * the compressed tensors then get plain SGD (same lr and weight decay), the dense ones keep theirs.
+ */
+function dgcWithMomentum(spec: Record<string, unknown>, optimizer: Optimizer): { spec: Record<string, unknown>; compressedOptimizer?: Optimizer } {
+  if (!(optimizer instanceof Sgd) || optimizer.momentum === 0) return { spec };
+  if (spec.momentum !== undefined) {
+    throw new GradcompTypeError('options.compressor.momentum', 'DGC applies momentum itself: give momentum either to the optimizer (it then moves into DGC) or to the DGC spec, not both');
+  }
+  const plain = new Sgd({ lr: optimizer.lr, weightDecay: optimizer.weightDecay });
+  return { spec: { ...spec, momentum: optimizer.momentum, nesterov: optimizer.nesterov }, compressedOptimizer: plain };
+}
+
+export function createDistributedOptimizer(options: DistributedOptions): DistributedOptimizer {
+  const o = validate(options);
+  const algorithm = options.algorithm ?? 'sync';
+  const optimizer = optimizerOf(options);
+  const ex = new Exchange(options.comm, options.deterministic ?? true);
+  const base = { shapes: options.shapes, checkIdentical: options.checkIdentical };
+  const rule = RULES[algorithm];
   if (!rule) {
     if (options.compressor !== undefined) throw new GradcompTypeError('options.compressor', `${algorithm} averages dense models and takes no compressor`);
-    return new PeriodicSgd(algorithm as 'local' | 'stl' | 'vrl' | 'cocod', ex, optimizer, options);
+    const p: PeriodicOptions = { ...base, period: options.period, stageSteps: options.stageSteps, growth: options.growth, lrDecay: options.lrDecay };
+    return algorithm === 'stl' ? new StlSgd(ex, optimizer, p) : algorithm === 'vrl' ? new VrlSgd(ex, optimizer, p)
+      : algorithm === 'cocod' ? new CocodSgd(ex, optimizer, p) : new LocalSgd(ex, optimizer, p);
   }
-  let given = options.compressor;
-  if (algorithm === 'ef-sgd' && given !== undefined && typeof (given as Compressor).begin !== 'function') {
-    const spec = given as unknown as Record<string, unknown>;
-    if (spec.errorFeedback === false) throw new GradcompTypeError('options.compressor.errorFeedback', 'ef-sgd is error feedback: leave errorFeedback on');
-    if (['fp16', 'bf16', 'qsgd', 'topk', 'randk', 'powersgd', 'gradiveq'].includes(spec.type as string)) given = { ...spec, errorFeedback: true } as unknown as CompressorSpec;
+  const given = options.compressor ?? rule.fallback;
+  let compressor: Compressor, compressedOptimizer: Optimizer | undefined;
+  if (typeof (given as Compressor).begin === 'function') {
+    compressor = given as Compressor;
+    if (compressor.type === 'dgc' && optimizer instanceof Sgd && optimizer.momentum > 0) {
+      throw new GradcompTypeError('options.compressor', 'A DGC instance with an SGD optimizer with momentum would apply momentum twice: pass the DGC spec (the momentum then moves into it) or use momentum 0');
+    }
+  } else {
+    let spec = { ...(given as unknown as Record<string, unknown>) };
+    const d = validateSpec(spec, 'options.compressor');
+    if (algorithm === 'ef-sgd' && d.capabilities.errorFeedback === 'optional') {
+      if (spec.errorFeedback === false) throw new GradcompTypeError('options.compressor.errorFeedback', 'ef-sgd is error feedback: leave errorFeedback on');
+      spec.errorFeedback = true;
+    }
+    if (d.type === 'dgc') ({ spec, compressedOptimizer } = dgcWithMomentum(spec, optimizer));
+    compressor = createCompressor(spec as unknown as CompressorSpec);
   }
-  const compressor: Compressor = given !== undefined && typeof (given as Compressor).begin === 'function'
-    ? given as Compressor : createCompressor((given ?? rule.fallback) as CompressorSpec);
-  if (rule.accepts.length > 0 && !rule.accepts.includes(compressor.type)) {
-    throw new GradcompTypeError('options.compressor', `Expected a compressor of type ${rule.accepts.join(', ')} for ${algorithm} but received ${compressor.type}`);
+  const caps = compressorDescriptor(compressor.type)?.capabilities;
+  if (!caps || !rule.accepts(compressor.type, caps)) {
+    throw new GradcompTypeError('options.compressor', `Expected ${rule.what} for ${algorithm} but received ${compressor.type}`);
   }
   if (algorithm === 'double-squeeze' || algorithm === 'liec') {
-    if (!(compressor instanceof GatherCompressor)) throw typeError('options.compressor', 'a gather compressor (efsign, topk, qsgd, fp16, bf16)', compressor);
-    return new ServerSgd(algorithm, ex, optimizer, compressor, options);
+    if (!(compressor instanceof GatherCompressor)) throw typeError('options.compressor', 'a gather compressor (efsign, topk, qsgd, fp16, bf16, terngrad)', compressor);
+    const s = { ...base, server: options.server, period: options.period };
+    return algorithm === 'liec' ? new Liec(ex, optimizer, compressor, s) : new DoubleSqueeze(ex, optimizer, compressor, s);
   }
-  return new SyncSgd(algorithm, ex, optimizer, compressor, options);
+  void o;
+  return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, bucketBytes: options.bucketBytes, compressedOptimizer });
 }

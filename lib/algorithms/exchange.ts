@@ -9,16 +9,17 @@
  * 4d bytes sent per worker per step, the yardstick `gradcomp train` compares against. (A ring
  * allreduce physically moves about 2(n-1)/n of that in each direction; the ratio is the same.)
  *
- * Reductions: with `deterministic` (the default) a float sum is an allgather followed by a sum in
- * rank order, the same on every rank and on every backend, so a job is bit-identical under
- * `gradcomp run` and mpirun (the backends' own allreduce picks its order, MPI by message size).
- * It receives (n - 1) x B instead of about 2B: turn it off for large models where bandwidth
- * matters more than cross-launcher reproducibility.
+ * Reductions: with `deterministic` (the default) a float sum is the communicators' ring allreduce
+ * (reduce-scatter, then allgather), which adds the ranks' values in one fixed order per element
+ * on every backend, so a job is bit-identical under `gradcomp run` and mpirun, at the bandwidth
+ * of a ring (each rank sends and receives about 2B). Off, the MPI backend uses MPI_Allreduce,
+ * whose order depends on the message size and the library.
  */
 import { performance } from 'node:perf_hooks';
 import { GradcompError } from '../native/errors';
 import type { Communicator } from '../comm/types';
 import type { Round, Session } from '../compress/types';
+import { vecScale } from '../ops/kernels';
 
 export interface TrafficStats {
   /** Payload bytes this worker sent / received (see the accounting rule above). */
@@ -57,27 +58,20 @@ export class Exchange {
   async sum(buf: Float32Array): Promise<Float32Array> {
     this.#count(buf.byteLength, buf.byteLength);
     if (this.size === 1) return buf;
-    return this.#timed(async () => {
-      if (!this.deterministic) return this.comm.allreduce(buf, 'sum');
-      const n = buf.length;
-      const all = await this.comm.allgather(buf);
-      for (let i = 0; i < n; i++) {
-        let s = all[i];
-        for (let r = 1; r < this.size; r++) s = Math.fround(s + all[r * n + i]);
-        buf[i] = s;
-      }
-      return buf;
-    });
+    return this.#timed(() => this.comm.allreduce(buf, 'sum', { deterministic: this.deterministic }));
   }
 
   /** In place: buf becomes the elementwise mean over workers. */
   async average(buf: Float32Array): Promise<Float32Array> {
     await this.sum(buf);
-    if (this.size > 1) {
-      const inv = 1 / this.size;
-      for (let i = 0; i < buf.length; i++) buf[i] *= inv;
-    }
+    if (this.size > 1) vecScale(buf, 1 / this.size);
     return buf;
+  }
+
+  /** Fixed-size allgather of a small control message (a one-off check, not payload: not counted in the traffic). */
+  async allgatherFixed<T extends Uint32Array | Float64Array>(mine: T): Promise<T> {
+    if (this.size === 1) return mine;
+    return this.comm.allgather(mine);
   }
 
   /** Every worker's bytes, in rank order (lengths may differ). */
@@ -139,7 +133,8 @@ export class Exchange {
   /** Runs a compressor session's rounds; returns the workers' average gradient. */
   async run(session: Session): Promise<Float32Array> {
     for (let r: Round | null = session.round; r !== null; r = session.round) {
-      if (r.collective === 'allreduce') session.receive(await this.sum((r.data as Float32Array).slice()));
+      // An allreduce round's buffer belongs to the session: it is summed in place.
+      if (r.collective === 'allreduce') session.receive(await this.sum(r.data as Float32Array));
       else if (r.collective === 'allgather') session.receive(await this.allgather(r.data as Uint8Array));
       else {
         const d = r.data;

@@ -1,89 +1,168 @@
 /**
- * Synchronous data-parallel SGD with any compressor (specs/algorithms.md §5.1, §9): every step
- * each worker's gradient is reduced to the workers' average, and every rank applies the same
- * optimizer step, so the models stay identical.
+ * Synchronous data-parallel SGD with any compressor: every step each worker's gradient is reduced
+ * to the workers' average, and every rank applies the same optimizer step, so the models stay
+ * identical.
  *
- * Which tensors are compressed (§9.4): those with at least `minCompressSize` elements (default
- * 1024) and more than one dimension when a shape is known (Tensors; Float32Arrays count as
- * matrices). The rest, biases and norms, are fused into dense buckets of at most `bucketBytes`
- * (default 25 MiB, PyTorch DDP's cap) and averaged with one allreduce each, so a hundred small
- * tensors cost a few collectives, not a hundred. A compressed tensor runs its compressor's rounds:
- * a summable allreduce (none, rand-k, PowerSGD's P and Q, ScaleCom), an allgather of payloads
- * (top-k, QSGD, sign, DGC, ...), or a broadcast (ScaleCom's leader indices).
+ * Which tensors are compressed: those with at least `minCompressSize` elements (default 1024) and
+ * more than one dimension when a shape is known (Tensors, or the `shapes` option; Float32Arrays
+ * count as matrices). The rest, biases and norms, are fused into dense buckets of at most
+ * `bucketBytes` (default 25 MiB, PyTorch DDP's cap) and averaged with one allreduce each.
+ *
+ * A step is a pipeline over units (a dense bucket or one compressed tensor), in reverse parameter
+ * order like DDP's buckets (a backward pass produces the last layers first): every unit's
+ * compression starts as soon as its gradients are in (off the main thread for large tensors), the
+ * units communicate one after another in that fixed order (the same on every rank), and each
+ * unit's optimizer update runs while the next unit is in flight. Buffers persist across steps;
+ * the 1/workers of the average is folded into the optimizer update.
  *
  * The named variants are this flow with a fitting compressor: 'ef-sgd' (scaled sign or top-k
  * with error feedback: Karimireddy et al. 2019, Stich et al. 2018), 'signsgd' (majority vote,
  * Bernstein et al. 2019: the result is sign(sum of signs), applied with the optimizer's lr),
  * 'scalecom' (cyclic leader top-k, Chen et al. 2020) and 'powersgd' (Vogels et al. 2019).
  */
-import { performance } from 'node:perf_hooks';
-import type { Compressor } from '../compress/types';
+import { GradcompError, GradcompRangeError } from '../native/errors';
+import type { Compressor, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
-import { BaseDistributed } from './base';
+import { Tensor } from '../tensor/tensor';
+import { BaseDistributed, BaseOptions, StateFields, StepHandle, StepInfo, TensorMap } from './base';
 import type { Exchange } from './exchange';
 
-export interface SyncOptions {
+export interface SyncOptions extends BaseOptions {
   /** Tensors smaller than this go through the dense bucket (default 1024). */
   minCompressSize?: number;
   /** Dense bucket capacity in bytes (default 25 MiB). */
   bucketBytes?: number;
+  /** The optimizer of the compressed tensors when it must differ (DGC: its momentum moved into the compressor). */
+  compressedOptimizer?: Optimizer;
+}
+
+interface Unit {
+  /** Tensor indices in the layout. */
+  tensors: number[];
+  /** A dense bucket (its flat buffer, persistent) or one compressed tensor (its average buffer). */
+  flat: Float32Array;
+  dense: boolean;
 }
 
 export class SyncSgd extends BaseDistributed {
+  protected readonly fields: StateFields<Record<string, never>> = {};
   readonly minCompressSize: number;
   readonly bucketBytes: number;
+  #units: Unit[] | undefined;
 
-  constructor(readonly algorithm: string, ex: Exchange, optimizer: Optimizer, compressor: Compressor, o: SyncOptions = {}) {
-    super(ex, optimizer, compressor);
+  constructor(readonly algorithm: string, ex: Exchange, optimizer: Optimizer, compressor: Compressor, readonly o: SyncOptions = {}) {
+    super(ex, optimizer, compressor, o);
     this.minCompressSize = o.minCompressSize ?? 1024;
     this.bucketBytes = o.bucketBytes ?? 25 << 20;
   }
 
   protected override get identicalModels(): boolean { return true; }
 
-  #planned: { buckets: number[][]; compressed: number[] } | undefined;
-
-  /** Dense buckets (runs of tensor indices) and the compressed tensor indices; the layout is
-   * fixed by the first step, so this is computed once. */
-  #plan(): { buckets: number[][]; compressed: number[] } {
-    if (this.#planned) return this.#planned;
-    const L = this.layout!;
-    const buckets: number[][] = [], compressed: number[] = [];
+  /** The units, fixed by the first step's layout: reverse parameter order, runs of dense tensors bucketed. */
+  #plan(): Unit[] {
+    if (this.#units) return this.#units;
+    const L = this.layout!, units: Unit[] = [];
     let cur: number[] = [], bytes = 0;
-    L.names.forEach((_, i) => {
+    const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: new Float32Array(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
+    for (let i = L.names.length - 1; i >= 0; i--) {
       const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || (L.shaped[i] && L.shapes[i].length <= 1);
-      if (!dense) { compressed.push(i); return; }
-      if (cur.length > 0 && bytes + 4 * L.sizes[i] > this.bucketBytes) { buckets.push(cur); cur = []; bytes = 0; }
+      if (!dense) { close(); units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]) }); continue; }
+      if (cur.length > 0 && bytes + 4 * L.sizes[i] > this.bucketBytes) close();
       cur.push(i);
       bytes += 4 * L.sizes[i];
+    }
+    close();
+    return (this.#units = units);
+  }
+
+  /** Starts a unit once its gradients are in: dense buckets copy, compressed tensors begin a session. */
+  async #prepare(u: Unit, g: (i: number) => Float32Array, t: number): Promise<Session | null> {
+    const L = this.layout!;
+    if (u.dense) {
+      let off = 0;
+      for (const i of u.tensors) { u.flat.set(g(i), off); off += L.sizes[i]; }
+      return null;
+    }
+    const i = u.tensors[0], t0 = performance.now();
+    const s = await this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i], out: u.flat, deferScale: true });
+    this.compressMs += performance.now() - t0;
+    return s;
+  }
+
+  /** Communicates a unit, then starts its optimizer update (returned, not awaited). */
+  async #finish(u: Unit, session: Session | null, p: Record<string, Float32Array>, lr: number): Promise<{ done: Promise<unknown> }> {
+    const L = this.layout!;
+    let scale = 1 / this.workers;
+    if (session === null) await this.ex.sum(u.flat);
+    else {
+      const comm0 = this.ex.traffic.commMs, t0 = performance.now();
+      await this.ex.run(session);
+      this.compressMs += performance.now() - t0 - (this.ex.traffic.commMs - comm0);
+      scale = session.scale;
+    }
+    const opt = !u.dense && this.o.compressedOptimizer ? this.o.compressedOptimizer : this.optimizer;
+    let off = 0;
+    const updates = u.tensors.map((i) => {
+      const avg = u.flat.subarray(off, off + L.sizes[i]);
+      off += L.sizes[i];
+      return opt.update(L.names[i], p[L.names[i]], avg, { lr, gradScale: scale, async: true });
     });
-    if (cur.length) buckets.push(cur);
-    return (this.#planned = { buckets, compressed });
+    return { done: Promise.all(updates) };
+  }
+
+  /** The pipeline: `prepared[k]` settles when unit k has started compressing (its gradients are in). */
+  async #pipeline(p: Record<string, Float32Array>, prepared: Promise<Session | null>[]): Promise<void> {
+    const lr = this.optimizer.lr, updates: Promise<unknown>[] = [];
+    try {
+      for (let k = 0; k < prepared.length; k++) updates.push((await this.#finish(this.#units![k], await prepared[k], p, lr)).done);
+    } finally {
+      await Promise.allSettled(updates);
+    }
+    await Promise.all(updates);
   }
 
   protected async doStep(p: Record<string, Float32Array>, g: Record<string, Float32Array>, t: number): Promise<{ lr: number; synced: boolean }> {
-    const L = this.layout!;
-    const avg: Record<string, Float32Array> = {};
-    const { buckets, compressed } = this.#plan();
-    for (const b of buckets) {
-      const total = b.reduce((s, i) => s + L.sizes[i], 0);
-      const flat = new Float32Array(total);
-      let off = 0;
-      for (const i of b) { flat.set(g[L.names[i]], off); off += L.sizes[i]; }
-      await this.ex.average(flat);
-      off = 0;
-      for (const i of b) { avg[L.names[i]] = flat.subarray(off, off + L.sizes[i]); off += L.sizes[i]; }
-    }
-    for (const i of compressed) {
-      const name = L.names[i];
-      const comm0 = this.ex.traffic.commMs, t0 = performance.now();
-      const session = await this.compressor!.begin(name, g[name], { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i] });
-      avg[name] = await this.ex.run(session);
-      // Compression time: the session's wall time minus the part spent in collectives.
-      this.compressMs += performance.now() - t0 - (this.ex.traffic.commMs - comm0);
-    }
-    const lr = this.optimizer.lr;
-    this.optimizer.step(p, avg, { lr });
+    const L = this.layout!, lr = this.optimizer.lr;
+    const prepared = this.#plan().map((u) => this.#prepare(u, (i) => g[L.names[i]], t));
+    prepared.forEach((x) => x.catch(() => undefined)); // a failure surfaces through the pipeline, in order
+    await this.#pipeline(p, prepared);
     return { lr, synced: true };
+  }
+
+  /** Gradients handed in per tensor: each unit starts compressing and communicating as soon as its tensors are in. */
+  override beginStep(params: TensorMap): StepHandle {
+    const { p } = this.views(params);
+    if (this.steps === 0) return super.beginStep(params); // the first step fixes the layout and checks the start
+    const L = this.layout!, units = this.#plan(), t = this.steps;
+    const unitOf = new Map<string, number>(), grads = new Map<number, Float32Array>(), missing = units.map((u) => u.tensors.length);
+    units.forEach((u, k) => u.tensors.forEach((i) => unitOf.set(L.names[i], k)));
+    const starts = units.map(() => { let open!: () => void; const ready = new Promise<void>((r) => { open = r; }); return { ready, open }; });
+    const prepared = units.map((u, k) => starts[k].ready.then(() => this.#prepare(u, (i) => grads.get(i)!, t)));
+    prepared.forEach((x) => x.catch(() => undefined));
+    let ended = false;
+    return {
+      ready: (name, grad) => {
+        if (ended) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'ready() after end()', 'name');
+        const k = unitOf.get(name);
+        if (k === undefined) throw new GradcompRangeError('name', `${name} is not one of the parameters`);
+        const i = L.names.indexOf(name), g = grad instanceof Tensor ? grad.data as Float32Array : grad;
+        if (Object.prototype.toString.call(g) !== '[object Float32Array]' || g.length !== L.sizes[i]) {
+          throw new GradcompRangeError(`grads.${name}`, `Expected a Float32Array of ${L.sizes[i]} elements for ${name}`);
+        }
+        if (grads.has(i)) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `the gradient of ${name} was already handed in`, 'name');
+        grads.set(i, g);
+        if (--missing[k] === 0) starts[k].open();
+      },
+      end: async (): Promise<StepInfo> => {
+        ended = true;
+        const absent = L.names.filter((_, i) => !grads.has(i));
+        if (absent.length) throw new GradcompRangeError('grads', `end() before every gradient was handed in (missing: ${absent.join(', ')})`);
+        const lr = this.optimizer.lr;
+        await this.#pipeline(p, prepared);
+        this.steps = t + 1;
+        this.optimizer.countStep();
+        return { step: t, lr, synced: true };
+      },
+    };
   }
 }

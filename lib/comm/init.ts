@@ -14,8 +14,26 @@ import type { Communicator } from './types';
 
 export interface InitOptions {
   backend?: 'auto' | 'local' | 'mpi';
-  /** For a single-rank run: collective timeout (ms). */
+  /**
+   * A collective that makes no progress for this long ends the job (ms). Single-rank and MPI runs
+   * (default: GRADCOMP_TIMEOUT seconds, else 60 s); under gradcomp run the launcher's --timeout.
+   */
   timeoutMs?: number;
+}
+
+/** The collective timeout: init's option, else GRADCOMP_TIMEOUT (seconds), else 60 s. */
+function timeoutOf(opts: InitOptions): number {
+  if (opts.timeoutMs !== undefined) {
+    if (typeof opts.timeoutMs !== 'number' || !(opts.timeoutMs > 0) || !Number.isFinite(opts.timeoutMs)) throw typeError('options.timeoutMs', 'a positive number of milliseconds', opts.timeoutMs);
+    return opts.timeoutMs;
+  }
+  const env = process.env.GRADCOMP_TIMEOUT;
+  if (env !== undefined && env !== '') {
+    const s = Number(env);
+    if (!(s > 0) || !Number.isFinite(s)) throw typeError('GRADCOMP_TIMEOUT', 'a positive number of seconds', env);
+    return s * 1000;
+  }
+  return 60000;
 }
 
 /** True in a process started by mpirun (Open MPI, or a PMI/PMIx launcher such as srun). */
@@ -34,12 +52,12 @@ export async function init(opts: InitOptions = {}): Promise<Communicator> {
     if (!binding) {
       throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', `${launchedByMpi() ? 'this process was started by mpirun, but ' : ''}${reason}`);
     }
-    return new MpiCommunicator(binding, launchedByMpi() ? 'mpi: launched by mpirun' : 'mpi: requested by init({ backend: "mpi" })');
+    return new MpiCommunicator(binding, launchedByMpi() ? 'mpi: launched by mpirun' : 'mpi: requested by init({ backend: "mpi" })', timeoutOf(opts));
   }
   if (job && job.marker === 'gradcomp.local') {
     return new LocalCommunicator(job, `local: rank ${job.rank} of ${job.size} worker_threads started by gradcomp run`);
   }
   const { ctrl, data } = newShared(1, 64);
-  const single: LocalJob = { marker: 'gradcomp.local', rank: 0, size: 1, ctrl, data, slotBytes: 64, timeoutMs: opts.timeoutMs ?? 60000, ports: [undefined], outPorts: [undefined] };
+  const single: LocalJob = { marker: 'gradcomp.local', rank: 0, size: 1, ctrl, data, slotBytes: 64, timeoutMs: timeoutOf(opts), ports: [undefined], outPorts: [undefined] };
   return new LocalCommunicator(single, 'local: a single rank (not started by gradcomp run or mpirun)');
 }

@@ -7,12 +7,12 @@
  * every rank's pending call rejects with ERR_GRADCOMP_PEER_FAILED instead of hanging.
  */
 import { GradcompError, typeError } from '../native/errors';
-import { loadBinding } from '../native/loader';
+import { reduceInto } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 import { CTRL, LocalJob } from './shared';
 import { dtypeCode, numericArg } from './args';
 import { DerivedCollectives } from './base';
-import type { Communicator, Numeric, ReduceOp } from './types';
+import type { AllreduceOptions, Communicator, Numeric, ReduceOp } from './types';
 
 // Atomics.waitAsync is in Node >= 16 (V8); the ES2022 lib typings predate it.
 type WaitAsync = (a: Int32Array, i: number, v: number, t?: number) => { async: boolean; value: Promise<string> | string };
@@ -160,25 +160,40 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
 
   // ---- collectives -------------------------------------------------------------------------
 
-  allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
+  /**
+   * Always deterministic, in the ring order the MPI backend's deterministic allreduce uses: the
+   * buffer's n segments (segment j: [floor(jN/n), floor((j+1)N/n))), each element of segment j
+   * summed as ((x_j + x_{j+1}) + ...) + x_{j-1} over ranks mod n. Through shared memory: each rank
+   * posts its chunk, reduces its share of it, and copies the result back.
+   */
+  allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', _options?: AllreduceOptions): Promise<T> {
     return this.#enqueue(async () => {
       buf = this.#check(buf, 'buf', true) as typeof buf;
       if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
       await this.#agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
-      const b = loadBinding(), bpe = buf.BYTES_PER_ELEMENT, n = buf.length;
-      const L = Math.floor(this.#slot / bpe);
+      const bpe = buf.BYTES_PER_ELEMENT, n = buf.length, size = this.size;
+      const L = Math.floor(this.#slot / bpe), segStart = (j: number) => Math.floor((j * n) / size);
       for (let off = 0; off < n; off += L) {
         const len = Math.min(L, n - off);
         this.#slotBytes(this.rank).set(bytesOf(buf, off, len));
         await this.#barrier();
-        const s0 = Math.floor((len * this.rank) / this.size), s1 = Math.floor((len * (this.rank + 1)) / this.size);
-        const dst = viewOf(buf, this.#data, this.size * this.#slot + s0 * bpe, s1 - s0);
-        dst.set(viewOf(buf, this.#data, s0 * bpe, s1 - s0));
-        for (let r = 1; r < this.size; r++) b.reduceInto(dst, viewOf(buf, this.#data, r * this.#slot + s0 * bpe, s1 - s0), op === 'max' ? 1 : 0);
+        const s0 = Math.floor((len * this.rank) / size), s1 = Math.floor((len * (this.rank + 1)) / size);
+        // Split this rank's share of the chunk at the global segment boundaries: each piece folds from its segment's rank.
+        for (let a = off + s0; a < off + s1;) {
+          let j = Math.min(size - 1, Math.floor((a * size) / n));
+          while (j + 1 < size && segStart(j + 1) <= a) j++;
+          while (j > 0 && segStart(j) > a) j--;
+          const b = Math.min(off + s1, segStart(j + 1));
+          const at = (r: number) => viewOf(buf, this.#data, r * this.#slot + (a - off) * bpe, b - a);
+          const dst = viewOf(buf, this.#data, size * this.#slot + (a - off) * bpe, b - a);
+          dst.set(at(j));
+          for (let k = 1; k < size; k++) reduceInto(dst, at((j + k) % size), op === 'max' ? 1 : 0);
+          a = b;
+        }
         await this.#barrier();
-        bytesOf(buf, off, len).set(new Uint8Array(this.#data, this.size * this.#slot, len * bpe));
+        bytesOf(buf, off, len).set(new Uint8Array(this.#data, size * this.#slot, len * bpe));
       }
-      if (op === 'avg') for (let i = 0; i < n; i++) buf[i] /= this.size;
+      if (op === 'avg') for (let i = 0; i < n; i++) buf[i] /= size;
       return buf;
     });
   }

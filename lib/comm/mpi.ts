@@ -9,7 +9,8 @@ import type { MpiBinding } from '../native/binding';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
 import { DerivedCollectives } from './base';
-import type { Communicator, Numeric, ReduceOp } from './types';
+import type { AllreduceOptions, Communicator, Numeric, ReduceOp } from './types';
+import { pin } from '../backend';
 
 function like<T extends Numeric>(a: T, length: number): T {
   return new (a.constructor as new (n: number) => T)(length);
@@ -23,10 +24,10 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   readonly #b: MpiBinding;
   #closed = false;
 
-  constructor(b: MpiBinding, reason: string) {
+  constructor(b: MpiBinding, reason: string, timeoutMs?: number) {
     super();
     this.#b = b;
-    const info = b.init();
+    const info = b.init(timeoutMs ?? null);
     this.rank = info.rank;
     this.size = info.size;
     this.reason = `${reason}; ${info.version.split('\n')[0]}`;
@@ -41,8 +42,11 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     });
   }
 
+  /** The comm thread works on the buffer after this call returns: it is pinned (not transferable meanwhile). */
   #check(a: unknown, param: string, floats = false): Numeric {
-    return numericArg(a, param, floats);
+    const v = numericArg(a, param, floats);
+    pin(v, param);
+    return v;
   }
 
   #root(root: unknown): number {
@@ -58,7 +62,7 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   async #agree(op: number, a: Numeric | null, length: number, sameLength: boolean): Promise<void> {
     const code = op * 8 + (a ? dtypeCode(a) : 7);
     const v = Float64Array.from([code, length, -code, -length]);
-    await this.#b.allreduce(v, 1);
+    await this.#b.allreduce(v, 1, false);
     if (v[0] !== -v[2]) throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: ranks issued different collectives or element types`);
     if (sameLength && v[1] !== -v[3]) throw new GradcompError('ERR_GRADCOMP_COLLECTIVE_MISMATCH', `rank ${this.rank}: ranks passed different lengths (${-v[3]} to ${v[1]})`);
   }
@@ -69,11 +73,11 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     return Array.from(out);
   }
 
-  async allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum'): Promise<T> {
+  async allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', options: AllreduceOptions = {}): Promise<T> {
     buf = this.#check(buf, 'buf', true) as typeof buf;
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
     await this.#agree(1, buf, buf.length, true);
-    await this.#b.allreduce(buf, op === 'max' ? 1 : 0);
+    await this.#b.allreduce(buf, op === 'max' ? 1 : 0, options?.deterministic === true);
     if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
     return buf;
   }

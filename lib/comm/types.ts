@@ -6,6 +6,7 @@
  */
 export type Numeric = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
 export type ReduceOp = 'sum' | 'avg' | 'max';
+export interface AllreduceOptions { deterministic?: boolean }
 
 export interface Communicator {
   readonly rank: number;
@@ -13,8 +14,13 @@ export interface Communicator {
   readonly backend: 'local' | 'mpi';
   /** Why init() chose this backend. */
   readonly reason: string;
-  /** In place: every rank ends with the elementwise reduction (Float32Array or Float64Array). */
-  allreduce<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp): Promise<T>;
+  /**
+   * In place: every rank ends with the elementwise reduction (Float32Array or Float64Array). With
+   * `deterministic` (the local backend always is) the sum runs as a ring: reduce-scatter, then
+   * allgather, each element's values added in one fixed order that both backends share, so
+   * results are bit-identical under any launcher; otherwise the MPI backend calls MPI_Allreduce.
+   */
+  allreduce<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp, options?: AllreduceOptions): Promise<T>;
   /** Fixed count: recv (size x send.length) gets every rank's send, in rank order. */
   allgather<T extends Numeric>(send: T, recv?: T): Promise<T>;
   /** Variable counts (sparse top-k): every rank's send concatenated in rank order, with the counts. */

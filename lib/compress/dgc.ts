@@ -5,21 +5,23 @@
  *
  * Per tensor, with u (momentum) and v (velocity):
  *   clip: g <- g * min(1, clipNorm / sqrt(N) / ||g||)          (only when clipNorm is set)
- *   heavy ball: u <- mu u + g, v <- v + u;  Nesterov: u <- mu (u + g), v <- v + u + g
- *   send the k = ceil(density_t n) largest |v| (exact: the fused selector samples a threshold
- *   internally and falls back to an exact select, so there is no under- or over-count to patch)
+ *   heavy ball: u <- mu u + g, v <- v + u;  Nesterov: u <- mu (u + g), v <- v + (u + g)
+ *   send the k = ceil(density_t n) largest |v| (exact)
  *   masking: v_S <- 0 and u_S <- 0 at the indices actually sent
- * The optimizer must not apply momentum again to this gradient (spec §1(f), "double momentum").
+ * The optimizer must not apply momentum again to this gradient ("double momentum"): with the
+ * distributed optimizers, the optimizer's own momentum moves into DGC (see lib/algorithms).
  *
- * Warm-up: density_t = max(ratio^((t + 1) / (W + 1)), ratio) for t < W (the authors' code; its
- * README comment lists a different sequence). For ratio 0.001 and W = 5: 0.316, 0.1, 0.0316, 0.01,
- * 0.00316, then 0.001. Tuning guide: ratio 0.001 with momentum 0.9 as in the paper; warm up over
- * the first epochs' worth of steps when training from scratch.
+ * Warm-up: density_t = max(ratio^((t + 1) / (W + 1)), ratio) for t < W (the authors' code). For
+ * ratio 0.001 and W = 5: 0.316, 0.1, 0.0316, 0.01, 0.00316, then 0.001. Tuning guide: ratio 0.001
+ * with momentum 0.9 as in the paper; warm up over the first epochs' worth of steps.
  */
-import { topKSync } from '../ops/topk';
+import { dgcAccumulate, sumSquares } from '../ops/kernels';
+import { topK, topKSync } from '../ops/topk';
+import { StateFields, workersOf } from './base';
+import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
 import { GatherCompressor } from './gather';
-import { decodeSparseAdd, encodeSparse, keepCount } from './sparse';
-import { workersOf } from './base';
+import { ASYNC_ELEMENTS, decodeSparseAdd, keepCount, sparseViews } from './sparse';
+import { newPayload } from './wire';
 import type { StepContext } from './types';
 
 export interface DgcSpec {
@@ -32,13 +34,19 @@ export interface DgcSpec {
   warmupSteps?: number;
 }
 
+/** DGC's per-tensor state. momentum: u, the corrected momentum; velocity: v, what was accumulated but not sent (its error memory). */
+export interface DgcTensorState { momentum?: Float32Array; velocity?: Float32Array }
+
 export function dgcDensity(ratio: number, warmupSteps: number, step: number): number {
   if (step >= warmupSteps) return ratio;
   return Math.max(ratio ** ((step + 1) / (warmupSteps + 1)), ratio);
 }
 
-export class DgcCompressor extends GatherCompressor {
+const KIND = 7;
+
+export class DgcCompressor extends GatherCompressor<DgcTensorState> {
   readonly type = 'dgc';
+  protected readonly stateFields: StateFields<DgcTensorState> = { momentum: 'array', velocity: 'array' };
   protected readonly errorFeedback = false; // v is the memory; handled in encode
   readonly ratio: number;
   readonly momentum: number;
@@ -57,36 +65,44 @@ export class DgcCompressor extends GatherCompressor {
     this.warmupSteps = spec.warmupSteps ?? 0;
   }
 
-  /** DGC's memory is the velocity v: what was accumulated but not yet sent. */
   override residual(name: string): Float32Array | undefined {
-    const v = this.tensors.get(name)?.velocity;
-    return v instanceof Float32Array ? v : undefined;
+    return this.tensors.get(name)?.velocity;
   }
 
-  protected encode(name: string, g: Float32Array, ctx: StepContext): Uint8Array {
-    const n = g.length;
-    const u = this.slot(name, 'momentum', n), v = this.slot(name, 'velocity', n);
-    let c = 1;
+  protected async encode(name: string, g: Float32Array, ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
+    const n = g.length, t = this.stateOf(name, n);
+    const u = this.arrayOf(t, 'momentum', n), v = this.arrayOf(t, 'velocity', n);
+    let clip = 1;
     if (this.clipNorm !== undefined) {
-      let sq = 0;
-      for (let i = 0; i < n; i++) sq += g[i] * g[i];
-      const limit = this.clipNorm / Math.sqrt(workersOf(ctx).workers);
-      if (Math.sqrt(sq) > limit) c = limit / Math.sqrt(sq);
+      const norm = Math.sqrt(sumSquares(g)), limit = this.clipNorm / Math.sqrt(workersOf(ctx).workers);
+      if (norm > limit) clip = limit / norm;
     }
-    const mu = this.momentum;
-    for (let i = 0; i < n; i++) {
-      const gi = g[i] * c;
-      if (this.nesterov) { u[i] = mu * (u[i] + gi); v[i] += u[i] + gi; } else { u[i] = mu * u[i] + gi; v[i] += u[i]; }
-    }
-    const sel = topKSync(v, keepCount(n, dgcDensity(this.ratio, this.warmupSteps, ctx.step)));
-    for (const i of sel.indices) {
+    dgcAccumulate(g, u, v, this.momentum, this.nesterov, clip);
+    const k = keepCount(n, dgcDensity(this.ratio, this.warmupSteps, ctx.step));
+    const bytes = newPayload(KIND, n, k, 8 * k, reuse);
+    const out = sparseViews(bytes, k);
+    if (n >= ASYNC_ELEMENTS) await topK(v, k, { out }); else topKSync(v, k, { out });
+    for (let j = 0; j < k; j++) {
+      const i = out.indices[j];
       v[i] = 0;
       if (this.momentumMasking) u[i] = 0;
     }
-    return encodeSparse('dgc', n, sel.indices, sel.values);
+    return bytes;
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
-    decodeSparseAdd('dgc', payload, out);
+    decodeSparseAdd(KIND, payload, out);
   }
 }
+
+export const descriptor: CompressorDescriptor<DgcSpec> = {
+  type: 'dgc', wireKind: KIND,
+  fields: {
+    ratio: field.ratio(false), momentum: field.num((v) => v >= 0 && v < 1, 'a number in [0, 1)'), nesterov: field.bool(),
+    momentumMasking: field.bool(), clipNorm: field.num((v) => v > 0 && Number.isFinite(v), 'a finite number > 0'),
+    warmupSteps: field.int((v) => v >= 0, 'an integer >= 0'),
+  },
+  capabilities: { summable: false, errorFeedback: 'always', bareOperator: false, needsShape: false, collectives: ['allgather'] },
+  expectedBytes: (spec, shape) => ENVELOPE + 8 * keepCount(numel(shape), spec.ratio ?? 0.001),
+  create: (spec) => new DgcCompressor(spec),
+};

@@ -2,29 +2,45 @@
  * Single-round compressors whose payloads travel by allgather (supports or scales differ per
  * worker): encode once, gather every worker's payload, decode and average. Error feedback is a
  * memory any of them can wear: p = grad + e is encoded and e = p - decode(payload) keeps what was
- * not sent, so sent + kept always equals what came in (up to float rounding).
+ * not sent, so sent + kept always equals what came in (up to float rounding). With ctx.out (the
+ * algorithms' fast path) payload buffers are kept per tensor and reused across steps, and decoding
+ * adds every payload into ctx.out in rank order; a round's data is then valid until the tensor's
+ * next begin().
  */
-import { BaseCompressor, ChainSession, asPayloads, workersOf } from './base';
+import { performance } from 'node:perf_hooks';
+import { vecAdd, vecAxpy, vecScale } from '../ops/kernels';
+import { asPayloads, BaseCompressor, ChainSession, deferred, outFor, workersOf } from './base';
 import type { Session, StepContext } from './types';
 
-export abstract class GatherCompressor extends BaseCompressor {
-  readonly summable = false;
-  protected abstract readonly errorFeedback: boolean;
+export interface ResidualState {
+  /** e: what error feedback has not sent yet, in gradient units. */
+  residual?: Float32Array;
+}
 
-  /** Encodes p (the gradient, plus the residual when error feedback is on) into a payload. */
-  protected abstract encode(name: string, p: Float32Array, ctx: StepContext): Uint8Array;
+export abstract class GatherCompressor<T extends object = ResidualState> extends BaseCompressor<T> {
+  readonly summable = false;
+  /** Whether p = grad + e is encoded (and e updated) rather than grad alone. */
+  protected abstract readonly errorFeedback: boolean;
+  /** Whether the result is the workers' average (false: a vote, already final). */
+  protected readonly averages: boolean = true;
+  readonly #payloads = new Map<string, Uint8Array>();
+  #mine: Float32Array = new Float32Array(0);
+
+  /** Encodes p into a payload; `reuse` is the tensor's payload of the previous step (rewrite it when the size fits). */
+  protected abstract encode(name: string, p: Float32Array, ctx: StepContext, reuse?: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Adds the payload's dense value into `out` (validating the payload). */
   protected abstract decodeAdd(payload: Uint8Array, out: Float32Array): void;
 
   /** p = grad + e; encode p; e = p - decode(payload). Overridden where a kernel fuses it. */
-  protected encodeWithFeedback(name: string, grad: Float32Array, e: Float32Array, ctx: StepContext): Uint8Array {
+  protected async encodeWithFeedback(name: string, grad: Float32Array, e: Float32Array, ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
     const n = grad.length;
-    const p = new Float32Array(n);
-    for (let i = 0; i < n; i++) p[i] = grad[i] + e[i];
-    const payload = this.encode(name, p, ctx);
-    const mine = new Float32Array(n);
+    vecAdd(e, grad, e); // e now holds p
+    const payload = await this.encode(name, e, ctx, reuse);
+    if (this.#mine.length < n) this.#mine = new Float32Array(n);
+    const mine = this.#mine.subarray(0, n);
+    mine.fill(0);
     this.decodeAdd(payload, mine);
-    for (let i = 0; i < n; i++) e[i] = p[i] - mine[i];
+    vecAxpy(e, mine, -1);
     return payload;
   }
 
@@ -33,7 +49,7 @@ export abstract class GatherCompressor extends BaseCompressor {
    * added into `out`. For algorithms that keep their own errors (DoubleSqueeze, LIEC-SGD's
    * worker and server sides); stateful encoders (Signum's momentum, DGC) must not be used so.
    */
-  encodeRaw(name: string, v: Float32Array, ctx: StepContext): Uint8Array {
+  encodeRaw(name: string, v: Float32Array, ctx: StepContext): Uint8Array | Promise<Uint8Array> {
     return this.encode(name, v, ctx);
   }
 
@@ -46,21 +62,27 @@ export abstract class GatherCompressor extends BaseCompressor {
     return (await this.begin(name, grad, ctx)).round!.data as Uint8Array;
   }
 
-  /** The average of the dense values of `payloads` (length n). */
-  decompress(payloads: Uint8Array[], n: number, out = new Float32Array(n)): Float32Array {
+  /** The dense sum of `payloads` (length n) into out; divided by their count unless `average` is false. */
+  decompress(payloads: Uint8Array[], n: number, out: Float32Array = new Float32Array(n), average = true): Float32Array {
     out.fill(0);
     for (const p of payloads) this.decodeAdd(p, out);
-    if (payloads.length > 1) for (let i = 0; i < n; i++) out[i] /= payloads.length;
+    if (average && payloads.length > 1) vecScale(out, 1 / payloads.length);
     return out;
   }
 
   async begin(name: string, grad: Float32Array, ctx: StepContext): Promise<Session> {
     const { workers } = workersOf(ctx);
     const n = grad.length;
-    const [payload, ms] = this.timed(() =>
-      this.errorFeedback ? this.encodeWithFeedback(name, grad, this.slot(name, 'residual', n), ctx) : this.encode(name, grad, ctx));
+    const out = outFor(ctx, n);
+    const t0 = performance.now();
+    const reuse = ctx.out !== undefined ? this.#payloads.get(name) : undefined;
+    const payload = this.errorFeedback
+      ? await this.encodeWithFeedback(name, grad, this.arrayOf(this.stateOf(name, n), 'residual' as keyof T, n), ctx, reuse)
+      : await this.encode(name, grad, ctx, reuse);
+    if (ctx.out !== undefined) this.#payloads.set(name, payload);
+    const ms = performance.now() - t0;
     return new ChainSession({ collective: 'allgather', data: payload },
-      (result) => this.decompress(asPayloads(result, workers), n),
-      (sent) => this.record(name, ctx.step, n, sent, ms));
+      (result) => this.decompress(asPayloads(result, workers), n, out, !ctx.deferScale),
+      (sent) => this.record(name, ctx.step, n, sent, ms), this.averages ? deferred(ctx, workers) : 1);
   }
 }

@@ -10,8 +10,8 @@
  * subspace, which the paper drops. Tuning guide: sliceSize 64-256; components a few percent to a
  * quarter of sliceSize; refresh often while gradients change fast (small `compressed`).
  */
-import { asF32, BaseCompressor, ChainSession, workersOf } from './base';
-import { scaled } from './kernels';
+import { asF32, BaseCompressor, ChainSession, deferred, outFor, StateFields, workersOf } from './base';
+import { CompressorDescriptor, field } from './descriptor';
 import type { Session, StepContext } from './types';
 
 export interface GradiVeQSpec { type: 'gradiveq'; sliceSize?: number; components?: number; dense?: number; compressed?: number; errorFeedback?: boolean }
@@ -54,9 +54,17 @@ export function topEigenvectors(C: Float64Array, d: number, k: number): Float64A
   return U;
 }
 
-export class GradiVeQCompressor extends BaseCompressor {
+/**
+ * GradiVeQ's per-tensor state. cov: the covariance of aggregated slices accumulated in this
+ * window's dense steps (sliceSize²); basis: U, the top components (sliceSize x components);
+ * residual: what the projection dropped (error feedback).
+ */
+export interface GradiVeQTensorState { cov?: Float32Array; basis?: Float32Array; residual?: Float32Array }
+
+export class GradiVeQCompressor extends BaseCompressor<GradiVeQTensorState> {
   readonly type = 'gradiveq';
   readonly summable = true;
+  protected readonly stateFields: StateFields<GradiVeQTensorState> = { cov: 'array', basis: 'array', residual: 'array' };
   readonly sliceSize: number;
   readonly components: number;
   readonly dense: number;
@@ -76,12 +84,17 @@ export class GradiVeQCompressor extends BaseCompressor {
     const { workers } = workersOf(ctx);
     const n = grad.length, d = this.sliceSize, k = this.components, S = Math.ceil(n / d);
     const phase = ctx.step % (this.dense + this.compressed);
-    const haveBasis = this.hasSlot(name, 'basis');
+    const st = this.stateOf(name, n), out = outFor(ctx, n), s = ctx.deferScale ? 1 : 1 / workers;
+    const haveBasis = st.basis !== undefined;
     if (phase < this.dense || !haveBasis) {
-      // Dense step: allreduce, and learn from the aggregate.
-      return new ChainSession({ collective: 'allreduce', data: grad.slice() }, (res) => {
-        const avg = scaled(asF32(res, `summed length-${n}`), 1 / workers);
-        const cov = this.slot(name, 'cov', d * d);
+      // Dense step: allreduce, and learn from the aggregate (always the average, whatever the caller defers).
+      out.set(grad);
+      return new ChainSession({ collective: 'allreduce', data: out }, (res) => {
+        const sum = asF32(res, n, `summed length-${n} gradient`);
+        const avg = new Float32Array(n);
+        for (let i = 0; i < n; i++) avg[i] = sum[i] / workers;
+        if (s !== 1) out.set(avg); else if (sum !== out) out.set(sum);
+        const cov = this.arrayOf(st, 'cov', d * d);
         for (let s = 0; s < S; s++)
           for (let a = 0; a < d; a++) {
             const va = s * d + a < n ? avg[s * d + a] : 0;
@@ -89,14 +102,14 @@ export class GradiVeQCompressor extends BaseCompressor {
             for (let b = 0; b < d; b++) cov[a * d + b] += va * (s * d + b < n ? avg[s * d + b] : 0);
           }
         if (phase === this.dense - 1 || (!haveBasis && phase >= this.dense - 1)) {
-          this.slot(name, 'basis', d * k).set(topEigenvectors(Float64Array.from(cov), d, k));
+          this.arrayOf(st, 'basis', d * k).set(topEigenvectors(Float64Array.from(cov), d, k));
           cov.fill(0);
         }
-        return avg;
-      }, (sent) => this.record(name, ctx.step, n, sent, 0));
+        return out;
+      }, (sent) => this.record(name, ctx.step, n, sent, 0), deferred(ctx, workers));
     }
-    const U = this.slot(name, 'basis', d * k);
-    const e = this.errorFeedback ? this.slot(name, 'residual', n) : undefined;
+    const U = this.arrayOf(st, 'basis', d * k);
+    const e = this.errorFeedback ? this.arrayOf(st, 'residual', n) : undefined;
     const p = new Float32Array(S * d);
     for (let i = 0; i < n; i++) p[i] = e ? grad[i] + e[i] : grad[i];
     const z = new Float32Array(S * k);
@@ -106,21 +119,31 @@ export class GradiVeQCompressor extends BaseCompressor {
         for (let r = 0; r < d; r++) acc += U[r * k + j] * p[s * d + r];
         z[s * k + j] = acc;
       }
-    const project = (zz: Float32Array, scale: number) => {
-      const out = new Float32Array(n);
-      for (let s = 0; s < S; s++)
-        for (let r = 0; r < d && s * d + r < n; r++) {
+    const project = (zz: Float32Array, scale: number, into: Float32Array) => {
+      for (let sl = 0; sl < S; sl++)
+        for (let r = 0; r < d && sl * d + r < n; r++) {
           let acc = 0;
-          for (let j = 0; j < k; j++) acc += U[r * k + j] * zz[s * k + j];
-          out[s * d + r] = acc * scale;
+          for (let j = 0; j < k; j++) acc += U[r * k + j] * zz[sl * k + j];
+          into[sl * d + r] = acc * scale;
         }
-      return out;
+      return into;
     };
     if (e) {
-      const mine = project(z, 1);
+      const mine = project(z, 1, new Float32Array(n));
       for (let i = 0; i < n; i++) e[i] = p[i] - mine[i];
     }
-    return new ChainSession({ collective: 'allreduce', data: z }, (res) => project(asF32(res, `summed length-${S * k}`), 1 / workers),
-      (sent) => this.record(name, ctx.step, n, sent, 0));
+    return new ChainSession({ collective: 'allreduce', data: z }, (res) => project(asF32(res, S * k, `summed length-${S * k} projection`), s, out),
+      (sent) => this.record(name, ctx.step, n, sent, 0), deferred(ctx, workers));
   }
 }
+
+export const descriptor: CompressorDescriptor<GradiVeQSpec> = {
+  type: 'gradiveq', wireKind: null,
+  fields: {
+    sliceSize: field.int((v) => v >= 1 && v <= 1024, 'an integer in [1, 1024]'), components: field.int((v) => v >= 1 && v <= 1024, 'an integer in [1, 1024]'),
+    dense: field.int((v) => v >= 1, 'an integer >= 1'), compressed: field.int((v) => v >= 0, 'an integer >= 0'), errorFeedback: field.errorFeedback(),
+  },
+  capabilities: { summable: true, errorFeedback: 'optional', bareOperator: false, needsShape: false, collectives: ['allreduce'] },
+  expectedBytes: (spec, shape) => { const n = shape.reduce((a, b) => a * b, 1), d = spec.sliceSize ?? 128; return 4 * Math.ceil(n / d) * Math.min(spec.components ?? 16, d); },
+  create: (spec) => new GradiVeQCompressor(spec),
+};

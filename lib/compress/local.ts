@@ -4,7 +4,7 @@
  * reference for what a Communicator must do with each round.
  */
 import { GradcompError } from '../native/errors';
-import { addInto } from './kernels';
+import { vecAdd } from '../ops/kernels';
 import type { Session } from './types';
 
 export function runSessions(sessions: Session[]): Float32Array[] {
@@ -20,9 +20,10 @@ export function runSessions(sessions: Session[]): Float32Array[] {
       for (const r of rounds) {
         const d = r!.data;
         if (!(d instanceof Float32Array) || d.length !== len) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'allreduce data must be Float32Arrays of one length', 'sessions');
-        addInto(sum, d);
+        vecAdd(sum, sum, d);
       }
       sessions.forEach((s) => s.receive(sum.slice()));
+      // (each worker gets its own copy: a session may keep the buffer it receives)
     } else if (kind === 'allgather') {
       const all = rounds.map((r) => r!.data as Uint8Array);
       sessions.forEach((s) => s.receive(all));

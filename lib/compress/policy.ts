@@ -13,9 +13,7 @@
  * the same spec (their state is keyed by tensor name).
  */
 import { GradcompRangeError, typeError } from '../native/errors';
-import { qsgdPayloadBytes } from '../ops/qsgd';
-import { createCompressor, CompressorSpec } from './create';
-import { keepCount } from './sparse';
+import { createCompressor, CompressorSpec, validateSpec } from './create';
 import type { Compressor, CompressorState } from './types';
 
 export interface TensorMeta { name: string; shape: readonly number[]; numel: number }
@@ -34,28 +32,9 @@ export interface PolicyOptions {
 export interface PolicyDecision { name: string; shape: number[]; numel: number; spec: CompressorSpec; reason: string;
   denseBytes: number; expectedBytes: number; ratio: number }
 
-/** Bytes one worker sends per step for a tensor (dense fp32 is 4 per element). Variable-size
- * payloads (AdaComp) are estimated at one entry per bin. */
+/** Bytes one worker sends per step for a tensor (dense fp32 is 4 per element), from its compressor's descriptor. */
 export function expectedBytes(spec: CompressorSpec, shape: readonly number[]): number {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const H = 16;
-  switch (spec.type) {
-    case 'none': return 4 * n;
-    case 'fp16': case 'bf16': return H + 2 * n;
-    case 'topk': return H + 8 * keepCount(n, spec.ratio);
-    case 'dgc': return H + 8 * keepCount(n, spec.ratio ?? 0.001);
-    case 'randk': return 4 * keepCount(n, spec.ratio);
-    case 'scalecom': return 4 * keepCount(n, spec.ratio);
-    case 'efsign': case 'signum': return H + 4 + ((Math.ceil(n / 8) + 3) & ~3);
-    case 'qsgd': return H + qsgdPayloadBytes(n, { levels: spec.levels, bucketSize: spec.bucketSize });
-    case 'adacomp': { const bins = Math.ceil(n / (spec.binSize ?? 50)); return H + 4 + 4 * bins + ((Math.ceil(bins / 8) + 3) & ~3); }
-    case 'gradiveq': { const d = spec.sliceSize ?? 128; return 4 * Math.ceil(n / d) * Math.min(spec.components ?? 16, d); }
-    case 'powersgd': {
-      if (shape.length < 2) return 4 * n;
-      const rows = shape[0], cols = n / rows, r = Math.min(spec.rank ?? 1, rows, cols);
-      return (rows + cols) * r * (spec.minCompressionRate ?? 2) < rows * cols ? 4 * r * (rows + cols) : 4 * n;
-    }
-  }
+  return validateSpec(spec).expectedBytes(spec as never, shape);
 }
 
 const NONE: CompressorSpec = { type: 'none' };

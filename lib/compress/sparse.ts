@@ -4,10 +4,13 @@
  * feedback on (without it top-k is biased and stalls); the residual is in gradient units, so
  * rescale it if the learning rate jumps. Payload: k uint32 indices (ascending) + k float32 values,
  * 8k bytes; it travels by allgather, and beyond about 1/N density a dense allreduce moves fewer
- * bytes (specs/compressors.md §1(c)).
+ * bytes.
  */
-import { efTopKSync, topKSync } from '../ops/topk';
-import { GatherCompressor } from './gather';
+import { efTopK, efTopKSync, topK, topKSync } from '../ops/topk';
+import { scatterAdd } from '../ops/kernels';
+import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
+import { GatherCompressor, ResidualState } from './gather';
+import { StateFields } from './base';
 import { corrupt, f32At, newPayload, readPayload, u32At } from './wire';
 import type { StepContext } from './types';
 
@@ -18,27 +21,31 @@ export function keepCount(n: number, ratio: number): number {
   return n === 0 ? 0 : Math.min(n, Math.max(1, Math.ceil(ratio * n - 1e-9 * n)));
 }
 
-/** Sparse (index, value) payload shared by top-k style compressors. */
-export function encodeSparse(kind: 'topk' | 'dgc', n: number, indices: Uint32Array, values: Float32Array): Uint8Array {
-  const k = indices.length;
-  const { bytes } = newPayload(kind, n, k, 8 * k);
-  new Uint32Array(bytes.buffer, 16, k).set(indices);
-  new Float32Array(bytes.buffer, 16 + 4 * k, k).set(values);
-  return bytes;
+/** Kernels this large run off the main thread; smaller ones are cheaper inline. */
+export const ASYNC_ELEMENTS = 1 << 16;
+
+/** Sparse (index, value) payload views: k uint32 indices then k float32 values after the envelope. */
+export function sparseViews(bytes: Uint8Array, k: number): { indices: Uint32Array; values: Float32Array } {
+  return { indices: new Uint32Array(bytes.buffer, bytes.byteOffset + ENVELOPE, k), values: new Float32Array(bytes.buffer, bytes.byteOffset + ENVELOPE + 4 * k, k) };
 }
 
-export function decodeSparseAdd(kind: 'topk' | 'dgc', payload: Uint8Array, out: Float32Array): void {
+/** Adds a sparse payload of `kind` into out (indices strictly ascending and in range, else corrupt). */
+export function decodeSparseAdd(kind: number, payload: Uint8Array, out: Float32Array): void {
   const n = out.length;
   const { count: k, body } = readPayload(payload, kind, n, (c) => (c <= n ? 8 * c : NaN));
-  const idx = u32At(body, 0, k), val = f32At(body, 4 * k, k);
-  for (let j = 0; j < k; j++) {
-    if (idx[j] >= n || (j > 0 && idx[j] <= idx[j - 1])) throw corrupt('its indices are out of range or not ascending');
+  try {
+    scatterAdd(out, u32At(body, 0, k), f32At(body, 4 * k, k));
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its indices are out of range or not ascending');
+    throw e;
   }
-  for (let j = 0; j < k; j++) out[idx[j]] += val[j];
 }
+
+const KIND = 3;
 
 export class TopKCompressor extends GatherCompressor {
   readonly type = 'topk';
+  protected readonly stateFields: StateFields<ResidualState> = { residual: 'array' };
   protected readonly errorFeedback: boolean;
   readonly ratio: number;
 
@@ -48,18 +55,32 @@ export class TopKCompressor extends GatherCompressor {
     this.errorFeedback = spec.errorFeedback ?? true;
   }
 
-  /** The fused kernel: one pass forms grad + residual, selects, and zeroes the winners. */
-  protected override encodeWithFeedback(_name: string, grad: Float32Array, e: Float32Array): Uint8Array {
-    const sel = efTopKSync(grad, e, keepCount(grad.length, this.ratio));
-    return encodeSparse('topk', grad.length, sel.indices, sel.values);
+  /** The fused kernel: one pass forms grad + residual, selects, zeroes the winners, and writes them into the payload. */
+  protected override async encodeWithFeedback(_name: string, grad: Float32Array, e: Float32Array, _ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
+    const n = grad.length, k = keepCount(n, this.ratio);
+    const bytes = newPayload(KIND, n, k, 8 * k, reuse);
+    const out = sparseViews(bytes, k);
+    if (n >= ASYNC_ELEMENTS) await efTopK(grad, e, k, { out }); else efTopKSync(grad, e, k, { out });
+    return bytes;
   }
 
-  protected encode(_name: string, p: Float32Array, _ctx: StepContext): Uint8Array {
-    const sel = topKSync(p, keepCount(p.length, this.ratio));
-    return encodeSparse('topk', p.length, sel.indices, sel.values);
+  protected async encode(_name: string, p: Float32Array, _ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
+    const n = p.length, k = keepCount(n, this.ratio);
+    const bytes = newPayload(KIND, n, k, 8 * k, reuse);
+    const out = sparseViews(bytes, k);
+    if (n >= ASYNC_ELEMENTS) await topK(p, k, { out }); else topKSync(p, k, { out });
+    return bytes;
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
-    decodeSparseAdd('topk', payload, out);
+    decodeSparseAdd(KIND, payload, out);
   }
 }
+
+export const descriptor: CompressorDescriptor<TopKSpec> = {
+  type: 'topk', wireKind: KIND,
+  fields: { ratio: field.ratio(true), errorFeedback: field.errorFeedback() },
+  capabilities: { summable: false, errorFeedback: 'optional', bareOperator: true, needsShape: false, collectives: ['allgather'] },
+  expectedBytes: (spec, shape) => ENVELOPE + 8 * keepCount(numel(shape), spec.ratio),
+  create: (spec) => new TopKCompressor(spec),
+};

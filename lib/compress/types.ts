@@ -39,6 +39,16 @@ export interface StepContext {
   workers?: number;
   /** The tensor's shape (PowerSGD views it as shape[0] x prod(shape[1:])); default [n]. */
   shape?: readonly number[];
+  /**
+   * Where result() writes the dense average (length n; reused across steps by the algorithms, so
+   * nothing is allocated per step). Default: a fresh Float32Array per session.
+   */
+  out?: Float32Array;
+  /**
+   * Leave the final 1/workers scaling to the caller (it folds it into the optimizer update, saving
+   * a pass): result() may then hold the sum, and the session's `scale` says what to multiply by.
+   */
+  deferScale?: boolean;
 }
 
 export interface Session {
@@ -46,8 +56,10 @@ export interface Session {
   readonly round: Round | null;
   /** Hands in the collective's result for the current round. */
   receive(result: RoundResult): void;
-  /** The workers' average gradient (dense), available once round is null. */
+  /** The workers' average gradient (dense), available once round is null (see StepContext.deferScale). */
   result(): Float32Array;
+  /** The factor result() still needs to become the average: 1 unless the context deferred it. */
+  readonly scale: number;
 }
 
 /** Per tensor and step: what the compressor moved and what it cost. */
@@ -61,16 +73,21 @@ export interface TensorStats {
   ratio: number;
   /** Wall time spent in compression kernels, ms. */
   kernelMs: number;
-  /** L2 norm of the error-feedback residual after the step (0 without error feedback). */
+  /** L2 norm of the error-feedback residual after the step (0 without error feedback); computed when stats() is called. */
   residualNorm: number;
 }
 
-/** A serializable snapshot: residuals, warm starts and counters, keyed by tensor name. */
-export interface CompressorState {
+/**
+ * A snapshot of a compressor's mutable state, per tensor name: each compressor documents its own
+ * fields (its `...TensorState` type: residuals, warm starts, counters), as Float32Arrays and
+ * numbers (copies). Save it with saveCheckpoint() (binary) or stateToJSON() (small states);
+ * load() also takes the number arrays of version 1 snapshots.
+ */
+export interface CompressorState<T extends object = Record<string, Float32Array | number>> {
   format: 'gradcomp.compressor-state';
-  version: 1;
+  version: 2;
   type: string;
-  tensors: Record<string, Record<string, number[] | number>>;
+  tensors: Record<string, T>;
 }
 
 export interface Compressor {
@@ -78,10 +95,10 @@ export interface Compressor {
   /** True when payloads may be summed elementwise by an allreduce. */
   readonly summable: boolean;
   begin(name: string, grad: Float32Array, ctx: StepContext): Promise<Session>;
-  /** The error-feedback memory of a tensor, if this compressor keeps one. */
+  /** The error-feedback memory of a tensor (what was accumulated but not yet sent: DGC's velocity), if this compressor keeps one. */
   residual(name: string): Float32Array | undefined;
   state(): CompressorState;
-  load(state: CompressorState): void;
+  load(state: CompressorState | { format: 'gradcomp.compressor-state'; version: 1; type: string; tensors: Record<string, Record<string, number[] | number>> }): void;
   /** Stats of the most recent step of every tensor. */
   stats(): TensorStats[];
 }

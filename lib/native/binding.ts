@@ -4,37 +4,61 @@
  * allocated by TypeScript and filled in place. The trailing `async` flag makes a call return a
  * Promise that settles when the kernel is done; otherwise it runs on the calling thread.
  */
-export interface NativeBinding {
+type Async = Promise<void> | undefined;
+
+/** What every addon exports besides its ops (native/napi_util/napi_util.h). */
+export interface AddonCommon {
+  /** GC_ABI_VERSION, compiled in from package.json's gradcomp.abi. */
   readonly abi: number;
-  init(makeError: (status: number, op: string) => Error): void;
-  topk(grad: Float32Array | null, residual: Float32Array, k: number, scale: number, outIdx: Uint32Array,
-    outVal: Float32Array, async: boolean): Promise<void> | undefined;
+  /** The factory that turns a failed status into a coded GradcompError. */
+  setErrorFactory(make: (status: number, op: string, detail: string) => Error): void;
+}
+
+export interface NativeBinding extends AddonCommon {
+  topk(grad: Float32Array | null, residual: Float32Array, k: number, scale: number, outIdx: Uint32Array, outVal: Float32Array, async: boolean): Async;
   qsgdEncode(x: Float32Array, levels: number, bucket: number, norm: number, seedLo: number, seedHi: number,
-    step: number, tensorId: number, payload: Uint8Array, async: boolean): Promise<void> | undefined;
-  qsgdDecode(payload: Uint8Array, out: Float32Array, async: boolean): Promise<void> | undefined;
+    step: number, tensorId: number, payload: Uint8Array, async: boolean): Async;
+  /** accumulate: out += decoded. */
+  qsgdDecode(payload: Uint8Array, out: Float32Array, accumulate: boolean, async: boolean): Async;
   qsgdPayloadBytes(n: number, levels: number, bucket: number): number;
-  powersgdStep(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
-    rank: number, async: boolean): Promise<void> | undefined;
-  orthonormalize(p: Float32Array, batch: number, rows: number, rank: number, async: boolean): Promise<void> | undefined;
+  powersgdStep(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number, async: boolean): Async;
+  orthonormalize(p: Float32Array, batch: number, rows: number, rank: number, async: boolean): Async;
   /** phase 1: P = M Q; phase 2: Q = Mᵀ P (no orthogonalization). */
-  powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number,
-    rank: number, phase: 1 | 2, async: boolean): Promise<void> | undefined;
-  /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
-  /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
-  reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
+  powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number, phase: 1 | 2,
+    async: boolean): Async;
   /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
   powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
-    m: Float32Array | null, residual: Float32Array | null): void;
+    m: Float32Array | null, residual: Float32Array | null, async: boolean): Async;
+  /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
+  reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
   /** kind 0: fp16, 1: bf16, 2: fp16 saturating at ±65504 (round to nearest even, canonical NaN). */
   halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1 | 2): void;
   halfUnpackAdd(h: Uint16Array, out: Float32Array, kind: 0 | 1): void;
   /** Writes bit i = x[i] < 0 into bits; returns sum |x| (float64, fixed order). */
   signPack(x: Float32Array, bits: Uint8Array): number;
   signUnpackAdd(bits: Uint8Array, out: Float32Array, scale: number): void;
+  /** Fused scaled sign with error feedback; returns (or resolves to) the float32 scale. */
+  efsignEncode(grad: Float32Array | null, e: Float32Array, bits: Uint8Array, async: boolean): number | Promise<number>;
+  signDecodeAll(data: Uint8Array, offsets: Uint32Array, scales: Float32Array | null, out: Float32Array, mode: 0 | 1, divisor: number,
+    async: boolean): Async;
+  /** kind 0: uniform [0, 1); kind 1: standard normal. Same stream mapping as QSGD. */
   philoxFill(out: Float32Array, seedLo: number, seedHi: number, step: number, stream: number, kind: 0 | 1): void;
-  dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Promise<void> | undefined;
+  vecAdd(out: Float32Array, a: Float32Array, b: Float32Array): void;
+  vecScale(x: Float32Array, s: number): void;
+  vecAxpy(y: Float32Array, x: Float32Array, s: number): void;
+  normSum(x: Float32Array, kind: 0 | 1): number;
+  scatterAdd(out: Float32Array, idx: Uint32Array, vals: Float32Array, scale: number): void;
+  randkSupport(n: number, seedLo: number, seedHi: number, step: number, stream: number, out: Uint32Array): void;
+  /** CRC32C of 1 MiB pieces, then of their CRCs: independent of thread count. */
+  checksum(bytes: Uint8Array): number;
+  dgcAccumulate(g: Float32Array, u: Float32Array, v: Float32Array, mu: number, nesterov: boolean, clip: number): void;
+  sgdStep(w: Float32Array, g: Float32Array, buf: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number,
+    gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
+  novogradStep(w: Float32Array, g: Float32Array, m: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,
+    gradScale: number, gradAveraging: boolean, v: number | null, async: boolean): number | Promise<number>;
+  dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Async;
   dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
-  dropitUnpack(payload: Uint8Array, out: Float32Array, async: boolean): Promise<void> | undefined;
+  dropitUnpack(payload: Uint8Array, out: Float32Array, async: boolean): Async;
   setConcurrency(n: number): void;
   concurrency(): number;
   isa(): 'avx512' | 'avx2' | 'scalar';
@@ -46,12 +70,13 @@ export interface NativeBinding {
 }
 
 /** The raw MPI addon (native/mpi): every op runs on its one communication thread, in issue order. */
-export interface MpiBinding {
-  readonly abi: number;
-  init(): { rank: number; size: number; provided: number; version: string };
+export interface MpiBinding extends AddonCommon {
+  /** Starts the comm thread (MPI_Init_thread); timeoutMs: a collective without progress for this long ends the job, naming the ranks that stopped. */
+  init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number };
   finalize(): void;
   abort(code: number): void;
-  allreduce(buf: Float32Array | Float64Array, op: 0 | 1): Promise<void>;
+  /** deterministic: the ring (fixed summation order, shared with the local backend); else MPI_Iallreduce. */
+  allreduce(buf: Float32Array | Float64Array, op: 0 | 1, deterministic: boolean): Promise<void>;
   allgatherCounts(n: number, out: Int32Array): Promise<void>;
   allgatherv(send: ArrayBufferView, recv: ArrayBufferView, counts: number[]): Promise<void>;
   bcast(buf: ArrayBufferView, root: number): Promise<void>;
@@ -75,8 +100,7 @@ export interface CudaProbe {
 export type DeviceHandle = object & { readonly __gradcompDevice?: never };
 
 /** Every op returns a Promise that settles after the op's stream work is done. */
-export interface CudaBinding {
-  abi: number;
+export interface CudaBinding extends AddonCommon {
   maxRank: number;
   probe(): CudaProbe;
   alloc(bytes: number, zero: boolean): DeviceHandle;

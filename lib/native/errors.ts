@@ -6,7 +6,9 @@
  * - `GradcompError` with codes `ERR_GRADCOMP_CORRUPT_PAYLOAD`, `ERR_GRADCOMP_DISPOSED`,
  *   `ERR_GRADCOMP_DETACHED`, `ERR_GRADCOMP_NATIVE_LOAD`, `ERR_GRADCOMP_OUT_OF_MEMORY`,
  *   `ERR_GRADCOMP_INTERNAL`, `ERR_GRADCOMP_DEVICE` (the CUDA runtime failed; its text is in the message); communicators add `ERR_GRADCOMP_PEER_FAILED`, `ERR_GRADCOMP_COMM_TIMEOUT`,
- *   `ERR_GRADCOMP_COLLECTIVE_MISMATCH` and `ERR_GRADCOMP_BACKEND_UNAVAILABLE`.
+ *   `ERR_GRADCOMP_COLLECTIVE_MISMATCH` and `ERR_GRADCOMP_BACKEND_UNAVAILABLE`; the distributed optimizers
+ *   `ERR_GRADCOMP_PARAMS_MISMATCH` (ranks did not start from the same model); checkpoints
+ *   `ERR_GRADCOMP_CORRUPT_CHECKPOINT` (naming the file and the tensor).
  * Argument errors carry `param`, the name of the offending parameter.
  */
 
@@ -24,6 +26,8 @@ export type GradcompErrorCode =
   | 'ERR_GRADCOMP_COLLECTIVE_MISMATCH'
   | 'ERR_GRADCOMP_BACKEND_UNAVAILABLE'
   | 'ERR_GRADCOMP_DEVICE'
+  | 'ERR_GRADCOMP_PARAMS_MISMATCH'
+  | 'ERR_GRADCOMP_CORRUPT_CHECKPOINT'
   | 'ERR_GRADCOMP_INTERNAL';
 
 export class GradcompError extends Error {
@@ -90,18 +94,24 @@ export function rangeError(param: string, expected: string, received: unknown): 
   return new GradcompRangeError(param, `Expected ${expected} for ${param} but received ${describe(received)}`);
 }
 
-/** Maps a native status code (native/core/include/gradcomp/gradcomp.h) to an error. */
-export function nativeError(status: number, op: string): GradcompError {
+/**
+ * Maps a native status code (native/core/include/gradcomp/gradcomp.h) to an error; `detail` is
+ * the runtime's own text when there is one (CUDA, MPI). Every addon gets this as its factory.
+ */
+export function nativeError(status: number, op: string, detail = ''): GradcompError {
+  const more = detail ? ` (${detail})` : '';
   switch (status) {
     case 1:
-      return new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${op}: the native kernel rejected its arguments`);
+      return new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${op}: the native kernel rejected its arguments${more}`);
     case 2:
-      return new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${op}: the payload is malformed or truncated`, 'payload');
+      return new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${op}: the payload is malformed or truncated${more}`, 'payload');
     case 3:
-      return new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `${op}: scratch memory could not be allocated`);
+      return new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `${op}: memory could not be allocated${more}`);
     case 5:
-      return new GradcompError('ERR_GRADCOMP_DEVICE', `${op}: the CUDA runtime reported an error`);
+      return new GradcompError('ERR_GRADCOMP_DEVICE', `${op}: the CUDA runtime reported an error${more}`);
+    case 6:
+      return new GradcompError('ERR_GRADCOMP_PEER_FAILED', `${op}: the communication library reported an error${more}`);
     default:
-      return new GradcompError('ERR_GRADCOMP_INTERNAL', `${op}: internal error (status ${status}); please report it`);
+      return new GradcompError('ERR_GRADCOMP_INTERNAL', `${op}: internal error (status ${status}); please report it${more}`);
   }
 }

@@ -8,10 +8,21 @@ import * as path from 'node:path';
 import { GradcompError, nativeError } from './errors';
 import type { CudaBinding, MpiBinding, NativeBinding } from './binding';
 
-/** The addon ABI this TypeScript layer was written against. */
-const EXPECTED_ABI = 1;
 
 let cached: NativeBinding | undefined;
+let abi: number | undefined;
+
+/**
+ * The one ABI version (package.json's gradcomp.abi): the addons compile it in (binding.gyp,
+ * CMakeLists.txt), this layer reads it here, so a stale addon is refused with a clear message.
+ */
+export function expectedAbi(): number {
+  if (abi === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    abi = Number((require(path.join(packageRoot(), 'package.json')) as { gradcomp?: { abi?: unknown } }).gradcomp?.abi);
+  }
+  return abi;
+}
 
 /** The package root: the nearest folder above this file whose package.json names gradcomp. */
 export function packageRoot(): string {
@@ -62,10 +73,10 @@ export function loadBinding(): NativeBinding {
   } catch (e) {
     throw loadError(root, e);
   }
-  if (binding.abi !== EXPECTED_ABI) {
-    throw loadError(root, new Error(`addon ABI ${binding.abi} does not match the TypeScript layer's ${EXPECTED_ABI}`));
+  if (binding.abi !== expectedAbi()) {
+    throw loadError(root, new Error(`addon ABI ${binding.abi} does not match the TypeScript layer's ${expectedAbi()} (rebuild or reinstall so they match)`));
   }
-  binding.init(nativeError);
+  binding.setErrorFactory(nativeError);
   cached = binding;
   return binding;
 }
@@ -76,14 +87,15 @@ export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
   if (!fs.existsSync(file)) return { reason: `the MPI addon is not built (${file} is missing; install openmpi-bin libopenmpi-dev and run npm run build:mpi)` };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return { binding: require(file) as MpiBinding, reason: `MPI addon loaded from ${file}` };
+    const binding = require(file) as MpiBinding;
+    if (binding.abi !== expectedAbi()) return { reason: `the MPI addon ${file} has ABI ${binding.abi}; this gradcomp expects ${expectedAbi()} (rebuild it: npm run build:mpi)` };
+    binding.setErrorFactory(nativeError);
+    return { binding, reason: `MPI addon loaded from ${file}` };
   } catch (e) {
     return { reason: `the MPI addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
   }
 }
 
-/** The CUDA addon ABI this TypeScript layer was written against. */
-const EXPECTED_CUDA_ABI = 2;
 
 export type CudaLoad =
   | { binding: CudaBinding; from: string; reason?: undefined }
@@ -114,8 +126,9 @@ export function loadCudaBinding(): CudaLoad {
   } catch (e) {
     return { reason: 'dlopen', message: `the CUDA addon ${file} failed to load: ${e instanceof Error ? e.message : String(e)}` };
   }
-  if (binding.abi !== EXPECTED_CUDA_ABI) {
-    return { reason: 'version-mismatch', message: `the CUDA addon ${file} has ABI ${binding.abi}; this gradcomp expects ${EXPECTED_CUDA_ABI} (reinstall so the versions match)` };
+  if (binding.abi !== expectedAbi()) {
+    return { reason: 'version-mismatch', message: `the CUDA addon ${file} has ABI ${binding.abi}; this gradcomp expects ${expectedAbi()} (reinstall so the versions match)` };
   }
+  binding.setErrorFactory(nativeError);
   return { binding, from: file };
 }

@@ -6,13 +6,11 @@
  *
  * Orthonormalization: modified Gram-Schmidt applied twice with fp64 dot products. A column of P
  * that is zero or lies in the span of the previous ones (rank > min(rows, cols), a rank-deficient
- * or all-zero M) becomes an exact zero column, never NaN (specs/compressors.md §4(f)).
+ * or all-zero M) becomes an exact zero column, never NaN.
  */
-import { orthonormalizeCuda, powerSgdCuda } from '../cuda/ops';
-import { rangeError } from '../native/errors';
-import { loadBinding } from '../native/loader';
+import { kernels, runAsync, runSync } from '../backend';
 import type { Tensor } from '../tensor/tensor';
-import { arrayArg, Input, intArg, isCuda, noOverlap, optionsArg, outArg } from './validate';
+import { Input, onDevice, optionsArg, unwrap, wrap } from './validate';
 
 export interface PowerSgdStepArgs {
   /** batch x rows x cols, row-major (one matrix when batch is 1). */
@@ -42,28 +40,9 @@ export interface PowerSgdStepResult {
   q: Float32Array;
 }
 
-const MAX_DIM = 0xffffffff;
-
-function dims(args: unknown) {
+function stepArgs(args: unknown) {
   const a = optionsArg(args, 'args');
-  const rows = intArg(a.rows, 'rows', 0, MAX_DIM);
-  const cols = intArg(a.cols, 'cols', 0, MAX_DIM);
-  const rank = intArg(a.rank, 'rank', 1, 1024);
-  const batch = a.batch === undefined ? 1 : intArg(a.batch, 'batch', 0, MAX_DIM);
-  return { a, rows, cols, rank, batch };
-}
-
-function prepare(args: unknown) {
-  const { a, rows, cols, rank, batch } = dims(args);
-  const m = arrayArg(a.m, 'float32', 'm');
-  const q = arrayArg(a.q, 'float32', 'q');
-  if (m.length !== batch * rows * cols) throw rangeError('m', `length batch*rows*cols = ${batch * rows * cols}`, m);
-  if (q.length !== batch * cols * rank) throw rangeError('q', `length batch*cols*rank = ${batch * cols * rank}`, q);
-  const p = outArg(a.p, 'float32', 'p', batch * rows * rank) ?? new Float32Array(batch * rows * rank);
-  noOverlap('m', m, 'q', q);
-  noOverlap('m', m, 'p', p);
-  noOverlap('q', q, 'p', p);
-  return { m, q, p, rows, cols, rank, batch };
+  return { m: unwrap(a.m), q: unwrap(a.q), rows: a.rows, cols: a.cols, rank: a.rank, batch: a.batch, p: unwrap(a.p) };
 }
 
 /**
@@ -79,41 +58,31 @@ export async function powerSgdStep(args: DevicePowerSgdStepArgs): Promise<{ p: T
 export async function powerSgdStep(args: PowerSgdStepArgs): Promise<PowerSgdStepResult>;
 export async function powerSgdStep(args: PowerSgdStepArgs | DevicePowerSgdStepArgs):
 Promise<PowerSgdStepResult | { p: Tensor<'float32', 'cuda'>; q: Tensor<'float32', 'cuda'> }> {
-  if (args !== null && typeof args === 'object' && isCuda((args as { m?: unknown }).m)) {
-    const d = dims(args);
-    return powerSgdCuda(d.a.m, d.a.q, d.a.p, d.batch, d.rows, d.cols, d.rank);
-  }
-  const a = prepare(args);
-  await loadBinding().powersgdStep(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, true);
-  return { p: a.p, q: a.q };
+  const q = (args as { q?: unknown } | null)?.q;
+  const r = await runAsync(kernels.powerSgdStep, stepArgs(args));
+  return { p: wrap(r.a.p), q: onDevice(q) ? q : r.a.q } as PowerSgdStepResult;
 }
 
 /** Synchronous twin of {@link powerSgdStep}. */
 export function powerSgdStepSync(args: PowerSgdStepArgs): PowerSgdStepResult {
-  const a = prepare(args);
-  loadBinding().powersgdStep(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, false);
-  return { p: a.p, q: a.q };
+  const r = runSync(kernels.powerSgdStep, stepArgs(args));
+  return { p: r.a.p as Float32Array, q: r.a.q as Float32Array };
+}
+
+function orthoArgs(p: unknown, shape: unknown) {
+  const s = optionsArg(shape, 'shape');
+  return { p: unwrap(p), rows: s.rows, rank: s.rank, batch: s.batch };
 }
 
 /** Orthonormalizes the columns of batch x (rows x rank) matrices in place (the guarded MGS above). */
 export function orthonormalizeSync(p: Float32Array, shape: { rows: number; rank: number; batch?: number }): Float32Array {
-  const arr = arrayArg(p, 'float32', 'p');
-  const s = optionsArg(shape, 'shape');
-  const rows = intArg(s.rows, 'shape.rows', 0, MAX_DIM);
-  const rank = intArg(s.rank, 'shape.rank', 1, 1024);
-  const batch = s.batch === undefined ? 1 : intArg(s.batch, 'shape.batch', 0, MAX_DIM);
-  if (arr.length !== batch * rows * rank) throw rangeError('p', `length batch*rows*rank = ${batch * rows * rank}`, arr);
-  loadBinding().orthonormalize(arr, batch, rows, rank, false);
-  return arr;
+  return runSync(kernels.orthonormalize, orthoArgs(p, shape)).a.p as Float32Array;
 }
 
-/** Orthonormalizes the columns of batch x (rows x rank) CUDA matrices in place, all in one launch (rank <= 32). */
-export async function orthonormalize(p: Tensor<'float32', 'cuda'>, shape: { rows: number; rank: number; batch?: number }):
-Promise<Tensor<'float32', 'cuda'>> {
-  const s = optionsArg(shape, 'shape');
-  const rows = intArg(s.rows, 'shape.rows', 0, MAX_DIM);
-  const rank = intArg(s.rank, 'shape.rank', 1, 1024);
-  const batch = s.batch === undefined ? 1 : intArg(s.batch, 'shape.batch', 0, MAX_DIM);
-  if (!isCuda(p)) return orthonormalizeSync(arrayArg(p, 'float32', 'p'), { rows, rank, batch }) as never;
-  return orthonormalizeCuda(p, batch, rows, rank);
+/** Orthonormalizes the columns of batch x (rows x rank) matrices in place; CUDA tensors in one launch (rank <= 32). */
+export async function orthonormalize(p: Tensor<'float32', 'cuda'>, shape: { rows: number; rank: number; batch?: number }): Promise<Tensor<'float32', 'cuda'>>;
+export async function orthonormalize(p: Float32Array, shape: { rows: number; rank: number; batch?: number }): Promise<Float32Array>;
+export async function orthonormalize(p: unknown, shape: { rows: number; rank: number; batch?: number }): Promise<unknown> {
+  await runAsync(kernels.orthonormalize, orthoArgs(p, shape));
+  return p;
 }

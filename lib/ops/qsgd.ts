@@ -13,11 +13,10 @@
  * Non-finite policy: a bucket holding NaN or ±Infinity is stored with a NaN norm and decodes
  * to all NaN, so the failure stays visible instead of being rounded away.
  */
-import { qsgdDecodeCuda, qsgdEncodeCuda } from '../cuda/ops';
+import { download, hostArg, isDeviceBuffer, kernels, qsgdPayloadBytes as payloadBytes, runAsync, runSync } from '../backend';
 import { describe, GradcompError, GradcompTypeError } from '../native/errors';
-import { loadBinding } from '../native/loader';
 import type { Tensor } from '../tensor/tensor';
-import { arrayArg, Input, intArg, isCuda, noOverlap, optionsArg, outArg, seedArg } from './validate';
+import { Input, intArg, optionsArg, seedArg, unwrap, wrap } from './validate';
 
 export interface QsgdOptions {
   /** s, the number of quantization levels (1..32767). 127 gives 8-bit codes, 7 gives 4-bit. */
@@ -40,34 +39,19 @@ export const QSGD_HEADER_BYTES = 24;
 const MAX_LEVELS = 32767;
 const U32 = 0xffffffff;
 
-interface Prepared { x: Float32Array; levels: number; bucket: number; norm: number; seed: [number, number];
-  step: number; tensorId: number; payload: Uint8Array }
-
-function parseOptions(opts: unknown) {
-  if (opts === undefined) {
-    throw new GradcompTypeError('options', 'Expected an options object with levels and seed for options but received undefined');
-  }
+function encodeArgs(x: unknown, opts: unknown) {
+  if (opts === undefined) throw new GradcompTypeError('options', 'Expected an options object with levels and seed for options but received undefined');
   const o = optionsArg(opts, 'options');
   const levels = intArg(o.levels, 'options.levels', 1, MAX_LEVELS);
   const bucket = o.bucketSize === undefined ? 512 : intArg(o.bucketSize, 'options.bucketSize', 1, U32);
-  let norm = 0;
-  if (o.norm === 'l2') norm = 1;
-  else if (o.norm !== undefined && o.norm !== 'max') {
+  if (o.norm !== undefined && o.norm !== 'max' && o.norm !== 'l2') {
     throw new GradcompTypeError('options.norm', `Expected 'max' or 'l2' for options.norm but received ${describe(o.norm)}`);
   }
-  const seed = seedArg(o.seed, 'options.seed');
-  const step = o.step === undefined ? 0 : intArg(o.step, 'options.step', 0, U32);
-  const tensorId = o.tensorId === undefined ? 0 : intArg(o.tensorId, 'options.tensorId', 0, U32);
-  return { o, levels, bucket, norm, seed, step, tensorId };
-}
-
-function prepare(x: unknown, opts: unknown): Prepared {
-  const arr = arrayArg(x, 'float32', 'x');
-  const { o, levels, bucket, norm, seed, step, tensorId } = parseOptions(opts);
-  const size = loadBinding().qsgdPayloadBytes(arr.length, levels, bucket);
-  const payload = outArg(o.out, 'uint8', 'options.out', size) ?? new Uint8Array(size);
-  noOverlap('x', arr, 'options.out', payload);
-  return { x: arr, levels, bucket, norm, seed, step, tensorId, payload };
+  const xs = unwrap(x);
+  const n = (xs as { length?: unknown })?.length;
+  const bytes = typeof n === 'number' && Number.isInteger(n) && n <= U32 ? payloadBytes(n, levels, bucket) : 0;
+  return { x: xs, levels, bucket, norm: o.norm === 'l2' ? 1 : 0, seed: seedArg(o.seed, 'options.seed'), step: o.step, tensorId: o.tensorId,
+    bytes, payload: unwrap(o.out) };
 }
 
 /** Bytes of the payload qsgdEncode produces for n values. */
@@ -76,7 +60,7 @@ export function qsgdPayloadBytes(n: number, opts: Pick<QsgdOptions, 'levels' | '
   const o = optionsArg(opts, 'options');
   const levels = intArg(o.levels, 'options.levels', 1, MAX_LEVELS);
   const bucket = o.bucketSize === undefined ? 512 : intArg(o.bucketSize, 'options.bucketSize', 1, U32);
-  return loadBinding().qsgdPayloadBytes(n, levels, bucket);
+  return payloadBytes(n, levels, bucket);
 }
 
 /**
@@ -89,21 +73,13 @@ export function qsgdPayloadBytes(n: number, opts: Pick<QsgdOptions, 'levels' | '
  */
 export async function qsgdEncode(x: Tensor<'float32', 'cuda'>, opts: QsgdOptions): Promise<Tensor<'uint8', 'cuda'>>;
 export async function qsgdEncode(x: Input<'float32'>, opts: QsgdOptions): Promise<Uint8Array>;
-export async function qsgdEncode(x: Input<'float32'>, opts: QsgdOptions): Promise<Uint8Array | Tensor<'uint8', 'cuda'>> {
-  if (isCuda(x)) {
-    const q = parseOptions(opts);
-    return qsgdEncodeCuda(x, q.levels, q.bucket, q.norm, q.seed, q.step, q.tensorId, q.o.out);
-  }
-  const p = prepare(x, opts);
-  await loadBinding().qsgdEncode(p.x, p.levels, p.bucket, p.norm, p.seed[0], p.seed[1], p.step, p.tensorId, p.payload, true);
-  return p.payload;
+export async function qsgdEncode(x: unknown, opts: QsgdOptions): Promise<Uint8Array | Tensor<'uint8', 'cuda'>> {
+  return wrap((await runAsync(kernels.qsgdEncode, encodeArgs(x, opts))).a.payload) as Uint8Array;
 }
 
 /** Synchronous twin of {@link qsgdEncode}. */
 export function qsgdEncodeSync(x: Input<'float32'>, opts: QsgdOptions): Uint8Array {
-  const p = prepare(x, opts);
-  loadBinding().qsgdEncode(p.x, p.levels, p.bucket, p.norm, p.seed[0], p.seed[1], p.step, p.tensorId, p.payload, false);
-  return p.payload;
+  return runSync(kernels.qsgdEncode, encodeArgs(x, opts)).a.payload as Uint8Array;
 }
 
 /** What a QSGD payload's header says (validated against the payload's size). */
@@ -115,12 +91,13 @@ function corrupt(why: string): GradcompError {
 
 /** Reads and checks a payload's header; throws ERR_GRADCOMP_CORRUPT_PAYLOAD when malformed. */
 export function qsgdReadHeader(payload: Uint8Array): QsgdHeader {
-  const p = arrayArg(payload, 'uint8', 'payload');
+  const p = hostArg(unwrap(payload), 'uint8', 'payload');
   return parseHeader(p, p.length);
 }
 
 /** The header fields of `head` (the payload's first bytes), checked against the payload's size. */
 function parseHeader(p: Uint8Array, size: number): QsgdHeader {
+  if (Object.prototype.toString.call(p) !== '[object Uint8Array]') throw new GradcompTypeError('payload', `Expected a Uint8Array for payload but received ${describe(p)}`);
   if (size < QSGD_HEADER_BYTES || p.length < QSGD_HEADER_BYTES) throw corrupt(`it has only ${size} bytes`);
   const dv = new DataView(p.buffer, p.byteOffset, QSGD_HEADER_BYTES);
   if (dv.getUint32(0, true) !== 0x53514347) throw corrupt('its magic number is wrong');
@@ -128,36 +105,54 @@ function parseHeader(p: Uint8Array, size: number): QsgdHeader {
   const normCode = dv.getUint8(5), bits = dv.getUint8(6), levels = dv.getUint32(8, true), bucket = dv.getUint32(12, true);
   const n = Number(dv.getBigUint64(16, true));
   if (normCode > 1 || levels < 1 || levels > MAX_LEVELS || bucket < 1 || n > U32) throw corrupt('its header fields are out of range');
-  const expected = loadBinding().qsgdPayloadBytes(n, levels, bucket);
+  const expected = payloadBytes(n, levels, bucket);
   if (expected !== size) throw corrupt(`it has ${size} bytes where its header implies ${expected} (truncated or padded)`);
   return { n, levels, bucketSize: bucket, norm: normCode === 1 ? 'l2' : 'max', bits };
 }
 
-function prepareDecode(payload: unknown, out: unknown): { p: Uint8Array; out: Float32Array } {
-  const p = arrayArg(payload, 'uint8', 'payload');
-  const h = qsgdReadHeader(p);
-  const o = outArg(out, 'float32', 'out', h.n) ?? new Float32Array(h.n);
-  noOverlap('payload', p, 'out', o);
-  return { p, out: o };
+/** Options of the decoders: where to write and how large a payload may claim to be. */
+export interface DecodeOptions {
+  /** Refuse (ERR_GRADCOMP_CORRUPT_PAYLOAD) a payload whose header claims more elements, before allocating. */
+  maxElements?: number;
+}
+
+async function decodeArgs(payload: unknown, out: unknown, opts: unknown) {
+  const p = unwrap(payload);
+  let h: QsgdHeader;
+  if (isDeviceBuffer(p)) {
+    const head = new Uint8Array(Math.min(QSGD_HEADER_BYTES, p.length));
+    if (p.dtype === 'uint8') await download(p, head);
+    h = parseHeader(head, p.length);
+  } else {
+    const host = hostArg(p, 'uint8', 'payload');
+    h = parseHeader(host, host.length);
+  }
+  return { payload: p, n: bounded(h.n, opts), out: unwrap(out) };
+}
+
+/** n, unless it exceeds options.maxElements (default `def`), checked before any allocation. */
+export function bounded(n: number, opts: unknown, def = U32): number {
+  const o = optionsArg(opts, 'options');
+  const max = o.maxElements === undefined ? def : intArg(o.maxElements, 'options.maxElements', 0, U32);
+  if (n > max) {
+    throw new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `Expected a payload of at most ${max} elements (options.maxElements) but its header claims ${n}`, 'payload');
+  }
+  return n;
 }
 
 /**
  * Decodes a payload into a Float32Array (or into `out`, which must have the payload's length).
  * A payload in a uint8 CUDA tensor decodes on the GPU into a CUDA tensor.
  */
-export async function qsgdDecode(payload: Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>): Promise<Tensor<'float32', 'cuda'>>;
-export async function qsgdDecode(payload: Uint8Array, out?: Float32Array): Promise<Float32Array>;
-export async function qsgdDecode(payload: Uint8Array | Tensor<'uint8', 'cuda'>, out?: Float32Array | Tensor<'float32', 'cuda'>):
-Promise<Float32Array | Tensor<'float32', 'cuda'>> {
-  if (isCuda(payload)) return qsgdDecodeCuda(payload, out, parseHeader);
-  const d = prepareDecode(payload, out);
-  await loadBinding().qsgdDecode(d.p, d.out, true);
-  return d.out;
+export async function qsgdDecode(payload: Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>, opts?: DecodeOptions): Promise<Tensor<'float32', 'cuda'>>;
+export async function qsgdDecode(payload: Uint8Array, out?: Float32Array, opts?: DecodeOptions): Promise<Float32Array>;
+export async function qsgdDecode(payload: unknown, out?: unknown, opts?: DecodeOptions): Promise<Float32Array | Tensor<'float32', 'cuda'>> {
+  return wrap((await runAsync(kernels.qsgdDecode, await decodeArgs(payload, out, opts))).a.out) as Float32Array;
 }
 
 /** Synchronous twin of {@link qsgdDecode}. */
-export function qsgdDecodeSync(payload: Uint8Array, out?: Float32Array): Float32Array {
-  const d = prepareDecode(payload, out);
-  loadBinding().qsgdDecode(d.p, d.out, false);
-  return d.out;
+export function qsgdDecodeSync(payload: Uint8Array, out?: Float32Array, opts?: DecodeOptions): Float32Array {
+  const p = hostArg(unwrap(payload), 'uint8', 'payload');
+  const h = parseHeader(p, p.length);
+  return runSync(kernels.qsgdDecode, { payload: p, n: bounded(h.n, opts), out: unwrap(out) }).a.out as Float32Array;
 }

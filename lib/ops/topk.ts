@@ -7,13 +7,10 @@
  * NaN policy: a NaN is selected first rather than left to sit in the residual forever, so a
  * diverging run shows up in what is sent.
  */
-import { DeviceTopKResult, topkCuda } from '../cuda/ops';
-import { GradcompRangeError } from '../native/errors';
-import { loadBinding } from '../native/loader';
+import { kernels, runAsync, runSync } from '../backend';
 import type { Tensor } from '../tensor/tensor';
-import { arrayArg, cudaArg, Input, intArg, isCuda, noOverlap, numberArg, optionsArg, outArg } from './validate';
+import { Input, optionsArg, unwrap, wrap } from './validate';
 
-export type { DeviceTopKResult } from '../cuda/ops';
 type CudaF32 = Tensor<'float32', 'cuda'>;
 
 export interface TopKResult {
@@ -21,6 +18,13 @@ export interface TopKResult {
   indices: Uint32Array;
   /** The selected values (for efTopK: of acc = scale * grad + residual). */
   values: Float32Array;
+}
+
+export interface DeviceTopKResult {
+  /** Selected positions, ascending (a uint32 CUDA tensor of length k). */
+  indices: Tensor<'uint32', 'cuda'>;
+  /** The selected values (a float32 CUDA tensor of length k). */
+  values: Tensor<'float32', 'cuda'>;
 }
 
 export interface TopKOptions {
@@ -33,44 +37,14 @@ export interface EfTopKOptions extends TopKOptions {
   scale?: number;
 }
 
-interface Prepared {
-  grad: Float32Array | null;
-  residual: Float32Array;
-  k: number;
-  scale: number;
-  indices: Uint32Array;
-  values: Float32Array;
+function args(opts: unknown) {
+  const o = optionsArg(opts, 'options');
+  const out = optionsArg(o.out, 'options.out');
+  return { scale: o.scale, indices: unwrap(out.indices), values: unwrap(out.values) };
 }
 
-function prepare(grad: unknown, residual: unknown, k: unknown, opts: unknown, ef: boolean): Prepared {
-  const o = optionsArg(opts, 'options');
-  const r = arrayArg(residual, 'float32', ef ? 'residual' : 'x');
-  const g = ef ? arrayArg(grad, 'float32', 'grad') : null;
-  if (g && g.length !== r.length) {
-    throw new GradcompRangeError('residual',
-      `Expected residual to have the length of grad (${g.length}) but received length ${r.length}`);
-  }
-  const kk = intArg(k, 'k', 0, r.length);
-  const scale = o.scale === undefined ? 1 : numberArg(o.scale, 'options.scale', Number.isFinite, 'a finite number');
-  const out = optionsArg(o.out, 'options.out');
-  const indices = outArg(out.indices, 'uint32', 'options.out.indices', kk) ?? new Uint32Array(kk);
-  const values = outArg(out.values, 'float32', 'options.out.values', kk) ?? new Float32Array(kk);
-  if (g) noOverlap('grad', g, 'residual', r);
-  for (const [name, a] of [['options.out.indices', indices], ['options.out.values', values]] as const) {
-    noOverlap(ef ? 'residual' : 'x', r, name, a);
-    if (g) noOverlap('grad', g, name, a);
-  }
-  noOverlap('options.out.indices', indices, 'options.out.values', values);
-  return { grad: g, residual: r, k: kk, scale, indices, values };
-}
-
-function onCuda(grad: unknown, x: unknown, k: unknown, opts: unknown, ef: boolean): Promise<DeviceTopKResult> {
-  const o = optionsArg(opts, 'options');
-  const size = cudaArg(x, 'float32', ef ? 'residual' : 'x').size;
-  const kk = intArg(k, 'k', 0, size);
-  const scale = o.scale === undefined ? 1 : numberArg(o.scale, 'options.scale', Number.isFinite, 'a finite number');
-  const out = optionsArg(o.out, 'options.out');
-  return topkCuda(grad, x, kk, scale, out, ef);
+function result(r: { a: { indices: unknown; values: unknown } }): TopKResult {
+  return { indices: wrap(r.a.indices), values: wrap(r.a.values) } as TopKResult;
 }
 
 /**
@@ -90,20 +64,13 @@ function onCuda(grad: unknown, x: unknown, k: unknown, opts: unknown, ef: boolea
  */
 export async function efTopK(grad: CudaF32, residual: CudaF32, k: number, opts?: EfTopKOptions): Promise<DeviceTopKResult>;
 export async function efTopK(grad: Input<'float32'>, residual: Input<'float32'>, k: number, opts?: EfTopKOptions): Promise<TopKResult>;
-export async function efTopK(grad: Input<'float32'>, residual: Input<'float32'>, k: number,
-  opts?: EfTopKOptions): Promise<TopKResult | DeviceTopKResult> {
-  if (isCuda(residual) || isCuda(grad)) return onCuda(grad, residual, k, opts, true);
-  const p = prepare(grad, residual, k, opts, true);
-  await loadBinding().topk(p.grad, p.residual, p.k, p.scale, p.indices, p.values, true);
-  return { indices: p.indices, values: p.values };
+export async function efTopK(grad: unknown, residual: unknown, k: number, opts?: EfTopKOptions): Promise<TopKResult | DeviceTopKResult> {
+  return result(await runAsync(kernels.efTopK, { grad: unwrap(grad), residual: unwrap(residual), k, ...args(opts) }));
 }
 
 /** Synchronous twin of {@link efTopK}: for small tensors (under ~64K elements) or worker code. */
-export function efTopKSync(grad: Input<'float32'>, residual: Input<'float32'>, k: number,
-  opts?: EfTopKOptions): TopKResult {
-  const p = prepare(grad, residual, k, opts, true);
-  loadBinding().topk(p.grad, p.residual, p.k, p.scale, p.indices, p.values, false);
-  return { indices: p.indices, values: p.values };
+export function efTopKSync(grad: Input<'float32'>, residual: Input<'float32'>, k: number, opts?: EfTopKOptions): TopKResult {
+  return result(runSync(kernels.efTopK, { grad: unwrap(grad), residual: unwrap(residual), k, ...args(opts) }));
 }
 
 /**
@@ -115,16 +82,13 @@ export function efTopKSync(grad: Input<'float32'>, residual: Input<'float32'>, k
  */
 export async function topK(x: CudaF32, k: number, opts?: TopKOptions): Promise<DeviceTopKResult>;
 export async function topK(x: Input<'float32'>, k: number, opts?: TopKOptions): Promise<TopKResult>;
-export async function topK(x: Input<'float32'>, k: number, opts?: TopKOptions): Promise<TopKResult | DeviceTopKResult> {
-  if (isCuda(x)) return onCuda(null, x, k, opts, false);
-  const p = prepare(null, x, k, opts, false);
-  await loadBinding().topk(null, p.residual, p.k, 1, p.indices, p.values, true);
-  return { indices: p.indices, values: p.values };
+export async function topK(x: unknown, k: number, opts?: TopKOptions): Promise<TopKResult | DeviceTopKResult> {
+  const { indices, values } = args(opts);
+  return result(await runAsync(kernels.topK, { x: unwrap(x), k, indices, values }));
 }
 
 /** Synchronous twin of {@link topK}. */
 export function topKSync(x: Input<'float32'>, k: number, opts?: TopKOptions): TopKResult {
-  const p = prepare(null, x, k, opts, false);
-  loadBinding().topk(null, p.residual, p.k, 1, p.indices, p.values, false);
-  return { indices: p.indices, values: p.values };
+  const { indices, values } = args(opts);
+  return result(runSync(kernels.topK, { x: unwrap(x), k, indices, values }));
 }

@@ -1,31 +1,27 @@
-/** Argument checks shared by the ops: each throws a coded error naming the parameter. */
-import { describe, GradcompError, rangeError, typeError } from '../native/errors';
-import { DType, DTypeArrays, dtypeOf, isDetached, Tensor } from '../tensor/tensor';
+/** Argument helpers shared by the public ops: Tensors unwrap to what the op table takes. */
+import { DeviceBuffer, isDeviceBuffer } from '../backend';
+import { rangeError, typeError } from '../native/errors';
+import { DType, Tensor } from '../tensor/tensor';
 
-export type Input<D extends DType> = Tensor<D> | DTypeArrays[D];
+export type Input<D extends DType> = Tensor<D> | import('../tensor/tensor').DTypeArrays[D];
 
-/** Indices are uint32: tensors are limited to 2^32 - 1 elements. */
-export const MAX_ELEMENTS = 0xffffffff;
+/**
+ * A Tensor becomes its TypedArray (CPU; throws DisposedError or ERR_GRADCOMP_DETACHED) or its
+ * device buffer (CUDA); anything else is passed on for the op table to check.
+ */
+export function unwrap(value: unknown): unknown {
+  if (value instanceof Tensor) return value.device === 'cuda' ? value._device : value.data;
+  return value;
+}
 
-/** Unwraps a Tensor or TypedArray of dtype `dtype` into its TypedArray. */
-export function arrayArg<D extends DType>(value: unknown, dtype: D, param: string): DTypeArrays[D] {
-  let arr: unknown = value;
-  if (value instanceof Tensor && value.device === 'cuda' && !value.disposed) {
-    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
-      `Expected a CPU array or tensor for ${param} but received a CUDA tensor: an op's tensors must all be on one device`, param);
-  }
-  if (value instanceof Tensor) arr = value.data; // throws DisposedError / detached
-  const dt = dtypeOf(arr);
-  if (dt !== dtype) {
-    const want = { float32: 'Float32Array', float64: 'Float64Array', int32: 'Int32Array', uint32: 'Uint32Array', uint8: 'Uint8Array' }[dtype];
-    throw typeError(param, `a ${want} or a ${dtype} Tensor`, value);
-  }
-  const a = arr as DTypeArrays[D];
-  if (isDetached(a)) {
-    throw new GradcompError('ERR_GRADCOMP_DETACHED', `Expected an attached buffer for ${param} but its ArrayBuffer was detached`, param);
-  }
-  if (a.length > MAX_ELEMENTS) throw rangeError(param, `at most ${MAX_ELEMENTS} elements`, a);
-  return a;
+/** True for a CUDA tensor or device buffer: the op then runs on the GPU. */
+export function onDevice(value: unknown): boolean {
+  return (value instanceof Tensor && value.device === 'cuda') || isDeviceBuffer(value);
+}
+
+/** Wraps an op's device outputs as CUDA tensors (host arrays pass through). */
+export function wrap<T>(value: T): T | Tensor {
+  return isDeviceBuffer(value) ? Tensor._wrapDevice(value as DeviceBuffer<DType>) : value;
 }
 
 export function intArg(value: unknown, param: string, min: number, max: number): number {
@@ -48,27 +44,6 @@ export function optionsArg(value: unknown, param: string): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
-export function lengthMatch(param: string, a: { length: number }, expected: number, what: string): void {
-  if (a.length !== expected) throw rangeError(param, `length ${expected} (${what})`, a);
-}
-
-/** Throws when two views share memory: a kernel reads one while writing the other. */
-export function noOverlap(pa: string, a: ArrayBufferView, pb: string, b: ArrayBufferView): void {
-  if (a.buffer !== b.buffer) return;
-  const a0 = a.byteOffset, a1 = a0 + a.byteLength, b0 = b.byteOffset, b1 = b0 + b.byteLength;
-  if (a0 < b1 && b0 < a1 && a.byteLength > 0 && b.byteLength > 0) {
-    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${pa} and ${pb} must not share memory`, pb);
-  }
-}
-
-/** Optional caller-provided output array of exact length. */
-export function outArg<D extends DType>(value: unknown, dtype: D, param: string, length: number): DTypeArrays[D] | undefined {
-  if (value === undefined) return undefined;
-  const a = arrayArg(value, dtype, param);
-  lengthMatch(param, a, length, 'the output size');
-  return a;
-}
-
 /** A 64-bit seed from a safe integer or a bigint, as two uint32 halves. */
 export function seedArg(value: unknown, param: string): [lo: number, hi: number] {
   let v: bigint;
@@ -77,27 +52,4 @@ export function seedArg(value: unknown, param: string): [lo: number, hi: number]
   else throw typeError(param, 'a non-negative safe integer or a bigint', value);
   if (v < 0n || v > 0xffffffffffffffffn) throw rangeError(param, 'a value in [0, 2^64 - 1]', value);
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
-}
-
-/** True for a CUDA tensor: the op then runs on the GPU. */
-export function isCuda(value: unknown): value is Tensor<DType, 'cuda'> {
-  return value instanceof Tensor && value.device === 'cuda';
-}
-
-/** A live CUDA tensor of dtype `dtype` (an op's tensors must all be on one device). */
-export function cudaArg<D extends DType>(value: unknown, dtype: D, param: string, length?: number): Tensor<D, 'cuda'> {
-  if (!(value instanceof Tensor) || value.device !== 'cuda') {
-    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
-      `Expected a CUDA tensor for ${param} (the op's other tensors are on cuda) but received ${value instanceof Tensor ? 'a CPU tensor' : describe(value)}`, param);
-  }
-  if (value.disposed) throw new GradcompError('ERR_GRADCOMP_DISPOSED', `${param} was used after dispose()`, param);
-  if (value.dtype !== dtype) throw typeError(param, `a ${dtype} CUDA tensor`, `a ${value.dtype} CUDA tensor`);
-  if (length !== undefined && value.size !== length) throw rangeError(param, `${length} elements`, `${value.size} elements`);
-  if (value.size > MAX_ELEMENTS) throw rangeError(param, `at most ${MAX_ELEMENTS} elements`, value.size);
-  return value as Tensor<D, 'cuda'>;
-}
-
-/** Throws when two CUDA tensors share memory (a kernel would read one while writing the other). */
-export function noSharedStorage(pa: string, a: Tensor<DType, 'cuda'>, pb: string, b: Tensor<DType, 'cuda'>): void {
-  if (a._storage === b._storage) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${pa} and ${pb} must not share memory`, pb);
 }

@@ -4,18 +4,23 @@
  *   n = ||g||²;  v = n on the tensor's first step, else beta2 v + (1 - beta2) n
  *   ĝ = g / (sqrt(v) + eps) + weightDecay * w      (decay added after normalization)
  *   ĝ *= (1 - beta1) when gradAveraging;  m = beta1 m + ĝ;  w -= lr m
- * State is m per weight plus one scalar v per tensor (half of Adam's). The first step is tracked
- * by a counter, not by v == 0, so an all-zero first gradient does not misfire. Defaults follow
+ * State is m per weight plus one scalar v per tensor (half of Adam's). The first step is known by
+ * v's absence, not by v == 0, so an all-zero first gradient does not misfire. Defaults follow
  * NeMo: betas (0.95, 0.98), eps 1e-8, weight decay 0. Tuning guide: lr 0.01-0.05 for CNNs with a
  * poly decay, weight decay 1e-3 to 4e-3; no warm-up needed.
  */
 import { typeError } from '../native/errors';
-import { BaseOptimizer } from './optimizer';
+import { novogradStep } from '../ops/kernels';
+import { BaseOptimizer, OptimizerFields } from './optimizer';
 
 export interface NovoGradOptions { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; gradAveraging?: boolean }
 
-export class NovoGrad extends BaseOptimizer {
+/** NovoGrad's per-tensor state. m: the first moment (per weight); v: the layer's second moment (a scalar; absent before the first step). */
+export interface NovoGradTensorState { m?: Float32Array; v?: number }
+
+export class NovoGrad extends BaseOptimizer<NovoGradTensorState> {
   readonly type = 'novograd';
+  protected readonly fields: OptimizerFields<NovoGradTensorState> = { m: 'array', v: 'number' };
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
@@ -34,19 +39,9 @@ export class NovoGrad extends BaseOptimizer {
     this.gradAveraging = o.gradAveraging ?? false;
   }
 
-  protected update(name: string, w: Float32Array, g: Float32Array, lr: number): void {
-    const n = w.length;
-    let sq = 0;
-    for (let i = 0; i < n; i++) sq += g[i] * g[i]; // float64 accumulation
-    const prev = this.scalar(name, 'v');
-    const v = prev === undefined ? sq : this.beta2 * prev + (1 - this.beta2) * sq;
-    this.setScalar(name, 'v', v);
-    const inv = 1 / (Math.sqrt(v) + this.eps), avg = this.gradAveraging ? 1 - this.beta1 : 1;
-    const m = this.buffer(name, 'm', n);
-    for (let i = 0; i < n; i++) {
-      const gh = (g[i] * inv + this.weightDecay * w[i]) * avg;
-      m[i] = this.beta1 * m[i] + gh;
-      w[i] -= lr * m[i];
-    }
+  protected apply(t: NovoGradTensorState, w: Float32Array, g: Float32Array, lr: number, gradScale: number): void {
+    const m = t.m ??= new Float32Array(w.length);
+    t.v = novogradStep(w, g, m, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay,
+      gradAveraging: this.gradAveraging, gradScale }, t.v ?? null);
   }
 }

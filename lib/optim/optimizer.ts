@@ -1,33 +1,51 @@
 /**
- * Optimizers over named Float32Array parameters. `step(params, grads)` updates params in place;
- * state()/load() checkpoint every buffer and counter by parameter name (JSON-safe; float32
- * values round-trip exactly), so a resumed run continues bit-identically.
+ * Optimizers over named Float32Array parameters. `step(params, grads)` updates params in place
+ * through native kernels at the memory floor; `update(name, w, g, ...)` does one tensor (what the
+ * distributed optimizers call per bucket, async for large tensors). Each optimizer keeps its state
+ * in one documented object per tensor; state()/load() checkpoint it (typed arrays; load() also
+ * takes the number arrays of version 1 snapshots), so a resumed run continues bit-identically.
  */
+import { asFloat32 } from '../checkpoint/values';
 import { GradcompRangeError, typeError } from '../native/errors';
 import { dtypeOf } from '../tensor/tensor';
 
-export interface OptimizerState {
+export interface OptimizerState<T extends object = Record<string, Float32Array | number>> {
   format: 'gradcomp.optimizer-state';
-  version: 1;
+  version: 2;
   type: string;
   step: number;
-  tensors: Record<string, Record<string, number[] | number>>;
+  tensors: Record<string, T>;
+}
+
+export interface UpdateOptions {
+  /** Learning rate of this update (default: the optimizer's lr). */
+  lr?: number;
+  /** g is multiplied by this first (the distributed optimizers fold 1/workers in here). */
+  gradScale?: number;
 }
 
 export interface Optimizer {
   readonly type: string;
   /** Learning rate used when step() is not given one; settable for schedules. */
   lr: number;
-  step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts?: { lr?: number }): void;
+  step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts?: UpdateOptions): void;
+  /** One tensor's update (off the main thread for large tensors when `async`). Does not count a step. */
+  update(name: string, w: Float32Array, g: Float32Array, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
+  /** Counts one step (the distributed optimizers update tensor by tensor). */
+  countStep(): void;
   state(): OptimizerState;
-  load(state: OptimizerState): void;
+  load(state: OptimizerState | { format: 'gradcomp.optimizer-state'; version: 1; type: string; step: number; tensors: Record<string, Record<string, number[] | number>> }): void;
 }
 
-export abstract class BaseOptimizer implements Optimizer {
+/** 'array': a Float32Array of the tensor's size; 'number': a scalar. */
+export type OptimizerFields<T> = { [K in keyof T]-?: 'array' | 'number' };
+
+export abstract class BaseOptimizer<T extends object> implements Optimizer {
   abstract readonly type: string;
   lr: number;
   protected steps = 0;
-  protected readonly tensors = new Map<string, Record<string, Float32Array | number>>();
+  protected readonly tensors = new Map<string, T>();
+  protected abstract readonly fields: OptimizerFields<T>;
 
   constructor(lr: unknown) {
     if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) throw typeError('options.lr', 'a finite number >= 0', lr);
@@ -41,13 +59,35 @@ export abstract class BaseOptimizer implements Optimizer {
     return v;
   }
 
-  protected abstract update(name: string, w: Float32Array, g: Float32Array, lr: number): void;
+  /** The update of one tensor with validated arguments. */
+  protected abstract apply(t: T, w: Float32Array, g: Float32Array, lr: number, gradScale: number, async: boolean): void | Promise<void>;
 
-  step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts: { lr?: number } = {}): void {
+  protected stateOf(name: string): T {
+    let t = this.tensors.get(name);
+    if (!t) this.tensors.set(name, (t = {} as T));
+    return t;
+  }
+
+  #rates(opts: UpdateOptions): { lr: number; gradScale: number } {
+    const lr = opts.lr ?? this.lr, gradScale = opts.gradScale ?? 1;
+    if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) throw typeError('opts.lr', 'a finite number >= 0', lr);
+    if (typeof gradScale !== 'number' || !Number.isFinite(gradScale)) throw typeError('opts.gradScale', 'a finite number', gradScale);
+    return { lr, gradScale };
+  }
+
+  update(name: string, w: Float32Array, g: Float32Array, opts: UpdateOptions & { async?: boolean } = {}): void | Promise<void> {
+    const { lr, gradScale } = this.#rates(opts);
+    return this.apply(this.stateOf(name), w, g, lr, gradScale, opts.async === true && w.length >= 1 << 16);
+  }
+
+  countStep(): void {
+    this.steps++;
+  }
+
+  step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts: UpdateOptions = {}): void {
     if (params === null || typeof params !== 'object') throw typeError('params', 'an object of named Float32Arrays', params);
     if (grads === null || typeof grads !== 'object') throw typeError('grads', 'an object of named Float32Arrays', grads);
-    const lr = opts.lr ?? this.lr;
-    if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) throw typeError('opts.lr', 'a finite number >= 0', lr);
+    const { lr, gradScale } = this.#rates(opts);
     for (const [name, w] of Object.entries(params)) {
       const g = grads[name];
       if (dtypeOf(w) !== 'float32') throw typeError(`params.${name}`, 'a Float32Array', w);
@@ -55,50 +95,43 @@ export abstract class BaseOptimizer implements Optimizer {
       if (g.length !== w.length) throw new GradcompRangeError(`grads.${name}`, `Expected grads.${name} to have ${w.length} elements but received ${g.length}`);
     }
     this.steps++;
-    for (const [name, w] of Object.entries(params)) this.update(name, w, grads[name], lr);
-  }
-
-  protected buffer(name: string, key: string, n: number): Float32Array {
-    let t = this.tensors.get(name);
-    if (!t) this.tensors.set(name, (t = {}));
-    const cur = t[key];
-    if (cur instanceof Float32Array && cur.length === n) return cur;
-    const fresh = new Float32Array(n);
-    t[key] = fresh;
-    return fresh;
-  }
-
-  protected scalar(name: string, key: string): number | undefined {
-    const v = this.tensors.get(name)?.[key];
-    return typeof v === 'number' ? v : undefined;
-  }
-
-  protected setScalar(name: string, key: string, v: number): void {
-    let t = this.tensors.get(name);
-    if (!t) this.tensors.set(name, (t = {}));
-    t[key] = v;
+    for (const [name, w] of Object.entries(params)) void this.apply(this.stateOf(name), w, grads[name], lr, gradScale, false);
   }
 
   state(): OptimizerState {
     const tensors: OptimizerState['tensors'] = {};
     for (const [name, t] of this.tensors) {
-      tensors[name] = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v instanceof Float32Array ? Array.from(v) : v]));
+      tensors[name] = Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined).map(([k, v]) => [k, v instanceof Float32Array ? v.slice() : v]));
     }
-    return { format: 'gradcomp.optimizer-state', version: 1, type: this.type, step: this.steps, tensors };
+    return { format: 'gradcomp.optimizer-state', version: 2, type: this.type, step: this.steps, tensors };
   }
 
-  load(state: OptimizerState): void {
+  load(state: Parameters<Optimizer['load']>[0]): void {
     if (state === null || typeof state !== 'object' || state.format !== 'gradcomp.optimizer-state') throw typeError('state', 'a gradcomp.optimizer-state object', state);
-    if (state.version !== 1) throw new GradcompRangeError('state.version', `Expected state version 1 but received ${String(state.version)}`);
+    if (state.version !== 1 && state.version !== 2) throw new GradcompRangeError('state.version', `Expected state version 1 or 2 but received ${String((state as { version: unknown }).version)}`);
     if (state.type !== this.type) throw new GradcompRangeError('state.type', `Expected state of a ${this.type} optimizer but received ${String(state.type)}`);
-    this.tensors.clear();
-    this.steps = state.step;
-    for (const [name, t] of Object.entries(state.tensors)) {
-      this.tensors.set(name, Object.fromEntries(Object.entries(t).map(([k, v]) => {
-        if (typeof v === 'number') return [k, v];
-        if (Array.isArray(v)) return [k, Float32Array.from(v)];
-        throw typeError(`state.tensors.${name}.${k}`, 'a number or an array of numbers', v);
-      })));
+    if (!Number.isInteger(state.step) || state.step < 0) throw typeError('state.step', 'an integer >= 0', state.step);
+    const fields = this.fields as Record<string, 'array' | 'number'>, loaded = new Map<string, T>();
+    for (const [name, t] of Object.entries((state.tensors ?? {}) as Record<string, Record<string, unknown>>)) {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(t ?? {})) {
+        const param = `state.tensors.${name}.${k}`, key = this.legacyKey(k);
+        if (key === null) continue;
+        if (!(key in fields)) throw typeError(param, `one of the ${this.type} state fields (${Object.keys(fields).join(', ')})`, k);
+        if (fields[key] === 'number') {
+          if (typeof v !== 'number') throw typeError(param, 'a number', v);
+          o[key] = v;
+        } else o[key] = asFloat32(v, param);
+      }
+      loaded.set(name, o as T);
     }
+    this.tensors.clear();
+    for (const [n, t] of loaded) this.tensors.set(n, t);
+    this.steps = state.step;
+  }
+
+  /** Version 1 snapshots used other key names: map them (null drops a key). */
+  protected legacyKey(k: string): string | null {
+    return k;
   }
 }

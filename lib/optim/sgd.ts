@@ -4,17 +4,23 @@
  *   buf = d on the first step, else momentum * buf + (1 - dampening) * d
  *   d = nesterov ? d + momentum * buf : buf          (when momentum > 0)
  *   w -= lr * d
+ * in float32 arithmetic, one rounding per operation (native/core/optim.h), on whole tensors.
  * Tuning guide: momentum 0.9 with lr scaled to the global batch; Nesterov usually a little better;
- * weight decay 1e-4 to 5e-4 for CNNs. With DGC the compressor already applies momentum: use
- * momentum 0 here (specs/compressors.md §1(f), "double momentum").
+ * weight decay 1e-4 to 5e-4 for CNNs. With DGC the distributed optimizers move this momentum into
+ * the compressor's correction (DGC applies it before sparsifying), so it is not applied twice.
  */
 import { typeError } from '../native/errors';
-import { BaseOptimizer } from './optimizer';
+import { sgdStep, sgdStepAsync } from '../ops/kernels';
+import { BaseOptimizer, OptimizerFields } from './optimizer';
 
 export interface SgdOptions { lr: number; momentum?: number; nesterov?: boolean; weightDecay?: number; dampening?: number }
 
-export class Sgd extends BaseOptimizer {
+/** SGD's per-tensor state. momentum: the momentum buffer (absent until the tensor's first step with momentum > 0). */
+export interface SgdTensorState { momentum?: Float32Array }
+
+export class Sgd extends BaseOptimizer<SgdTensorState> {
   readonly type = 'sgd';
+  protected readonly fields: OptimizerFields<SgdTensorState> = { momentum: 'array' };
   readonly momentum: number;
   readonly nesterov: boolean;
   readonly weightDecay: number;
@@ -32,18 +38,15 @@ export class Sgd extends BaseOptimizer {
     if (this.nesterov && (this.momentum === 0 || this.dampening !== 0)) throw typeError('options.nesterov', 'momentum > 0 and dampening 0 for Nesterov', o.nesterov);
   }
 
-  protected update(name: string, w: Float32Array, g: Float32Array, lr: number): void {
-    const mu = this.momentum, wd = this.weightDecay, n = w.length;
-    const buf = mu > 0 ? this.buffer(name, 'momentum', n) : undefined;
-    const first = mu > 0 && this.scalar(name, 'started') === undefined;
-    for (let i = 0; i < n; i++) {
-      let d = g[i] + wd * w[i];
-      if (buf) {
-        buf[i] = first ? d : mu * buf[i] + (1 - this.dampening) * d;
-        d = this.nesterov ? d + mu * buf[i] : buf[i];
-      }
-      w[i] -= lr * d;
-    }
-    if (first) this.setScalar(name, 'started', 1);
+  protected apply(t: SgdTensorState, w: Float32Array, g: Float32Array, lr: number, gradScale: number, async: boolean): void | Promise<void> {
+    const first = this.momentum > 0 && t.momentum === undefined;
+    let buf: Float32Array | null = null;
+    if (this.momentum > 0) buf = t.momentum ??= new Float32Array(w.length);
+    const o = { lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov, gradScale };
+    return async ? sgdStepAsync(w, g, buf, o, first) : sgdStep(w, g, buf, o, first);
+  }
+
+  protected override legacyKey(k: string): string | null {
+    return k === 'started' ? null : k;
   }
 }

@@ -13,9 +13,8 @@
  * t.shape; // [2, 3]
  * t.dispose();
  */
-import { DeviceStorage, call } from '../cuda/device';
+import { BYTES, CTORS, DeviceBuffer, download, dtypeOf as backendDtypeOf, isDetached, upload } from '../backend';
 import { DisposedError, GradcompError, rangeError, typeError } from '../native/errors';
-import { cudaBackend } from '../ops/runtime';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'uint32' | 'uint8';
 export type Device = 'cpu' | 'cuda';
@@ -29,108 +28,69 @@ export interface DTypeArrays {
 }
 export type AnyTypedArray = DTypeArrays[DType];
 
-const TAG_TO_DTYPE: Record<string, DType> = {
-  Float32Array: 'float32',
-  Float64Array: 'float64',
-  Int32Array: 'int32',
-  Uint32Array: 'uint32',
-  Uint8Array: 'uint8',
-};
-
-const CTORS: { [D in DType]: new (n: number) => DTypeArrays[D] } = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  uint8: Uint8Array,
-};
-
-/**
- * The dtype of a TypedArray, or undefined. Uses the toString tag, not instanceof, so arrays from
- * another realm (jest's vm contexts, worker_threads) are recognized.
- */
+/** The dtype of a TypedArray a Tensor can hold, or undefined (any realm). */
 export function dtypeOf(x: unknown): DType | undefined {
-  if (!ArrayBuffer.isView(x)) return undefined;
-  return TAG_TO_DTYPE[Object.prototype.toString.call(x).slice(8, -1)];
+  const d = backendDtypeOf(x);
+  return d === 'uint16' ? undefined : d;
 }
-
-/** True when the ArrayBuffer behind `x` has been detached (transferred). */
-export function isDetached(x: ArrayBufferView): boolean {
-  const buf = x.buffer as ArrayBuffer & { detached?: boolean };
-  if (typeof buf.detached === 'boolean') return buf.detached;
-  if (buf.byteLength !== 0) return false;
-  // Node 20 has no ArrayBuffer#detached: a view cannot be constructed on a detached buffer.
-  try {
-    new Uint8Array(buf, 0, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
+export { isDetached };
 
 const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
 
-const BYTES: { [D in DType]: number } = { float32: 4, float64: 8, int32: 4, uint32: 4, uint8: 1 };
+/** The largest element count a Tensor may have (a TypedArray's limit). */
+const MAX_NUMEL = 2 ** 32 - 1;
 
 export class Tensor<D extends DType = DType, V extends Device = Device> {
   readonly dtype: D;
   readonly shape: readonly number[];
   readonly device: V;
   #data: DTypeArrays[D] | null;
-  #storage: DeviceStorage | null;
+  #dev: DeviceBuffer<D> | null;
   #disposed = false;
 
-  private constructor(data: DTypeArrays[D] | null, dtype: D, shape: readonly number[], storage: DeviceStorage | null = null) {
+  private constructor(data: DTypeArrays[D] | null, dtype: D, shape: readonly number[], dev: DeviceBuffer<D> | null = null) {
     this.#data = data;
-    this.#storage = storage;
+    this.#dev = dev;
     this.dtype = dtype;
     this.shape = Object.freeze([...shape]);
-    this.device = (storage ? 'cuda' : 'cpu') as V;
+    this.device = (dev ? 'cuda' : 'cpu') as V;
   }
 
-  /** @internal A CUDA tensor over new device memory (zero-filled when `zero`). */
-  static _allocCuda<T extends DType>(shape: readonly number[], dtype: T, zero = false): Tensor<T, 'cuda'> {
-    const b = cudaBackend('a CUDA tensor');
-    const s = checkShape(shape, 'shape');
-    return new Tensor<T, 'cuda'>(null, dtype, s, new DeviceStorage(b, numel(s) * BYTES[dtype], zero));
+  /** @internal A CUDA tensor over a device buffer (the op table's outputs). */
+  static _wrapDevice<T extends DType>(dev: DeviceBuffer<T>, shape?: readonly number[]): Tensor<T, 'cuda'> {
+    return new Tensor<T, 'cuda'>(null, dev.dtype, shape ?? [dev.length], dev);
   }
 
-  /** @internal The device storage of a live CUDA tensor (throws DisposedError otherwise). */
-  get _storage(): DeviceStorage {
-    if (this.#disposed || this.#storage === null || this.#storage.freed) throw new DisposedError('Tensor');
-    return this.#storage;
+  /** @internal The device buffer of a live CUDA tensor (throws DisposedError otherwise). */
+  get _device(): DeviceBuffer<D> {
+    if (this.#disposed || this.#dev === null || this.#dev.storage.freed) throw new DisposedError('Tensor');
+    return this.#dev;
   }
 
   /** A zero-copy view of `data`; `shape` defaults to `[data.length]`. */
   static from<A extends AnyTypedArray>(data: A, shape?: readonly number[]): Tensor<DTypeOfArray<A>, 'cpu'> {
     const dtype = dtypeOf(data);
-    if (dtype === undefined) {
-      throw typeError('data', 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', data);
-    }
-    if (isDetached(data)) {
-      throw new GradcompError('ERR_GRADCOMP_DETACHED', 'Expected an attached buffer for data but its ArrayBuffer was detached', 'data');
-    }
+    if (dtype === undefined) throw typeError('data', 'a Float32Array, Float64Array, Int32Array, Uint32Array or Uint8Array', data);
+    if (isDetached(data)) throw new GradcompError('ERR_GRADCOMP_DETACHED', 'Expected an attached buffer for data but its ArrayBuffer was detached', 'data');
     const s = shape === undefined ? [data.length] : checkShape(shape, 'shape');
-    if (numel(s) !== data.length) {
-      throw rangeError('shape', `a shape with ${data.length} elements`, `[${s.join(', ')}]`);
-    }
+    if (numel(s) !== data.length) throw rangeError('shape', `a shape with ${data.length} elements`, `[${s.join(', ')}]`);
     return new Tensor(data as unknown as DTypeArrays[DTypeOfArray<A>], dtype as DTypeOfArray<A>, s);
   }
 
   /** A new zero-filled tensor, on the CPU (default) or on the GPU (`device` 'cuda'). */
   static zeros<T extends DType = 'float32', W extends Device = 'cpu'>(shape: readonly number[], dtype?: T, device?: W): Tensor<T, W> {
     const d = (dtype ?? 'float32') as T;
-    if (!(d in CTORS)) throw typeError('dtype', `one of ${Object.keys(CTORS).join(', ')}`, dtype);
+    if (!(d in BYTES) || (d as string) === 'uint16') throw typeError('dtype', 'one of float32, float64, int32, uint32, uint8', dtype);
     if (device !== undefined && device !== 'cpu' && device !== 'cuda') throw typeError('device', "'cpu' or 'cuda'", device);
     const s = checkShape(shape, 'shape');
-    if (device === 'cuda') return Tensor._allocCuda(s, d, true) as unknown as Tensor<T, W>;
+    if (device === 'cuda') return Tensor._wrapDevice(DeviceBuffer.alloc(d, numel(s), true), s) as unknown as Tensor<T, W>;
     return new Tensor(new CTORS[d](numel(s)) as DTypeArrays[T], d, s) as unknown as Tensor<T, W>;
   }
 
   /** The underlying TypedArray (zero-copy) of a CPU tensor. Throws DisposedError after dispose(). */
   get data(): DTypeArrays[D] {
     if (this.#disposed) throw new DisposedError('Tensor');
-    if (this.#storage !== null) {
+    if (this.#dev !== null) {
       throw new GradcompError('ERR_GRADCOMP_INVALID_ARG',
         'Expected a CPU tensor for data but this Tensor lives on cuda: use await tensor.toArray() or await tensor.to(\'cpu\')', 'data');
     }
@@ -146,7 +106,7 @@ export class Tensor<D extends DType = DType, V extends Device = Device> {
   }
 
   get disposed(): boolean {
-    return this.#disposed || (this.#storage !== null && this.#storage.freed);
+    return this.#disposed || (this.#dev !== null && this.#dev.storage.freed);
   }
 
   /** Bytes of memory the tensor's elements take. */
@@ -158,16 +118,16 @@ export class Tensor<D extends DType = DType, V extends Device = Device> {
   reshape(shape: readonly number[]): Tensor<D, V> {
     const s = checkShape(shape, 'shape');
     if (numel(s) !== this.size) throw rangeError('shape', `a shape with ${this.size} elements`, `[${s.join(', ')}]`);
-    if (this.#storage !== null) return new Tensor<D, V>(null, this.dtype, s, this._storage);
+    if (this.#dev !== null) return new Tensor<D, V>(null, this.dtype, s, this._device);
     return new Tensor<D, V>(this.data, this.dtype, s);
   }
 
   /** A copy of the data as a new TypedArray (for a CUDA tensor: after the ops issued on it). */
   async toArray(): Promise<DTypeArrays[D]> {
-    if (this.#storage === null) return this.data.slice() as DTypeArrays[D];
-    const st = this._storage;
+    if (this.#dev === null) return this.data.slice() as DTypeArrays[D];
+    const dev = this._device;
     const out = new CTORS[this.dtype](this.size) as DTypeArrays[D];
-    await call('toArray', (b) => b.download(st.handle, out, 0));
+    await download(dev, out);
     return out;
   }
 
@@ -187,10 +147,9 @@ export class Tensor<D extends DType = DType, V extends Device = Device> {
     }
     if (device === 'cpu') return Tensor.from(await this.toArray(), this.shape) as unknown as Tensor<D, W>;
     const src = this.data;
-    const t = Tensor._allocCuda(this.shape, this.dtype);
-    const st = t._storage;
+    const t = Tensor._wrapDevice(DeviceBuffer.alloc(this.dtype, this.size), this.shape);
     try {
-      await call('to(\'cuda\')', (b) => b.upload(st.handle, src, 0));
+      await upload(t._device, src);
     } catch (e) {
       t.dispose();
       throw e;
@@ -205,7 +164,7 @@ export class Tensor<D extends DType = DType, V extends Device = Device> {
   dispose(): void {
     this.#disposed = true;
     this.#data = null;
-    if (this.#storage !== null) this.#storage.free();
+    if (this.#dev !== null) this.#dev.storage.free();
   }
 
   [Symbol.dispose](): void {
@@ -232,9 +191,9 @@ export function numel(shape: readonly number[]): number {
 function checkShape(shape: readonly number[], param: string): number[] {
   if (!Array.isArray(shape)) throw typeError(param, 'an array of non-negative integers', shape);
   for (const d of shape) {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw typeError(param, 'an array of non-negative integers', shape);
-    }
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw typeError(param, 'an array of non-negative integers', shape);
   }
+  const n = numel(shape);
+  if (!Number.isSafeInteger(n) || n > MAX_NUMEL) throw rangeError(param, `a shape with at most ${MAX_NUMEL} elements`, `[${shape.join(', ')}]`);
   return [...shape];
 }

@@ -21,3 +21,24 @@ const char* isa_name(Isa isa);
 #else
 #define GC_X86 0
 #endif
+
+// Elementwise kernels are written once as an inline body and compiled three times (baseline,
+// AVX2, AVX-512: the compiler vectorizes the body for each target); GC_ISA_VARIANTS defines the
+// three and `name##_run`, which picks one at run time. With -ffp-contract=off every variant does
+// the same IEEE operations per element, so the results are identical on every ISA.
+#if GC_X86
+#define GC_ISA_VARIANTS(name, params, args)                           \
+  GC_TARGET_AVX512 void name##_avx512 params { name##_body args; }    \
+  GC_TARGET_AVX2 void name##_avx2 params { name##_body args; }        \
+  void name##_base params { name##_body args; }                       \
+  void name##_run params {                                            \
+    switch (active_isa()) {                                           \
+      case Isa::kAvx512: return name##_avx512 args;                   \
+      case Isa::kAvx2: return name##_avx2 args;                       \
+      default: return name##_base args;                               \
+    }                                                                 \
+  }
+#else
+#define GC_ISA_VARIANTS(name, params, args) \
+  void name##_run params { name##_body args; }
+#endif

@@ -7,8 +7,11 @@ namespace gradcomp {
 
 // 1 sign bit + ceil(log2(levels + 1)) level bits.
 gc_status qsgd_encode(const gc_qsgd_desc& d);
-// Validates the whole payload (header, size, norms, every code) and writes n floats.
-gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len);
+// Validates the whole payload (header, size, norms, every code) and writes n floats into out, or
+// adds them (accumulate: out += decoded, one rounding per element). A corrupt payload is refused
+// before anything is written only for header/size faults; a bad code found mid-way may leave out
+// partly written (decode into scratch when that matters).
+gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool accumulate = false);
 
 // The element -> random word mapping (contract, shared with CUDA and the TS oracle):
 // element i uses Philox block (i >> 6) * 16 + (i & 15), word (i >> 4) & 3. A group of 64

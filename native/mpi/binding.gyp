@@ -2,12 +2,13 @@
   "targets": [
     {
       "target_name": "gradcomp_mpi",
-      "sources": ["mpi_backend.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "OMPI_SKIP_MPICXX=1", "MPICH_SKIP_MPICXX=1"],
+      "sources": ["addon.cc", "engine.cc", "ring.cc"],
+      "include_dirs": ["../core/include"],
+      "defines": ["NAPI_VERSION=8", "OMPI_SKIP_MPICXX=1", "MPICH_SKIP_MPICXX=1",
+                  "GC_ABI_VERSION=<!(node -p \"require('../../package.json').gradcomp.abi\")"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "<!@(mpicc --showme:compile)"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "<!@(mpicc --showme:compile)"],
       "libraries": ["<!@(mpicc --showme:link)"]
     }
   ]

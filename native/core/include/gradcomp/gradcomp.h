@@ -17,7 +17,8 @@ typedef enum gc_status {
   GC_ERR_CORRUPT_PAYLOAD = 2, /* a wire payload failed validation on decode */
   GC_ERR_OUT_OF_MEMORY = 3,   /* scratch allocation failed */
   GC_ERR_INTERNAL = 4,        /* a bug: an internal consistency check failed */
-  GC_ERR_DEVICE = 5           /* the CUDA runtime reported an error (its text travels with it) */
+  GC_ERR_DEVICE = 5,          /* the CUDA runtime reported an error (its text travels with it) */
+  GC_ERR_COMM = 6             /* the communication library (MPI) reported an error (its text travels with it) */
 } gc_status;
 
 typedef enum gc_dtype {

@@ -4,9 +4,10 @@
  * is done), and a failure rejects only the call that failed. Native failures come back as coded
  * GradcompErrors with the CUDA runtime's text.
  */
-import { GradcompError, nativeError } from '../native/errors';
+import { GradcompError } from '../native/errors';
 import type { CudaBinding, DeviceHandle } from '../native/binding';
-import { cudaBackend } from '../ops/runtime';
+import { BYTES, DType } from './buffer';
+import { cudaBackend } from './runtime';
 
 let tail: Promise<unknown> = Promise.resolve();
 
@@ -17,19 +18,10 @@ export function enqueue<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
-/** Maps a rejection from the CUDA addon to a coded GradcompError. */
-export function cudaError(e: unknown, op: string): Error {
-  const err = e as { status?: unknown; detail?: unknown; message?: string };
-  if (typeof err?.status !== 'number') return e instanceof Error ? e : new Error(String(e));
-  const base = nativeError(err.status, op);
-  const detail = typeof err.detail === 'string' && err.detail ? ` (${err.detail})` : '';
-  return new GradcompError(base.code, base.message + detail, base.param);
-}
-
-/** Queues one native call and maps its failure. */
+/** Queues one native call (its failures are already coded by the addon's error factory). */
 export function call(op: string, fn: (b: CudaBinding) => Promise<void>): Promise<void> {
   const b = cudaBackend(op);
-  return enqueue(() => fn(b).catch((e) => { throw cudaError(e, op); }));
+  return enqueue(() => fn(b));
 }
 
 /** A device allocation shared by a tensor and its reshaped views. */
@@ -41,11 +33,7 @@ export class DeviceStorage {
   constructor(binding: CudaBinding, bytes: number, zero: boolean) {
     this.#binding = binding;
     this.bytes = bytes;
-    try {
-      this.#handle = binding.alloc(bytes, zero);
-    } catch (e) {
-      throw cudaError(e, 'alloc');
-    }
+    this.#handle = binding.alloc(bytes, zero);
   }
 
   get freed(): boolean {
@@ -67,6 +55,25 @@ export class DeviceStorage {
   }
 }
 
+/** A typed view of device memory: what the CUDA backend's kernels take and return. */
+export class DeviceBuffer<D extends DType = DType> {
+  readonly device = 'cuda' as const;
+  constructor(readonly storage: DeviceStorage, readonly dtype: D, readonly length: number) {}
+
+  /** New device memory for `length` elements (zero-filled when `zero`). */
+  static alloc<T extends DType>(dtype: T, length: number, zero = false): DeviceBuffer<T> {
+    return new DeviceBuffer(new DeviceStorage(cudaBackend('a CUDA tensor'), length * BYTES[dtype], zero), dtype, length);
+  }
+
+  get handle(): DeviceHandle {
+    return this.storage.handle;
+  }
+}
+
+export function isDeviceBuffer(x: unknown): x is DeviceBuffer {
+  return x instanceof DeviceBuffer;
+}
+
 /** Live device memory held by gradcomp tensors and their storage. */
 export function cudaMemory(): { bytes: number; buffers: number } {
   return cudaBackend('cudaMemory()').memory();
@@ -75,4 +82,12 @@ export function cudaMemory(): { bytes: number; buffers: number } {
 /** Waits until every CUDA op issued so far has finished (their errors stay with their callers). */
 export function cudaSynchronize(): Promise<void> {
   return enqueue(async () => undefined);
+}
+
+/** Copies between host memory and a device buffer (byteOffset into the device buffer). */
+export function upload(dst: DeviceBuffer, src: ArrayBufferView, byteOffset = 0): Promise<void> {
+  return call("to('cuda')", (b) => b.upload(dst.handle, src, byteOffset));
+}
+export function download(src: DeviceBuffer, dst: ArrayBufferView, byteOffset = 0): Promise<void> {
+  return call('toArray', (b) => b.download(src.handle, dst, byteOffset));
 }

@@ -1,0 +1,59 @@
+/**
+ * The CPU backend: each op of the table (ops.ts) bound to the CPU addon. Arguments arrive
+ * validated; `async` selects the addon's Promise-returning form (the kernel runs on the libuv pool
+ * with its inputs pinned) over the synchronous one.
+ */
+import { loadBinding } from '../native/loader';
+import type { NativeBinding } from '../native/binding';
+import { cpu } from './op';
+import * as op from './ops';
+
+let b: NativeBinding | undefined;
+const nb = (): NativeBinding => (b ??= loadBinding());
+
+cpu.register(op.efTopK, (a, async) => nb().topk(a.grad, a.residual, a.k, a.scale, a.indices, a.values, async));
+cpu.register(op.topK, (a, async) => nb().topk(null, a.x, a.k, 1, a.indices, a.values, async));
+cpu.register(op.dropitPack, (a, async) => nb().dropitPack(a.x, a.k, a.payload, async));
+cpu.register(op.dropitUnpack, (a, async) => nb().dropitUnpack(a.packed, a.out, async));
+cpu.register(op.qsgdEncode, (a, async) =>
+  nb().qsgdEncode(a.x, a.levels, a.bucket, a.norm, a.seed[0], a.seed[1], a.step, a.tensorId, a.payload, async));
+cpu.register(op.qsgdDecode, (a, async) => nb().qsgdDecode(a.payload, a.out, a.accumulate, async));
+cpu.register(op.powerSgdStep, (a, async) => nb().powersgdStep(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, async));
+cpu.register(op.powerSgdPhase, (a, async) =>
+  nb().powersgdPhase(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, a.phase as 1 | 2, async));
+cpu.register(op.powerSgdReconstruct, (a, async) =>
+  nb().powersgdReconstruct(a.p, a.q, a.rows, a.cols, a.rank, a.out, a.inPlace ? a.residual : a.m, a.residual, async));
+cpu.register(op.orthonormalize, (a, async) => nb().orthonormalize(a.p, a.batch, a.rows, a.rank, async));
+cpu.register(op.halfPack, (a) => nb().halfPack(a.x, a.out, a.kind as 0 | 1 | 2));
+cpu.register(op.halfUnpackAdd, (a) => nb().halfUnpackAdd(a.h, a.out, a.kind as 0 | 1));
+cpu.register(op.efsignEncode, (a, async) => nb().efsignEncode(a.grad, a.residual, a.bits, async));
+cpu.register(op.signDecodeAll, (a, async) => nb().signDecodeAll(a.data, a.offsets, a.scales, a.out, a.mode as 0 | 1, a.divisor, async));
+cpu.register(op.signPack, (a) => nb().signPack(a.x, a.bits));
+cpu.register(op.signUnpackAdd, (a) => nb().signUnpackAdd(a.bits, a.out, a.scale));
+cpu.register(op.philoxFill, (a) => nb().philoxFill(a.out, a.seed[0], a.seed[1], a.step, a.stream, a.kind as 0 | 1));
+cpu.register(op.reduceInto, (a) => nb().reduceInto(a.dst, a.src, a.op as 0 | 1));
+cpu.register(op.vecAdd, (a) => nb().vecAdd(a.out, a.a, a.b));
+cpu.register(op.vecScale, (a) => nb().vecScale(a.x, a.s));
+cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));
+cpu.register(op.normSum, (a) => nb().normSum(a.x, a.kind as 0 | 1));
+cpu.register(op.scatterAdd, (a) => nb().scatterAdd(a.out, a.idx, a.vals, a.scale));
+cpu.register(op.randkSupport, (a) => nb().randkSupport(a.n, a.seed[0], a.seed[1], a.step, a.stream, a.out));
+cpu.register(op.checksum, (a) => nb().checksum(a.bytes));
+cpu.register(op.dgcAccumulate, (a) => nb().dgcAccumulate(a.g, a.u, a.v, a.momentum, a.nesterov, a.clip));
+cpu.register(op.sgdStep, (a, async) =>
+  nb().sgdStep(a.w, a.g, a.buf, a.lr, a.momentum, a.dampening, a.weightDecay, a.gradScale, a.nesterov, a.first, async));
+cpu.register(op.novogradStep, (a, async) =>
+  nb().novogradStep(a.w, a.g, a.m, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.gradScale, a.gradAveraging, a.v, async));
+
+/** Payload sizes from the C ABI's formulas (gradcomp.h), so TypeScript and C never disagree. */
+export const qsgdPayloadBytes = (n: number, levels: number, bucket: number): number => nb().qsgdPayloadBytes(n, levels, bucket);
+export const dropitPackedBytes = (n: number, k: number): [number, number] => nb().dropitPackedBytes(n, k);
+/** Introspection for tests and the benchmark. */
+export const cpuIntrospection = {
+  lastTopkPath: (): number => nb().lastTopkPath(),
+  lastDropitPath: (): number => nb().lastDropitPath(),
+  setMaxIsa: (isa: 'avx512' | 'avx2' | 'scalar'): void => nb().setMaxIsa(isa),
+  baselineNthElementEfTopK: (g: Float32Array, r: Float32Array, k: number, i: Uint32Array, v: Float32Array): void =>
+    nb().baselineNthElementEfTopK(g, r, k, i, v),
+  baselineMemcpy: (dst: Uint8Array, src: Uint8Array): void => nb().baselineMemcpy(dst, src),
+};

@@ -1,0 +1,92 @@
+/**
+ * The kernels the compressors, optimizers and communicators run on whole tensors (internal:
+ * not re-exported by the package). Each is one validated call into the op table; host arrays
+ * only. The `...Async` forms run off the main thread with their inputs pinned.
+ */
+import { kernels as k, runAsync, runSync } from '../backend';
+
+type Seed = number | bigint;
+const seed64 = (s: Seed): [number, number] => {
+  const v = BigInt(s) & 0xffffffffffffffffn;
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+};
+
+/** out = a + b (out may be a or b). */
+export const vecAdd = (out: Float32Array, a: Float32Array, b: Float32Array): void => { runSync(k.vecAdd, { out, a, b }); };
+/** x *= s. */
+export const vecScale = (x: Float32Array, s: number): void => { runSync(k.vecScale, { x, s }); };
+/** y += s * x. */
+export const vecAxpy = (y: Float32Array, x: Float32Array, s = 1): void => { runSync(k.vecAxpy, { y, x, s }); };
+/** Sum of squares (float64, the same bits on any thread count). */
+export const sumSquares = (x: Float32Array): number => runSync(k.normSum, { x, kind: 0 }).value as number;
+/** Sum of |x| (float64, fixed order). */
+export const sumAbs = (x: Float32Array): number => runSync(k.normSum, { x, kind: 1 }).value as number;
+/** out[idx[j]] += scale * vals[j]; throws ERR_GRADCOMP_CORRUPT_PAYLOAD unless idx is strictly ascending and in range. */
+export const scatterAdd = (out: Float32Array, idx: Uint32Array, vals: Float32Array, scale = 1): void => {
+  runSync(k.scatterAdd, { out, idx, vals, scale });
+};
+/** dst = dst + src (op 0) or max (op 1), elementwise. */
+export const reduceInto = (dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void => {
+  runSync(k.reduceInto, { dst, src, op });
+};
+/** A thread-count independent CRC32C tree of the bytes of any typed array (checkpoints, identical-model checks). */
+export const checksum = (x: ArrayBufferView): number => runSync(k.checksum, { bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) }).value as number;
+/** Philox fill: kind 0 uniform [0, 1), 1 standard normal. */
+export const philoxFill = (out: Float32Array, seed: Seed, step: number, stream: number, kind: 0 | 1): void => {
+  runSync(k.philoxFill, { out, seed: seed64(seed), step, stream, kind });
+};
+/** k distinct ascending indices in [0, n), the same for every worker sharing (seed, step, stream). */
+export const randkSupport = (n: number, kk: number, seed: Seed, step: number, stream: number): Uint32Array =>
+  runSync(k.randkSupport, { n, k: kk, seed: seed64(seed), step, stream }).a.out as Uint32Array;
+export const dgcAccumulate = (g: Float32Array, u: Float32Array, v: Float32Array, momentum: number, nesterov: boolean, clip: number): void => {
+  runSync(k.dgcAccumulate, { g, u, v, momentum, nesterov, clip });
+};
+
+/** Scaled sign with error feedback, fused; returns the float32 scale. grad null: encode the residual alone. */
+export const efsignEncode = (grad: Float32Array | null, residual: Float32Array, bits: Uint8Array): number =>
+  runSync(k.efsignEncode, { grad, residual, bits }).value as number;
+export const efsignEncodeAsync = async (grad: Float32Array | null, residual: Float32Array, bits: Uint8Array): Promise<number> =>
+  (await runAsync(k.efsignEncode, { grad, residual, bits })).value as number;
+/** bit i = x[i] < 0; returns sum |x|. */
+export const signPack = (x: Float32Array, bits: Uint8Array): number => runSync(k.signPack, { x, bits }).value as number;
+export const signUnpackAdd = (bits: Uint8Array, out: Float32Array, scale: number): void => { runSync(k.signUnpackAdd, { bits, out, scale }); };
+/** Every rank's sign bits at once: mode 0 the average of scale * sign, mode 1 the majority vote. */
+export const signDecodeAll = (data: Uint8Array, offsets: Uint32Array, scales: Float32Array | null, out: Float32Array, mode: 0 | 1,
+  divisor = 1): void => { runSync(k.signDecodeAll, { data, offsets, scales, out, mode, divisor }); };
+/** kind 0 fp16, 1 bf16, 2 fp16 saturating. */
+export const halfPack = (x: Float32Array, out: Uint16Array, kind: 0 | 1 | 2): void => { runSync(k.halfPack, { x, out, kind }); };
+export const halfUnpackAdd = (h: Uint16Array, out: Float32Array, kind: 0 | 1): void => { runSync(k.halfUnpackAdd, { h, out, kind }); };
+
+/** QSGD payload (as written by qsgdEncode) decoded and added into out. */
+export const qsgdDecodeAdd = (payload: Uint8Array, out: Float32Array): void => {
+  runSync(k.qsgdDecode, { payload, n: out.length, out, accumulate: true });
+};
+export const qsgdEncodeInto = (x: Float32Array, levels: number, bucket: number, norm: 0 | 1, seed: Seed, step: number, tensorId: number,
+  payload: Uint8Array): void => {
+  runSync(k.qsgdEncode, { x, levels, bucket, norm, seed: seed64(seed), step, tensorId, bytes: payload.length, payload });
+};
+
+/** PowerSGD halves: phase 1 P = M Q; phase 2 Q = Mᵀ P. */
+export const powerSgdPhase = (m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number,
+  phase: 1 | 2): void => { runSync(k.powerSgdPhase, { m, q, p, batch, rows, cols, rank, phase }); };
+export const orthonormalizeInPlace = (p: Float32Array, batch: number, rows: number, rank: number): void => {
+  runSync(k.orthonormalize, { p, batch, rows, rank });
+};
+/** out = P Qᵀ; with a residual holding M: residual = M - out, in the same pass. */
+export const powerSgdReconstruct = (p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
+  residual: Float32Array | null): void => {
+  runSync(k.powerSgdReconstruct, { p, q, rows, cols, rank, out, m: null, residual, inPlace: residual !== null });
+};
+
+export interface SgdArgs { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; gradScale?: number }
+/** One SGD update of w from g (momentum buffer `buf` when momentum > 0; `first` starts it). */
+export const sgdStep = (w: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
+  runSync(k.sgdStep, { w, g, buf, ...o, first });
+};
+export const sgdStepAsync = async (w: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): Promise<void> => {
+  await runAsync(k.sgdStep, { w, g, buf, ...o, first });
+};
+export interface NovoGradArgs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradAveraging: boolean; gradScale?: number }
+/** One NovoGrad update; v is the tensor's second moment (null on its first step); returns the new v. */
+export const novogradStep = (w: Float32Array, g: Float32Array, m: Float32Array, o: NovoGradArgs, v: number | null): number =>
+  runSync(k.novogradStep, { w, g, m, ...o, v }).value as number;

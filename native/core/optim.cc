@@ -1,0 +1,93 @@
+#include "optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu.h"
+#include "pool.h"
+
+namespace gradcomp {
+
+namespace {
+
+constexpr uint64_t kPiece = 1 << 16;
+
+inline void sgd_body(float* w, const float* g, float* buf, uint64_t lo, uint64_t hi, const SgdParams* pp) {
+  const SgdParams p = *pp;
+  const float keep = 1.0f - p.dampening;
+  for (uint64_t i = lo; i < hi; ++i) {
+    float d = g[i];
+    if (p.grad_scale != 1.0f) d = d * p.grad_scale;
+    if (p.weight_decay != 0.0f) d = d + p.weight_decay * w[i];
+    if (buf != nullptr) {
+      const float b = p.first ? d : p.momentum * buf[i] + keep * d;
+      buf[i] = b;
+      d = p.nesterov ? d + p.momentum * b : b;
+    }
+    w[i] = w[i] - p.lr * d;
+  }
+}
+GC_ISA_VARIANTS(sgd, (float* w, const float* g, float* buf, uint64_t lo, uint64_t hi, const SgdParams* p), (w, g, buf, lo, hi, p))
+
+inline void novograd_body(float* w, const float* g, float* m, uint64_t lo, uint64_t hi, float gs, float inv, float wd,
+                          float avg, float b1, float lr) {
+  for (uint64_t i = lo; i < hi; ++i) {
+    float gh = g[i];
+    if (gs != 1.0f) gh = gh * gs;
+    gh = gh * inv;
+    if (wd != 0.0f) gh = gh + wd * w[i];
+    if (avg != 1.0f) gh = gh * avg;
+    const float mm = b1 * m[i] + gh;
+    m[i] = mm;
+    w[i] = w[i] - lr * mm;
+  }
+}
+GC_ISA_VARIANTS(novograd, (float* w, const float* g, float* m, uint64_t lo, uint64_t hi, float gs, float inv, float wd, float avg,
+                           float b1, float lr), (w, g, m, lo, hi, gs, inv, wd, avg, b1, lr))
+
+double scaled_sq(const float* g, uint64_t n, float gs) {
+  const size_t tasks = chunk_count(n, kPiece);
+  std::vector<double> part(tasks, 0.0);
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (uint64_t i = lo; i < hi; ++i) {
+      const double v = gs == 1.0f ? g[i] : static_cast<float>(g[i] * gs);
+      s[(i - lo) & 7] += v * v;
+    }
+    part[t] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  });
+  double total = 0.0;
+  for (double p : part) total += p;
+  return total;
+}
+
+}  // namespace
+
+gc_status sgd_step(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p) {
+  if (n > 0 && (w == nullptr || g == nullptr)) return GC_ERR_INVALID_ARG;
+  if (p.momentum == 0.0f) buf = nullptr;
+  else if (n > 0 && buf == nullptr) return GC_ERR_INVALID_ARG;
+  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    if (lo < hi) sgd_run(w, g, buf, lo, hi, &p);
+  });
+  return GC_OK;
+}
+
+gc_status novograd_step(float* w, const float* g, float* m, uint64_t n, const NovoGradParams& p, double* v) {
+  if ((n > 0 && (w == nullptr || g == nullptr || m == nullptr)) || v == nullptr) return GC_ERR_INVALID_ARG;
+  const double n2 = scaled_sq(g, n, p.grad_scale);
+  const double nv = p.first ? n2 : p.beta2 * *v + (1.0 - p.beta2) * n2;
+  *v = nv;
+  const float inv = static_cast<float>(1.0 / (std::sqrt(nv) + p.eps));
+  const float avg = p.grad_averaging ? 1.0f - p.beta1 : 1.0f;
+  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    if (lo < hi) novograd_run(w, g, m, lo, hi, p.grad_scale, inv, p.weight_decay, avg, p.beta1, p.lr);
+  });
+  return GC_OK;
+}
+
+}  // namespace gradcomp

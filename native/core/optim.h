@@ -1,0 +1,39 @@
+// Optimizer updates over whole tensors or buckets, at the memory floor. float32 arithmetic, one
+// rounding per operation in the order written below (no FMA contraction), so the bits are the
+// same on every ISA and thread count; test/reference/optim.ts is the oracle.
+#pragma once
+#include "gradcomp/gradcomp.h"
+
+namespace gradcomp {
+
+struct SgdParams {
+  float lr, momentum, dampening, weight_decay;
+  float grad_scale;  // g is multiplied by this first (1 / workers turns a sum into the mean)
+  bool nesterov;
+  bool first;  // the momentum buffer starts as d (PyTorch's first step)
+};
+
+// SGD with momentum / Nesterov / weight decay (PyTorch's semantics), per element:
+//   d = g * grad_scale;  d = d + wd * w
+//   buf = first ? d : momentum * buf + (1 - dampening) * d            (momentum > 0)
+//   d = nesterov ? d + momentum * buf : buf
+//   w = w - lr * d
+// buf may be null when momentum is 0.
+gc_status sgd_step(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p);
+
+struct NovoGradParams {
+  float lr, beta1, weight_decay;
+  double beta2, eps;
+  float grad_scale;
+  bool grad_averaging;
+  bool first;  // v starts as ||g||^2
+};
+
+// NovoGrad (Ginsburg et al. 2019), one tensor: n2 = ||g * grad_scale||^2 (float64, fixed order);
+// v = first ? n2 : beta2 v + (1 - beta2) n2;  inv = 1 / (sqrt(v) + eps)  (float64, then float32);
+//   gh = (g * grad_scale * inv + wd * w) * (grad_averaging ? 1 - beta1 : 1)
+//   m = beta1 m + gh;  w = w - lr * m
+// *v is read (unless first) and written.
+gc_status novograd_step(float* w, const float* g, float* m, uint64_t n, const NovoGradParams& p, double* v);
+
+}  // namespace gradcomp

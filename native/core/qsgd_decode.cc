@@ -1,0 +1,148 @@
+// QSGD decode (the encode is in qsgd.cc): validates the whole payload and writes, or adds, the
+// dense values.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "cpu.h"
+#include "pool.h"
+#include "qsgd.h"
+
+#if GC_X86
+#include <immintrin.h>
+#endif
+
+namespace gradcomp {
+
+namespace {
+
+using Header = gc_qsgd_header;
+inline uint32_t fbits(float v) { uint32_t b; std::memcpy(&b, &v, 4); return b; }
+inline void put(float* out, uint64_t i, float v, bool acc) { out[i] = acc ? out[i] + v : v; }
+
+// Codes of B bits (B = 2 or 4: whole bytes hold 8 / B of them); bucket bounds need not be
+// byte-aligned. Returns nonzero when a level exceeds s.
+template <uint32_t B>
+uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t s, float unit_v, float* out, bool acc) {
+  constexpr uint32_t kPer = 8 / B, kMask = (1u << B) - 1, kLevel = (1u << (B - 1)) - 1;
+  uint32_t over = 0;
+  for (uint64_t i = b0; i < b1; ++i) {
+    const uint32_t code = (codes[i / kPer] >> ((i % kPer) * B)) & kMask;
+    const uint32_t level = code & kLevel;
+    over |= level > s;
+    const float v = static_cast<float>(level) * unit_v;
+    put(out, i, (code >> (B - 1)) ? -v : v, acc);
+  }
+  return over;
+}
+
+#if GC_X86
+// Decodes elements [b0, b1) of one bucket (b0 a multiple of 16) for 2-, 4- or 8-bit codes:
+// bytes are spread to one code per byte (pdep), widened, then level * unit with the sign bit
+// xored in. The tail that is not a whole 16 is left to the scalar loop. Returns the next element
+// and ORs a level > s flag into *over.
+GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uint64_t b0, uint64_t b1, uint32_t s,
+                                        float unit_v, float* out, uint32_t* over, bool acc) {
+  const __m512i lmask = _mm512_set1_epi32(static_cast<int>((1u << (bits - 1)) - 1));
+  const __m512i vs = _mm512_set1_epi32(static_cast<int>(s));
+  const __m512 unit = _mm512_set1_ps(unit_v);
+  __mmask16 bad = 0;
+  uint64_t i = b0;
+  for (; i + 16 <= b1; i += 16) {
+    __m128i bytes;
+    if (bits == 8) {
+      bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i));
+    } else if (bits == 4) {
+      uint64_t w;
+      std::memcpy(&w, codes + i / 2, 8);
+      bytes = _mm_set_epi64x(static_cast<long long>(_pdep_u64(w >> 32, 0x0F0F0F0F0F0F0F0FULL)),
+                             static_cast<long long>(_pdep_u64(w & 0xffffffffULL, 0x0F0F0F0F0F0F0F0FULL)));
+    } else {
+      uint32_t w;
+      std::memcpy(&w, codes + i / 4, 4);
+      bytes = _mm_set_epi64x(static_cast<long long>(_pdep_u64(w >> 16, 0x0303030303030303ULL)),
+                             static_cast<long long>(_pdep_u64(w & 0xffffu, 0x0303030303030303ULL)));
+    }
+    const __m512i c = _mm512_cvtepu8_epi32(bytes);
+    const __m512i level = _mm512_and_si512(c, lmask);
+    bad |= _mm512_cmpgt_epi32_mask(level, vs);
+    const __m512i sign = _mm512_slli_epi32(_mm512_srli_epi32(c, bits - 1), 31);
+    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(level), unit);
+    const __m512 r = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign));
+    _mm512_storeu_ps(out + i, acc ? _mm512_add_ps(_mm512_loadu_ps(out + i), r) : r);
+  }
+  *over |= bad != 0;
+  return i;
+}
+#endif
+
+}  // namespace
+
+gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool acc) {
+  if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
+  Header h;
+  std::memcpy(&h, payload, sizeof h);
+  if (!gc_qsgd_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
+  if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
+  const uint32_t bits = h.bits, s = h.levels;
+  const uint64_t buckets = (h.n + h.bucket - 1) / h.bucket;
+  const uint8_t* normp = payload + GC_QSGD_HEADER_BYTES;
+  const uint8_t* codes = normp + 4 * buckets;
+  const uint64_t code_bytes = (h.n * bits + 7) / 8;
+  const uint32_t tail_bits = static_cast<uint32_t>((h.n * bits) % 8);
+  if (tail_bits != 0 && (codes[code_bytes - 1] >> tail_bits) != 0) return GC_ERR_CORRUPT_PAYLOAD;
+
+  const uint64_t unit = std::lcm<uint64_t>(h.bucket, 8);
+  const uint64_t per_task = std::max<uint64_t>(unit, (32768 / unit) * unit);
+  const size_t tasks = chunk_count(h.n, per_task);
+  std::vector<uint8_t> bad(tasks, 0);
+  const uint32_t level_mask = (1u << (bits - 1)) - 1;
+#if GC_X86
+  const bool simd = active_isa() == Isa::kAvx512 && h.bucket % 16 == 0 && (bits == 2 || bits == 4 || bits == 8);
+#endif
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    uint64_t lo = t * per_task, hi = std::min<uint64_t>(h.n, lo + per_task);
+    for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
+      float L;
+      std::memcpy(&L, normp + 4 * b, 4);
+      if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) { bad[t] = 1; return; }
+      const float unit_v = L / static_cast<float>(s);
+      uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
+      uint32_t over = 0;
+#if GC_X86
+      if (simd) b0 = decode_avx512(codes, bits, b0, b1, s, unit_v, out, &over, acc);
+#endif
+      if (bits == 8) {
+        const uint8_t* c = codes + b0;
+        for (uint64_t i = b0; i < b1; ++i, ++c) {
+          uint32_t level = *c & 0x7fu;
+          over |= level > s;
+          float v = static_cast<float>(level) * unit_v;
+          put(out, i, (*c & 0x80u) ? -v : v, acc);
+        }
+      } else if (bits == 4) {
+        over |= decode_narrow<4>(codes, b0, b1, s, unit_v, out, acc);
+      } else if (bits == 2) {
+        over |= decode_narrow<2>(codes, b0, b1, s, unit_v, out, acc);
+      } else {
+        for (uint64_t i = b0; i < b1; ++i) {
+          uint64_t bit = i * bits;
+          uint32_t word = 0;
+          std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, code_bytes - bit / 8));
+          uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
+          uint32_t level = code & level_mask;
+          over |= level > s;
+          float v = static_cast<float>(level) * unit_v;
+          put(out, i, (code >> (bits - 1)) ? -v : v, acc);
+        }
+      }
+      if (over) { bad[t] = 1; return; }
+    }
+  });
+  for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
+  return GC_OK;
+}
+
+}  // namespace gradcomp

@@ -1,0 +1,17 @@
+// The CPU addon's op families: each file registers its entry points on the exports object.
+// Every entry unpacks its arguments into a plain descriptor on the JS thread (TypeScript has
+// already validated them and written the user-facing messages; these checks guard memory safety
+// only), then runs the kernel right here or on the libuv pool (a Promise), see napi_util.h.
+#pragma once
+#include "../napi_util/napi_util.h"
+
+namespace gradcomp_napi {
+
+void ExportSelect(napi_env env, napi_value exports);    // top-k, DropIT
+void ExportQuant(napi_env env, napi_value exports);     // QSGD, fp16/bf16 casts, signs
+void ExportPowerSgd(napi_env env, napi_value exports);  // power steps, orthonormalization
+void ExportVector(napi_env env, napi_value exports);    // elementwise, reductions, Philox, rand-k, DGC
+void ExportOptim(napi_env env, napi_value exports);     // SGD, NovoGrad
+void ExportRuntime(napi_env env, napi_value exports);   // threads, ISA, benchmark baselines
+
+}  // namespace gradcomp_napi

@@ -1,0 +1,62 @@
+// Optimizer updates over whole tensors or buckets (native/core/optim.h).
+#include <memory>
+
+#include "../core/optim.h"
+#include "ops.h"
+
+namespace gradcomp_napi {
+namespace {
+
+// sgdStep(w, g, buf | null, lr, momentum, dampening, weightDecay, gradScale, nesterov, first, async)
+GC_JS(JS_sgdStep) {
+  GC_SPAN(float, 0, w);
+  GC_SPAN(float, 1, g);
+  GC_SPAN(float, 2, buf, true);
+  GC_F64(3, lr);
+  GC_F64(4, mu);
+  GC_F64(5, damp);
+  GC_F64(6, wd);
+  GC_F64(7, gs);
+  GC_CHECK(w.len == g.len && (mu == 0.0 || (buf.present && buf.len == w.len)), "sgdStep lengths disagree");
+  gradcomp::SgdParams p{static_cast<float>(lr), static_cast<float>(mu), static_cast<float>(damp), static_cast<float>(wd),
+                        static_cast<float>(gs), gcnapi::Bool(a, 8), gcnapi::Bool(a, 9)};
+  float* bp = buf.present ? buf.data : nullptr;
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 10), "sgdStep", [w, g, bp, p] { return gradcomp::sgd_step(w.data, g.data, bp, w.len, p); },
+                          {a.argv[0], a.argv[1], a.argv[2]});
+}
+
+// novogradStep(w, g, m, lr, beta1, beta2, eps, weightDecay, gradScale, gradAveraging, v | null, async) -> v
+GC_JS(JS_novogradStep) {
+  GC_SPAN(float, 0, w);
+  GC_SPAN(float, 1, g);
+  GC_SPAN(float, 2, m);
+  GC_F64(3, lr);
+  GC_F64(4, b1);
+  GC_F64(5, b2);
+  GC_F64(6, eps);
+  GC_F64(7, wd);
+  GC_F64(8, gs);
+  GC_CHECK(w.len == g.len && w.len == m.len, "novogradStep lengths disagree");
+  const bool first = gcnapi::IsNullish(a.env, a.argv[10]);
+  double v0 = 0.0;
+  if (!first && !gcnapi::F64(a, 10, &v0)) return nullptr;
+  gradcomp::NovoGradParams p{static_cast<float>(lr), static_cast<float>(b1), static_cast<float>(wd), b2, eps, static_cast<float>(gs),
+                             gcnapi::Bool(a, 9), first};
+  auto v = std::make_shared<double>(v0);
+  if (!gcnapi::Bool(a, 11)) {
+    gcnapi::ThrowStatus(a.env, gradcomp::novograd_step(w.data, g.data, m.data, w.len, p, v.get()), "novogradStep");
+    return gcnapi::Number(a.env, *v);
+  }
+  return gcnapi::StartAsync(a.env, "novogradStep", [w, g, m, p, v](std::string*) {
+    return gradcomp::novograd_step(w.data, g.data, m.data, w.len, p, v.get());
+  }, {a.argv[0], a.argv[1], a.argv[2]}, [v](napi_env env) { return gcnapi::Number(env, *v); });
+}
+
+}  // namespace
+
+void ExportOptim(napi_env env, napi_value exports) {
+  const gcnapi::Fn fns[] = {{"sgdStep", JS_sgdStep}, {"novogradStep", JS_novogradStep}};
+  gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
+
+}  // namespace gradcomp_napi

@@ -1,0 +1,138 @@
+// QSGD encode/decode, fp16/bf16 casts and the sign family (pack, fused EF encode, decode of all
+// workers' payloads at once).
+#include <memory>
+#include <vector>
+
+#include "../core/cast.h"
+#include "../core/codec.h"
+#include "../core/qsgd.h"
+#include "ops.h"
+
+namespace gradcomp_napi {
+namespace {
+
+// qsgdEncode(x, levels, bucket, norm, seedLo, seedHi, step, tensorId, payload, async)
+GC_JS(JS_qsgdEncode) {
+  GC_SPAN(float, 0, x);
+  GC_U64(1, levels, GC_QSGD_MAX_LEVELS);
+  GC_U64(2, bucket, 0xffffffffULL);
+  GC_U64(3, norm, 1);
+  GC_U64(4, seed_lo, 0xffffffffULL);
+  GC_U64(5, seed_hi, 0xffffffffULL);
+  GC_U64(6, step, 0xffffffffULL);
+  GC_U64(7, tensor_id, 0xffffffffULL);
+  GC_SPAN(uint8_t, 8, payload);
+  GC_CHECK(levels >= 1 && bucket >= 1, "qsgdEncode parameter out of range");
+  gc_qsgd_desc d{x.data, x.len, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket), static_cast<gc_qsgd_norm>(norm),
+                 seed_lo | (seed_hi << 32), static_cast<uint32_t>(step), static_cast<uint32_t>(tensor_id), payload.data, payload.len};
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 9), "qsgdEncode", [d] { return gradcomp::qsgd_encode(d); }, {a.argv[0], a.argv[8]});
+}
+
+// qsgdDecode(payload, out, accumulate, async)
+GC_JS(JS_qsgdDecode) {
+  GC_SPAN(uint8_t, 0, payload);
+  GC_SPAN(float, 1, out);
+  const bool acc = gcnapi::Bool(a, 2);
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 3), "qsgdDecode",
+                          [payload, out, acc] { return gradcomp::qsgd_decode(payload.data, payload.len, out.data, out.len, acc); },
+                          {a.argv[0], a.argv[1]});
+}
+
+// qsgdPayloadBytes(n, levels, bucket) -> number
+GC_JS(JS_qsgdPayloadBytes) {
+  GC_U64(0, n, 0xffffffffULL);
+  GC_U64(1, levels, GC_QSGD_MAX_LEVELS);
+  GC_U64(2, bucket, 0xffffffffULL);
+  GC_CHECK(levels >= 1 && bucket >= 1, "qsgdPayloadBytes parameter out of range");
+  return gcnapi::Number(a.env, static_cast<double>(gc_qsgd_payload_bytes(n, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket))));
+}
+
+// halfPack(x, out16, kind 0 fp16 | 1 bf16 | 2 fp16 saturating) / halfUnpackAdd(h16, out, kind 0 | 1)
+GC_JS(JS_halfPack) {
+  GC_SPAN(float, 0, x);
+  GC_SPAN(uint16_t, 1, h);
+  GC_U64(2, kind, 2);
+  GC_CHECK(h.len == x.len, "halfPack sizes disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::half_pack(x.data, x.len, h.data, static_cast<int>(kind)), "halfPack");
+  return nullptr;
+}
+GC_JS(JS_halfUnpackAdd) {
+  GC_SPAN(uint16_t, 0, h);
+  GC_SPAN(float, 1, out);
+  GC_U64(2, kind, 1);
+  GC_CHECK(h.len == out.len, "halfUnpackAdd sizes disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::half_unpack_add(h.data, h.len, out.data, static_cast<int>(kind)), "halfUnpackAdd");
+  return nullptr;
+}
+
+// signPack(x, bits) -> sum |x|;  signUnpackAdd(bits, out, scale)
+GC_JS(JS_signPack) {
+  GC_SPAN(float, 0, x);
+  GC_SPAN(uint8_t, 1, bits);
+  GC_CHECK(bits.len >= (x.len + 7) / 8, "signPack bits too short");
+  double l1 = 0.0;
+  gcnapi::ThrowStatus(a.env, gradcomp::sign_pack(x.data, x.len, bits.data, &l1), "signPack");
+  return gcnapi::Number(a.env, l1);
+}
+GC_JS(JS_signUnpackAdd) {
+  GC_SPAN(uint8_t, 0, bits);
+  GC_SPAN(float, 1, out);
+  GC_F64(2, scale);
+  GC_CHECK(bits.len >= (out.len + 7) / 8, "signUnpackAdd bits too short");
+  gcnapi::ThrowStatus(a.env, gradcomp::sign_unpack_add(bits.data, out.len, static_cast<float>(scale), out.data), "signUnpackAdd");
+  return nullptr;
+}
+
+// efsignEncode(grad | null, e, bits, async) -> scale (or a Promise of it)
+GC_JS(JS_efsignEncode) {
+  GC_SPAN(float, 0, grad, true);
+  GC_SPAN(float, 1, e);
+  GC_SPAN(uint8_t, 2, bits);
+  GC_CHECK(!(grad.present && grad.len != e.len) && bits.len >= (e.len + 7) / 8, "efsignEncode sizes disagree");
+  const float* g = grad.present ? grad.data : nullptr;
+  if (!gcnapi::Bool(a, 3)) {
+    float scale = 0.0f;
+    gcnapi::ThrowStatus(a.env, gradcomp::efsign_encode(g, e.data, e.len, bits.data, &scale), "efsignEncode");
+    return gcnapi::Number(a.env, scale);
+  }
+  auto scale = std::make_shared<float>(0.0f);
+  return gcnapi::StartAsync(a.env, "efsignEncode", [g, e, bits, scale](std::string*) {
+    return gradcomp::efsign_encode(g, e.data, e.len, bits.data, scale.get());
+  }, {a.argv[0], a.argv[1], a.argv[2]}, [scale](napi_env env) { return gcnapi::Number(env, *scale); });
+}
+
+// signDecodeAll(data, offsets: Uint32Array (byte offset of each rank's bits in data),
+//               scales: Float32Array | null, out, mode 0 average | 1 vote, divisor, async)
+GC_JS(JS_signDecodeAll) {
+  GC_SPAN(uint8_t, 0, data);
+  GC_SPAN(uint32_t, 1, offsets);
+  GC_SPAN(float, 2, scales, true);
+  GC_SPAN(float, 3, out);
+  GC_U64(4, mode, 1);
+  GC_F64(5, divisor);
+  const uint64_t need = (out.len + 7) / 8;
+  GC_CHECK(offsets.len >= 1 && offsets.len <= 1u << 20 && (mode == 1 || (scales.present && scales.len == offsets.len)),
+           "signDecodeAll arguments disagree");
+  auto ptrs = std::make_shared<std::vector<const uint8_t*>>();
+  for (uint64_t r = 0; r < offsets.len; ++r) {
+    GC_CHECK(offsets.data[r] <= data.len && data.len - offsets.data[r] >= need, "signDecodeAll: a payload is shorter than n bits");
+    ptrs->push_back(data.data + offsets.data[r]);
+  }
+  const float* sc = scales.present ? scales.data : nullptr;
+  const uint32_t ranks = static_cast<uint32_t>(offsets.len);
+  const float div = static_cast<float>(divisor);
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 6), "signDecodeAll", [ptrs, sc, ranks, out, mode, div] {
+    return gradcomp::sign_decode_all(ptrs->data(), sc, ranks, out.len, out.data, static_cast<int>(mode), div);
+  }, {a.argv[0], a.argv[2], a.argv[3]});
+}
+
+}  // namespace
+
+void ExportQuant(napi_env env, napi_value exports) {
+  const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
+                            {"halfPack", JS_halfPack}, {"halfUnpackAdd", JS_halfUnpackAdd}, {"signPack", JS_signPack},
+                            {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll}};
+  gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
+
+}  // namespace gradcomp_napi

@@ -1,0 +1,124 @@
+// Elementwise kernels, reductions, Philox fills, rand-k supports and DGC's accumulation.
+#include "../core/codec.h"
+#include "../core/rng.h"
+#include "../core/vector.h"
+#include "ops.h"
+
+namespace gradcomp_napi {
+namespace {
+
+// philoxFill(out, seedLo, seedHi, step, stream, kind 0 uniform | 1 normal)
+GC_JS(JS_philoxFill) {
+  GC_SPAN(float, 0, out);
+  GC_U64(1, seed_lo, 0xffffffffULL);
+  GC_U64(2, seed_hi, 0xffffffffULL);
+  GC_U64(3, step, 0xffffffffULL);
+  GC_U64(4, stream, 0xffffffffULL);
+  GC_U64(5, kind, 1);
+  gcnapi::ThrowStatus(a.env, gradcomp::philox_fill(out.data, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
+                                                   static_cast<uint32_t>(stream), static_cast<int>(kind)), "philoxFill");
+  return nullptr;
+}
+
+// reduceInto(dst, src, op 0 sum | 1 max): two Float32Arrays or two Float64Arrays of one length.
+GC_JS(JS_reduceInto) {
+  GC_U64(2, op, 1);
+  if (gcnapi::TypedArrayKind(a, 0) == napi_float64_array) {
+    GC_SPAN(double, 0, dst);
+    GC_SPAN(double, 1, src);
+    GC_CHECK(dst.len == src.len, "reduceInto lengths disagree");
+    gcnapi::ThrowStatus(a.env, gradcomp::reduce_into(dst.data, src.data, dst.len, static_cast<int>(op), GC_FLOAT64), "reduceInto");
+    return nullptr;
+  }
+  GC_SPAN(float, 0, dst);
+  GC_SPAN(float, 1, src);
+  GC_CHECK(dst.len == src.len, "reduceInto lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::reduce_into(dst.data, src.data, dst.len, static_cast<int>(op), GC_FLOAT32), "reduceInto");
+  return nullptr;
+}
+
+// vecAdd(dst, a, b): dst = a + b;  vecScale(x, s);  vecAxpy(y, x, s): y += s x
+GC_JS(JS_vecAdd) {
+  GC_SPAN(float, 0, dst);
+  GC_SPAN(float, 1, x);
+  GC_SPAN(float, 2, y);
+  GC_CHECK(dst.len == x.len && dst.len == y.len, "vecAdd lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::vec_add(dst.data, x.data, y.data, dst.len), "vecAdd");
+  return nullptr;
+}
+GC_JS(JS_vecScale) {
+  GC_SPAN(float, 0, x);
+  GC_F64(1, s);
+  gcnapi::ThrowStatus(a.env, gradcomp::vec_scale(x.data, x.len, static_cast<float>(s)), "vecScale");
+  return nullptr;
+}
+GC_JS(JS_vecAxpy) {
+  GC_SPAN(float, 0, y);
+  GC_SPAN(float, 1, x);
+  GC_F64(2, s);
+  GC_CHECK(y.len == x.len, "vecAxpy lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::vec_axpy(y.data, x.data, y.len, static_cast<float>(s)), "vecAxpy");
+  return nullptr;
+}
+
+// normSum(x, kind 0 sum of squares | 1 sum of |x|) -> number (float64, fixed order)
+GC_JS(JS_normSum) {
+  GC_SPAN(float, 0, x);
+  GC_U64(1, kind, 1);
+  return gcnapi::Number(a.env, gradcomp::vec_norm_sum(x.data, x.len, static_cast<int>(kind)));
+}
+
+// scatterAdd(out, idx, vals, scale): validated sparse add (ERR_GRADCOMP_CORRUPT_PAYLOAD)
+GC_JS(JS_scatterAdd) {
+  GC_SPAN(float, 0, out);
+  GC_SPAN(uint32_t, 1, idx);
+  GC_SPAN(float, 2, vals);
+  GC_F64(3, scale);
+  GC_CHECK(idx.len == vals.len, "scatterAdd lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::scatter_add(out.data, out.len, idx.data, vals.data, idx.len, static_cast<float>(scale)), "scatterAdd");
+  return nullptr;
+}
+
+// randkSupport(n, seedLo, seedHi, step, stream, out): out.length distinct ascending indices < n
+GC_JS(JS_randkSupport) {
+  GC_U64(0, n, 0xffffffffULL);
+  GC_U64(1, seed_lo, 0xffffffffULL);
+  GC_U64(2, seed_hi, 0xffffffffULL);
+  GC_U64(3, step, 0xffffffffULL);
+  GC_U64(4, stream, 0xffffffffULL);
+  GC_SPAN(uint32_t, 5, out);
+  GC_CHECK(out.len <= n, "randkSupport: k > n");
+  gcnapi::ThrowStatus(a.env, gradcomp::randk_support(n, out.len, seed_lo | (seed_hi << 32), static_cast<uint32_t>(step),
+                                                     static_cast<uint32_t>(stream), out.data), "randkSupport");
+  return nullptr;
+}
+
+// dgcAccumulate(g, u, v, mu, nesterov, clip)
+GC_JS(JS_dgcAccumulate) {
+  GC_SPAN(float, 0, g);
+  GC_SPAN(float, 1, u);
+  GC_SPAN(float, 2, v);
+  GC_F64(3, mu);
+  GC_F64(5, clip);
+  GC_CHECK(g.len == u.len && g.len == v.len, "dgcAccumulate lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::dgc_accumulate(g.data, u.data, v.data, g.len, static_cast<float>(mu), gcnapi::Bool(a, 4),
+                                                      static_cast<float>(clip)), "dgcAccumulate");
+  return nullptr;
+}
+
+// checksum(bytes: Uint8Array) -> uint32 (thread-count independent CRC32C tree)
+GC_JS(JS_checksum) {
+  GC_SPAN(uint8_t, 0, bytes);
+  return gcnapi::Number(a.env, gradcomp::checksum(bytes.data, bytes.len));
+}
+
+}  // namespace
+
+void ExportVector(napi_env env, napi_value exports) {
+  const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"vecAdd", JS_vecAdd},
+                            {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"normSum", JS_normSum},
+                            {"scatterAdd", JS_scatterAdd}, {"randkSupport", JS_randkSupport}, {"dgcAccumulate", JS_dgcAccumulate}, {"checksum", JS_checksum}};
+  gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
+}
+
+}  // namespace gradcomp_napi
