@@ -13,3 +13,4 @@ export { descriptor as dgc } from './dgc';
 export { descriptor as adacomp } from './adacomp';
 export { descriptor as scalecom } from './scalecom';
 export { descriptor as gradiveq } from './gradiveq';
+export { descriptor as terngrad } from './terngrad';
