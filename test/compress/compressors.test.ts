@@ -18,6 +18,7 @@ const EF_SPECS: CompressorSpec[] = [
   { type: 'qsgd', levels: 3, errorFeedback: true }, { type: 'fp16', errorFeedback: true }, { type: 'bf16', errorFeedback: true },
   { type: 'powersgd', rank: 2 }, { type: 'dgc', ratio: 0.05, momentum: 0 }, { type: 'adacomp', binSize: 16 },
   { type: 'scalecom', ratio: 0.05 }, { type: 'gradiveq', sliceSize: 16, components: 4, dense: 2, compressed: 3 },
+  { type: 'terngrad', errorFeedback: true },
 ];
 
 describe('error feedback conserves mass', () => {
@@ -41,7 +42,7 @@ describe('error feedback conserves mass', () => {
 });
 
 describe('unbiased compressors', () => {
-  test.each([['qsgd', { type: 'qsgd', levels: 3 }], ['randk', { type: 'randk', ratio: 0.2, errorFeedback: false }]] as const)(
+  test.each([['qsgd', { type: 'qsgd', levels: 3 }], ['randk', { type: 'randk', ratio: 0.2, errorFeedback: false }], ['terngrad', { type: 'terngrad' }]] as const)(
     '%s: the mean over many steps converges to the gradient', async (_t, spec) => {
       const c = createCompressor(spec as CompressorSpec);
       const n = 256, T = 3000;
@@ -49,11 +50,28 @@ describe('unbiased compressors', () => {
       const mean = new Float64Array(n);
       for (let t = 0; t < T; t++) (await step([c], 'b', [g], { step: t }))[0].forEach((v, i) => { mean[i] += v / T; });
       // Per-element standard deviation of one draw is at most |g|max * sqrt(n/k) (rand-k) or
-      // max/(2s) (QSGD); 6 sigma of the mean over T draws.
+      // max/(2s) (QSGD; TernGrad is s = 1); 6 sigma of the mean over T draws.
       const gmax = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       const tol = (6 * gmax * Math.sqrt(5)) / Math.sqrt(T);
       g.forEach((v, i) => expect(Math.abs(mean[i] - v)).toBeLessThan(tol));
     });
+});
+
+describe('TernGrad', () => {
+  test('every value is 0 or ±s with s = max|g| (one scaler per tensor, or per bucket), in 2-bit codes', async () => {
+    const n = 1000, g = sample('heavy', n, rand), s = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const c = createCompressor({ type: 'terngrad' });
+    const [out] = await step([c], 't', [g], { step: 3 });
+    out.forEach((v, i) => expect(v === 0 || (Math.abs(Math.abs(v) - s) <= 1e-6 * s && Math.sign(v) === Math.sign(g[i]))).toBe(true));
+    expect(c.stats()[0].bytesAfter).toBe(16 + 24 + 4 + Math.ceil((2 * n) / 8));
+    // Buckets of 100: the scaler is each bucket's own max.
+    const b = createCompressor({ type: 'terngrad', bucketSize: 100 });
+    const [o2] = await step([b], 't', [g], { step: 3 });
+    o2.forEach((v, i) => {
+      const m = g.slice(100 * Math.floor(i / 100), 100 * Math.floor(i / 100) + 100).reduce((x, y) => Math.max(x, Math.abs(y)), 0);
+      expect(v === 0 || Math.abs(Math.abs(v) - m) <= 1e-6 * m).toBe(true);
+    });
+  });
 });
 
 describe('PowerSGD', () => {
@@ -150,7 +168,7 @@ describe('sign compressors', () => {
 });
 
 describe('payload validation', () => {
-  test.each(['topk', 'efsign', 'signum', 'qsgd', 'fp16', 'bf16', 'dgc', 'adacomp'] as const)('%s: corrupted or truncated payloads throw coded errors', async (type) => {
+  test.each(['topk', 'efsign', 'signum', 'qsgd', 'fp16', 'bf16', 'dgc', 'adacomp', 'terngrad'] as const)('%s: corrupted or truncated payloads throw coded errors', async (type) => {
     const spec = (type === 'topk' ? { type, ratio: 0.1 } : type === 'qsgd' ? { type, levels: 7 } : type === 'dgc' ? { type, ratio: 0.1 } : { type }) as CompressorSpec;
     const c = createCompressor(spec) as Compressor & { compress(n: string, g: Float32Array, ctx: StepContext): Promise<Uint8Array>; decompress(p: Uint8Array[], n: number): Float32Array };
     const g = sample('gaussian', 300, rand);
