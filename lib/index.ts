@@ -42,6 +42,10 @@ export type { Optimizer, OptimizerState } from './optim/optimizer';
 export { createDistributedOptimizer, ALGORITHMS } from './algorithms/create';
 export type { AlgorithmName, DistributedOptions } from './algorithms/create';
 export type {
-  DistributedOptimizer, DistributedStats, AlgorithmState, StepInfo, TensorMap,
+  DistributedOptimizer, DistributedStats, AlgorithmState, StepInfo, TensorMap, StepHandle,
 } from './algorithms/base';
 export { stlStage } from './algorithms/periodic';
+export { saveCheckpoint, loadCheckpoint, writeCheckpointFile, readCheckpointFile } from './checkpoint/file';
+export type { Stateful } from './checkpoint/file';
+export { encodeCheckpoint, decodeCheckpoint, CheckpointError, CHECKPOINT_VERSION } from './checkpoint/format';
+export { stateToJSON } from './checkpoint/values';
