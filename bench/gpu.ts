@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendInfo } from '../lib';
 import { cudaBackend } from '../lib/backend';
+import { CUDA_CASES, floorBytes, qsgdBits } from './cuda-cases';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -27,49 +28,43 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function qsgdBits(levels: number): number {
-  let b = 0;
-  while (2 ** b < levels + 1) b++;
-  return b + 1;
-}
 
 function jobs(): Job[] {
   const out: Job[] = [];
   const exps = quick ? [24, 28] : [20, 22, 24, 26, 28];
   const add = (op: string, n: number, a: number, b: number, c: number, label: string, param: string, bytes: number, torch = true) =>
     out.push({ id: `${op}|${n}|${a}|${b}|${c}`, op, n, a, b, c, reps, label, param, bytes, torch });
+  const { topk, qsgd, powersgd, dropit } = CUDA_CASES;
   for (const e of exps) {
     const n = 2 ** e;
     add('copy', n, 0, 0, 0, 'device copy (reference)', '', 8 * n);
-    for (const f of [0.001, 0.01, 0.1]) {
-      const k = Math.round(f * n);
-      add('eftopk', n, f, 0, 0, 'fused EF top-k', `k = ${f * 100}%`, 12 * n + 8 * k);
-    }
-    add('topk', n, 0.01, 0, 0, 'top-k of |x| (idx + val)', 'k = 1%', 4 * n + 8 * Math.round(0.01 * n));
-    for (const [levels, bucket] of [[127, 512], [7, 512]]) {
+    for (const f of topk.bench.fractions) add('eftopk', n, f, 0, 0, 'fused EF top-k', `k = ${f * 100}%`, floorBytes.eftopk(n, Math.round(f * n)));
+    const f = topk.bench.plainFraction;
+    add('topk', n, f, 0, 0, 'top-k of |x| (idx + val)', `k = ${f * 100}%`, floorBytes.topk(n, Math.round(f * n)));
+    for (const [levels, bucket] of qsgd.bench.configs) {
       const bits = qsgdBits(levels);
-      const payload = 24 + 4 * Math.ceil(n / bucket) + Math.ceil((n * bits) / 8);
-      add('qsgd-encode', n, levels, bucket, 0, 'QSGD encode', `${bits}-bit, bucket ${bucket}`, 4 * n + payload);
-      add('qsgd-decode', n, levels, bucket, 0, 'QSGD decode', `${bits}-bit, bucket ${bucket}`, 4 * n + payload);
+      add('qsgd-encode', n, levels, bucket, 0, 'QSGD encode', `${bits}-bit, bucket ${bucket}`, floorBytes.qsgd(n, levels, bucket));
+      add('qsgd-decode', n, levels, bucket, 0, 'QSGD decode', `${bits}-bit, bucket ${bucket}`, floorBytes.qsgd(n, levels, bucket));
     }
-    const k = n - Math.floor(0.9 * n + 1e-9);
-    const packed = 24 + Math.ceil(n / 32) * 4 + 4 * k;
-    add('dropit-pack', n, 0.9, 0, 0, 'DropIT pack', 'gamma 0.9', 4 * n + packed);
-    add('dropit-unpack', n, 0.9, 0, 0, 'DropIT unpack', 'gamma 0.9', 4 * n + packed);
+    for (const gamma of dropit.bench.gammas) {
+      const k = n - Math.floor(gamma * n + 1e-9);
+      add('dropit-pack', n, gamma, 0, 0, 'DropIT pack', `gamma ${gamma}`, floorBytes.dropit(n, k));
+      add('dropit-unpack', n, gamma, 0, 0, 'DropIT unpack', `gamma ${gamma}`, floorBytes.dropit(n, k));
+    }
   }
   const nb = 2 ** 28;
-  for (const [c, name] of [[1, 'all equal'], [2, 'narrow [1, 1.00003]'], [3, 'ties at the k-th value']] as const) {
-    out.push({ id: `eftopk|${nb}|0.01|0|${c}`, op: 'eftopk', n: nb, a: 0.01, b: 0, c, reps, label: 'fused EF top-k, adversarial', param: `k = 1%, ${name}`, bytes: 12 * nb + 8 * nb / 100, torch: false });
+  for (const [c, name] of topk.bench.adversarial) {
+    out.push({ id: `eftopk|${nb}|0.01|0|${c}`, op: 'eftopk', n: nb, a: 0.01, b: 0, c, reps, label: 'fused EF top-k, adversarial', param: `k = 1%, ${name}`, bytes: floorBytes.eftopk(nb, nb / 100), torch: false });
   }
   // PowerSGD: 2^28 elements as one 16384 x 16384 matrix and as 64 matrices of 2048 x 2048, rank 4.
-  const psgd = (batch: number, rows: number, cols: number, rank: number) => 8 * batch * rows * cols + 4 * batch * (rows + cols) * rank * 4;
-  add('powersgd', 1, 16384, 16384, 4, 'PowerSGD compress (P, orth, Q)', '16384 x 16384, rank 4', psgd(1, 16384, 16384, 4));
-  add('powersgd', 64, 2048, 2048, 4, 'PowerSGD compress (P, orth, Q)', '64 x 2048 x 2048, rank 4', psgd(64, 2048, 2048, 4));
+  for (const [batch, rows, cols, rank] of powersgd.bench.configs) {
+    add('powersgd', batch, rows, cols, rank, 'PowerSGD compress (P, orth, Q)', `${batch > 1 ? `${batch} x ` : ''}${rows} x ${cols}, rank ${rank}`, floorBytes.powersgd(batch, rows, cols, rank));
+  }
   out.push({ id: 'powersgd-batched|64|2048|2048|4', op: 'powersgd-batched', n: 64, a: 2048, b: 2048, c: 4, reps, label: '', param: '', bytes: 0, torch: true });
-  add('orth', 100, 1024, 0, 8, 'orthogonalize 100 matrices', '1024 x 8 each, one launch', 0);
-  add('orth', 100, 4096, 0, 4, 'orthogonalize 100 matrices', '4096 x 4 each, one launch', 0);
-  out.push({ id: 'orth-batched|100|1024|0|8', op: 'orth-batched', n: 100, a: 1024, b: 0, c: 8, reps, label: '', param: '', bytes: 0, torch: true });
-  out.push({ id: 'orth-batched|100|4096|0|4', op: 'orth-batched', n: 100, a: 4096, b: 0, c: 4, reps, label: '', param: '', bytes: 0, torch: true });
+  for (const [batch, rows, rank] of powersgd.bench.orth) {
+    add('orth', batch, rows, 0, rank, `orthogonalize ${batch} matrices`, `${rows} x ${rank} each, one launch`, 0);
+    out.push({ id: `orth-batched|${batch}|${rows}|0|${rank}`, op: 'orth-batched', n: batch, a: rows, b: 0, c: rank, reps, label: '', param: '', bytes: 0, torch: true });
+  }
   return out;
 }
 

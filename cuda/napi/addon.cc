@@ -12,7 +12,7 @@
 
 #include <cuda_runtime.h>
 
-#include "../../native/napi_util/napi_util.h"
+#include "../../native/napi_util/napi_async.h"
 #include "../kernels/common.cuh"
 #include "../kernels/ops.h"
 #include "../runtime/probe.h"

@@ -74,10 +74,16 @@ export class Exchange {
     return this.comm.allgather(mine);
   }
 
-  /** Every worker's bytes, in rank order (lengths may differ). */
+  #recv = new Uint8Array(0);
+
+  /**
+   * Every worker's bytes, in rank order (lengths may differ). The parts are views of one receive
+   * buffer reused across calls: valid until the next allgather.
+   */
   async allgather(bytes: Uint8Array): Promise<Uint8Array[]> {
     if (this.size === 1) { this.#count(bytes.byteLength, 0); return [bytes]; }
-    const { data, counts } = await this.#timed(() => this.comm.allgatherv(bytes));
+    const { data, counts } = await this.#timed(() => this.comm.allgatherv(bytes, { into: this.#recv }));
+    if (data.buffer !== this.#recv.buffer && data.byteLength > this.#recv.byteLength) this.#recv = new Uint8Array(Math.ceil(data.byteLength * 1.25));
     const parts: Uint8Array[] = [];
     let off = 0, others = 0;
     counts.forEach((c, r) => { parts.push(data.subarray(off, off + c)); off += c; if (r !== this.rank) others += c; });

@@ -38,6 +38,7 @@ cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));
 cpu.register(op.normSum, (a) => nb().normSum(a.x, a.kind as 0 | 1));
 cpu.register(op.scatterAdd, (a) => nb().scatterAdd(a.out, a.idx, a.vals, a.scale));
 cpu.register(op.randkSupport, (a) => nb().randkSupport(a.n, a.seed[0], a.seed[1], a.step, a.stream, a.out));
+cpu.register(op.copyBytes, (a) => nb().baselineMemcpy(a.dst, a.src));
 cpu.register(op.checksum, (a) => nb().checksum(a.bytes));
 cpu.register(op.dgcAccumulate, (a) => nb().dgcAccumulate(a.g, a.u, a.v, a.momentum, a.nesterov, a.clip));
 cpu.register(op.sgdStep, (a, async) =>

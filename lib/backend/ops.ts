@@ -144,6 +144,8 @@ export const randkSupport = defineOp('randkSupport', {
   n: int(0, U32), k: int(0, (a) => a.n as number), seed: any<[number, number]>(), step: int(0, U32), stream: int(0, U32),
   out: out('uint32', (a) => a.k as number),
 });
+/** dst = src (bytes), a memcpy split across the pool: the local communicator's copies through shared memory. */
+export const copyBytes = defineOp('copyBytes', { dst: buf('uint8', 'w'), src: buf('uint8', 'r') }, { check: (a) => sameLength('src', a.src, 'dst', a.dst) });
 /** A thread-count independent CRC32C tree of the bytes (checkpoints, identical-model checks). */
 export const checksum = defineOp('checksum', { bytes: buf('uint8', 'r') });
 export const dgcAccumulate = defineOp('dgcAccumulate', {

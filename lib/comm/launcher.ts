@@ -54,6 +54,7 @@ export async function runLocal(script: string, size: number, args: string[] = []
     w.on('error', (e: Error) => fail(rank, e?.stack ?? String(e)));
     w.on('exit', (code) => {
       if (code !== 0) fail(rank, `exited with code ${code}`);
+      Atomics.store(c, CTRL.COUNTS + 2 * size + rank, 1);
       Atomics.add(c, CTRL.DEPARTED, 1);
       Atomics.notify(c, CTRL.GENERATION);
       resolve();

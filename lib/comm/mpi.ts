@@ -9,7 +9,8 @@ import type { MpiBinding } from '../native/binding';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
 import { DerivedCollectives } from './base';
-import type { AllreduceOptions, Communicator, Numeric, ReduceOp } from './types';
+import type { AllgathervOptions, AllreduceOptions, Communicator, Numeric, ReduceOp } from './types';
+import { receiveBuffer } from './local';
 import { pin } from '../backend';
 
 function like<T extends Numeric>(a: T, length: number): T {
@@ -91,11 +92,11 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     return out;
   }
 
-  async allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }> {
+  async allgatherv<T extends Numeric>(send: T, options?: AllgathervOptions<T>): Promise<{ data: T; counts: number[] }> {
     send = this.#check(send, 'send') as typeof send;
     await this.#agree(3, send, send.length, false);
     const counts = await this.#counts(send.length);
-    const out = like(send, counts.reduce((a, b) => a + b, 0));
+    const out = this.#check(receiveBuffer(send, counts.reduce((a, b) => a + b, 0), options?.into), 'options.into') as T;
     await this.#b.allgatherv(send, out, counts);
     return { data: out, counts };
   }

@@ -1,7 +1,8 @@
 /**
  * The shared state of a local job: one SharedArrayBuffer for control words and one for data.
  * Control (Int32): [0] abort (0, or failed rank + 1), [1] barrier arrivals, [2] barrier
- * generation, [3] departed workers, [4] closed workers, [8 ..] per-rank scratch (counts).
+ * generation, [3] departed workers, [4] closed workers, [8 ..] per-rank scratch (two words per
+ * rank: the agreement's op and count), then one word per rank: 1 once that rank's worker exited.
  * Data: `size` slots of slotBytes, then a result region of slotBytes. Messages larger than a
  * slot move in chunks.
  */
@@ -25,7 +26,7 @@ export interface LocalJob {
 
 export function newShared(size: number, slotBytes: number): { ctrl: SharedArrayBuffer; data: SharedArrayBuffer } {
   return {
-    ctrl: new SharedArrayBuffer(4 * (CTRL.COUNTS + 2 * size)),
+    ctrl: new SharedArrayBuffer(4 * (CTRL.COUNTS + 3 * size)),
     data: new SharedArrayBuffer(slotBytes * (size + 1)),
   };
 }

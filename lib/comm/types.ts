@@ -7,6 +7,10 @@
 export type Numeric = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
 export type ReduceOp = 'sum' | 'avg' | 'max';
 export interface AllreduceOptions { deterministic?: boolean }
+export interface AllgathervOptions<T> {
+  /** A buffer to receive into when it has room (the result's data is then a view of its start): steady states allocate nothing. */
+  into?: T;
+}
 
 export interface Communicator {
   readonly rank: number;
@@ -24,7 +28,7 @@ export interface Communicator {
   /** Fixed count: recv (size x send.length) gets every rank's send, in rank order. */
   allgather<T extends Numeric>(send: T, recv?: T): Promise<T>;
   /** Variable counts (sparse top-k): every rank's send concatenated in rank order, with the counts. */
-  allgatherv<T extends Numeric>(send: T): Promise<{ data: T; counts: number[] }>;
+  allgatherv<T extends Numeric>(send: T, options?: AllgathervOptions<T>): Promise<{ data: T; counts: number[] }>;
   /** In place: every rank ends with root's buf (same length everywhere). */
   broadcast<T extends Numeric>(buf: T, root: number): Promise<T>;
   /** Fixed count: root receives every rank's send (size x send.length); others get null. */

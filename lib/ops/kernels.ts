@@ -29,6 +29,11 @@ export const scatterAdd = (out: Float32Array, idx: Uint32Array, vals: Float32Arr
 export const reduceInto = (dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void => {
   runSync(k.reduceInto, { dst, src, op });
 };
+/** Copies src's bytes into dst (same byte length; views of shared memory welcome), split across the pool. */
+export const copyInto = (dst: ArrayBufferView, src: ArrayBufferView): void => {
+  if (dst.byteLength < 1 << 16) { new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); return; }
+  runSync(k.copyBytes, { dst: new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), src: new Uint8Array(src.buffer, src.byteOffset, src.byteLength) });
+};
 /** A thread-count independent CRC32C tree of the bytes of any typed array (checkpoints, identical-model checks). */
 export const checksum = (x: ArrayBufferView): number => runSync(k.checksum, { bytes: new Uint8Array(x.buffer, x.byteOffset, x.byteLength) }).value as number;
 /** Philox fill: kind 0 uniform [0, 1), 1 standard normal. */

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <future>
 
-#include "../napi_util/napi_util.h"
+#include "../napi_util/napi_async.h"
 #include "engine.h"
 
 namespace gradcomp_mpi {

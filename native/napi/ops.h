@@ -3,7 +3,7 @@
 // already validated them and written the user-facing messages; these checks guard memory safety
 // only), then runs the kernel right here or on the libuv pool (a Promise), see napi_util.h.
 #pragma once
-#include "../napi_util/napi_util.h"
+#include "../napi_util/napi_async.h"
 
 namespace gradcomp_napi {
 

@@ -123,6 +123,9 @@ describe('STL-SGD schedule (specs/algorithms.md §2.2)', () => {
   test('non-IID: the period grows by sqrt 2, so rounds grow by about sqrt 2 per stage', () => {
     const r = rounds('non-iid', 5);
     expect(stlStage(250 + 500, 4, 250, 'non-iid', 0.5).period).toBe(8);
-    for (let s = 1; s < 5; s++) expect(r[s] / r[s - 1]).toBeGreaterThan(1.25), expect(r[s] / r[s - 1]).toBeLessThan(1.6);
+    for (let s = 1; s < 5; s++) {
+      expect(r[s] / r[s - 1]).toBeGreaterThan(1.25);
+      expect(r[s] / r[s - 1]).toBeLessThan(1.6);
+    }
   });
 });

@@ -103,7 +103,7 @@ describe('damaged files are refused with a coded error naming the file and the t
   test('a write that fails half-way leaves the previous file intact and no temporary file behind', () => {
     const before = good();
     let calls = 0;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const cjsFs = require('node:fs') as typeof fs; // the module object itself (the namespace import is frozen)
     const real = cjsFs.writeSync;
     const spy = jest.spyOn(cjsFs, 'writeSync').mockImplementation(((...args: Parameters<typeof fs.writeSync>) => {

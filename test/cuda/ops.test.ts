@@ -12,6 +12,7 @@ import {
 import { freshSeed, mulberry32, sample, Dist } from '../reference/rng';
 import { expectBitEqual } from '../reference/compare';
 import { approx } from '../reference/powersgd';
+import { CUDA_CASES } from '../../bench/cuda-cases';
 
 const seed = freshSeed();
 const rand = mulberry32(seed);
@@ -44,11 +45,11 @@ function withSpecials(x: Float32Array): Float32Array {
 }
 
 describe('top-k on the GPU selects exactly what the CPU selects', () => {
-  const sizes = [1, 2, 3, 17, 1000, 4097, 65537, 300007, (1 << 20) + 5];
-  const dists: Dist[] = ['gaussian', 'equal', 'narrow', 'ties', 'zeros', 'heavy', 'smallint'];
+  const { sizes, distributions, largeDistributions, fractions, largeFractions } = CUDA_CASES.topk.test;
+  const dists = distributions as Dist[];
   it.each(sizes)('topK and efTopK, n = %i, every distribution and k from 0 to n', async (n) => {
     const large = n > 100000;
-    for (const dist of large ? ['gaussian', 'equal', 'ties'] as Dist[] : dists) {
+    for (const dist of large ? largeDistributions as Dist[] : dists) {
       progress(`topk n ${n} ${dist}`);
       const x = sample(dist, n, rand);
       if (dist === 'gaussian') withSpecials(x);
@@ -56,8 +57,7 @@ describe('top-k on the GPU selects exactly what the CPU selects', () => {
       if (dist === 'gaussian') withSpecials(g); // NaN and infinities in grad: the CPU's NaN bits
       const r0 = sample('gaussian', n, rand).map((v) => v * 0.1);
       const scale = dist === 'heavy' ? 0.37 : 1;
-      const ks = new Set(large ? [0, 1, Math.floor(n * 0.001), Math.floor(n * 0.01), Math.floor(n / 3), n]
-        : [0, 1, Math.floor(n * 0.001), Math.floor(n * 0.01), Math.floor(n * 0.1), Math.floor(n / 2), n - 1, n]);
+      const ks = new Set([0, 1, ...(large ? largeFractions : fractions).map((f) => Math.floor(n * f)), ...(large ? [] : [n - 1]), n]);
       const xd = await dev(x), gd = await dev(g);
       for (const k of ks) {
         if (k < 0) continue;
@@ -119,15 +119,15 @@ describe('top-k on the GPU selects exactly what the CPU selects', () => {
 });
 
 describe('QSGD on the GPU is byte-identical to the CPU', () => {
-  const sizes = [1, 63, 64, 65, 1000, 12345, (1 << 20) + 5];
+  const { sizes, levels: levelList, buckets, largeBuckets } = CUDA_CASES.qsgd.test;
   it.each(sizes)('n = %i: payload bytes and decodes agree for levels, buckets and norms', async (n) => {
     progress(`qsgd n ${n}`);
     const base = sample(n % 2 ? 'gaussian' : 'heavy', n, rand);
     const poisoned = base.slice();
     if (n > 600) poisoned[600] = NaN; // a poisoned bucket decodes to NaN on both
     const xs = [await dev(base), await dev(poisoned)];
-    for (const levels of [1, 7, 127, 300, 32767]) {
-      for (const bucketSize of n > 100000 ? [7, 512, 1024] : [1, 7, 32, 512, 1000, Math.max(1, n)]) {
+    for (const levels of levelList) {
+      for (const bucketSize of n > 100000 ? largeBuckets : [...buckets, Math.max(1, n)]) {
         for (const norm of ['max', 'l2'] as const) {
           const which = levels === 127 ? 1 : 0;
           const x = which ? poisoned : base;
@@ -160,7 +160,7 @@ describe('QSGD on the GPU is byte-identical to the CPU', () => {
 });
 
 describe('PowerSGD on the GPU', () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 64, 33], [2, 1000, 300], [1, 4096, 1024]];
+  const { shapes, ranks, largeRanks } = CUDA_CASES.powersgd.test;
   // P Qᵀ on a subset of rows (all of them for small matrices): the JS oracle loops are slow.
   const rowsOf = (rows: number) => Math.min(rows, 40);
   it.each(shapes)('batch %i of %i x %i: P Qᵀ within float tolerance of the CPU, orthonormal P, every rank to 32', async (batch, rows, cols) => {
@@ -171,7 +171,7 @@ describe('PowerSGD on the GPU', () => {
     const inputs: Record<string, Float32Array> = {
       gaussian: sample('gaussian', batch * rows * cols, rand), rank1, zeros: new Float32Array(batch * rows * cols),
     };
-    for (const rank of rows * cols > 100000 ? [1, 4, 32] : [1, 2, 3, 4, 8, 16, 32]) {
+    for (const rank of rows * cols > 100000 ? largeRanks : ranks) {
       for (const kind of ['gaussian', 'rank1', 'zeros']) {
         const m = inputs[kind];
         const q = sample('gaussian', batch * cols * rank, rand);
@@ -218,13 +218,13 @@ describe('PowerSGD on the GPU', () => {
 });
 
 describe('DropIT on the GPU is byte-identical to the CPU', () => {
-  const sizes = [1, 31, 32, 33, 1000, 65537, (1 << 20) + 3];
+  const { sizes, gammas } = CUDA_CASES.dropit.test;
   it.each(sizes)('n = %i: payloads for gamma 0 .. 1 and the dense rebuild agree', async (n) => {
     for (const dist of (n > 100000 ? ['gaussian', 'ties'] : ['gaussian', 'ties', 'zeros', 'equal']) as Dist[]) {
       progress(`dropit n ${n} ${dist}`);
       const x = withSpecials(sample(dist, n, rand));
       const xd = await dev(x);
-      for (const gamma of [0, 0.5, 0.9, 0.97, 0.99, 1]) {
+      for (const gamma of gammas) {
         const want = dropitPackSync(x, gamma);
         const got = await dropitPack(xd, gamma);
         expect(got.layout).toBe(want.layout);
