@@ -8,8 +8,8 @@ namespace gc_cuda {
 
 namespace {
 thread_local std::string t_error;
-struct Slot { void* p = nullptr; size_t bytes = 0; };
-std::vector<Slot> g_slots(16);
+struct Buffer { void* p = nullptr; size_t bytes = 0; };
+std::vector<Buffer> g_slots(static_cast<size_t>(Slot::Count));
 void* g_host = nullptr;
 size_t g_host_bytes = 0;
 int g_sms = 0;
@@ -29,8 +29,8 @@ gc_status read_back(void* host, const void* dev, size_t bytes, cudaStream_t s) {
   return GC_OK;
 }
 
-void* scratch(int slot, size_t bytes, gc_status* st) {
-  Slot& s = g_slots.at(static_cast<size_t>(slot));
+void* scratch(Slot slot, size_t bytes, gc_status* st) {
+  Buffer& s = g_slots.at(static_cast<size_t>(slot));
   if (bytes == 0) bytes = 256;
   if (s.bytes >= bytes) return s.p;
   if (s.p) cudaFree(s.p);

@@ -31,22 +31,27 @@ const char* last_error();
 // The order every selection uses: the bits of |v| (NaN > +Inf > finite; -0 == +0).
 __device__ __forceinline__ uint32_t mag_key(float v) { return __float_as_uint(v) & 0x7fffffffu; }
 
-// Grow-only device scratch in numbered slots (ops run one at a time: the addon serializes them).
-void* scratch(int slot, size_t bytes, gc_status* st);
-// The slot every CUB call's temporary storage uses (see cub_run).
-constexpr int kSlotCubTemp = 3;
+// The CUDA backend's scratch arena: one device buffer per named slot, grown on demand and kept
+// (ops run one at a time on the stream, so a slot is never shared by two ops in flight). Every
+// slot is named here, once, with the op that uses it: no numbers coordinated by comments.
+enum class Slot : int {
+  TopkCounters, TopkCandKey, TopkCandIdx, TopkTies, TopkTiesSorted, TopkSortIdx, TopkSortVal, TopkSample,
+  CubTemp, QsgdBadFlag, DropitIdx, DropitScan, DropitFlag, PowersgdQt, PowersgdPart,
+  Count
+};
+void* scratch(Slot slot, size_t bytes, gc_status* st);
 
 // Copies `bytes` from the device to the host and waits for them (small read-backs).
 gc_status read_back(void* host, const void* dev, size_t bytes, cudaStream_t s);
 
 // Runs a CUB device algorithm: f(temp, bytes) is called once to size its temporary storage
-// (temp == nullptr) and once to run it in kSlotCubTemp.
+// (temp == nullptr) and once to run it in the CubTemp slot.
 template <typename F>
 gc_status cub_run(F&& f) {
   size_t bytes = 0;
   GC_CU(f(nullptr, bytes));
   gc_status st = GC_OK;
-  void* temp = scratch(kSlotCubTemp, bytes, &st);
+  void* temp = scratch(Slot::CubTemp, bytes, &st);
   if (st != GC_OK) return st;
   GC_CU(f(temp, bytes));
   return GC_OK;

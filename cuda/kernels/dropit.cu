@@ -12,7 +12,6 @@ namespace gc_cuda {
 
 namespace {
 
-enum { kSlotIdx = 8, kSlotScan = 9, kSlotFlag = 11 };
 
 using Header = gc_dropit_header;
 static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 24 bytes");
@@ -108,7 +107,7 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
     return topk(nullptr, xs, n, k, 1.0f, reinterpret_cast<uint32_t*>(body), reinterpret_cast<float*>(body + 4 * k), s);
   const uint64_t bm = gc_dropit_bitmap_bytes(n);
   gc_status st = GC_OK;
-  auto* idx = static_cast<uint32_t*>(scratch(kSlotIdx, k * 4, &st));
+  auto* idx = static_cast<uint32_t*>(scratch(Slot::DropitIdx, k * 4, &st));
   if (st != GC_OK) return st;
   GC_TRY(topk(nullptr, xs, n, k, 1.0f, idx, reinterpret_cast<float*>(body + bm), s));
   GC_CU(cudaMemsetAsync(body, 0, bm, s));
@@ -129,7 +128,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   if (n == 0) return GC_OK;
   const uint8_t* body = in + GC_DROPIT_HEADER_BYTES;
   gc_status st = GC_OK;
-  auto* flag = static_cast<uint32_t*>(scratch(kSlotFlag, 16, &st));
+  auto* flag = static_cast<uint32_t*>(scratch(Slot::DropitFlag, 16, &st));
   if (st != GC_OK) return st;
   GC_CU(cudaMemsetAsync(flag, 0, 16, s));
   if (h.layout == GC_DROPIT_INDICES) {
@@ -150,7 +149,7 @@ gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t 
   }
   const uint64_t nwords = gc_dropit_bitmap_bytes(n) / 4;
   const auto* words = reinterpret_cast<const uint32_t*>(body);
-  auto* scan = static_cast<uint32_t*>(scratch(kSlotScan, nwords * 4, &st));
+  auto* scan = static_cast<uint32_t*>(scratch(Slot::DropitScan, nwords * 4, &st));
   if (st != GC_OK) return st;
   auto pop = thrust::make_transform_iterator(words, Popc{});
   GC_TRY(cub_run([&](void* temp, size_t& tb) {

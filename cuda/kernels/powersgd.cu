@@ -11,7 +11,6 @@ namespace gc_cuda {
 
 namespace {
 
-enum { kSlotQt = 12, kSlotPart = 13 };
 
 __global__ void k_transpose_q(const float* __restrict__ q, uint64_t batch, uint64_t cols, uint32_t r, float* __restrict__ qt) {
   const uint64_t total = batch * cols * r;
@@ -227,7 +226,7 @@ gc_status run_step(const gc_powersgd_desc& d, cudaStream_t s) {
   const uint64_t B = d.batch, rows = d.rows, cols = d.cols;
   const uint32_t r = d.rank;
   gc_status st = GC_OK;
-  auto* qt = static_cast<float*>(scratch(kSlotQt, B * cols * r * 4, &st));
+  auto* qt = static_cast<float*>(scratch(Slot::PowersgdQt, B * cols * r * 4, &st));
   if (st != GC_OK) return st;
   k_transpose_q<<<grid_for(B * cols * r, 256), 256, 0, s>>>(d.q, B, cols, r, qt);
   GC_LAUNCHED(k_transpose_q);
@@ -245,7 +244,7 @@ gc_status run_step(const gc_powersgd_desc& d, cudaStream_t s) {
   if (B > 65535 || ctiles > 0x7fffffffULL) return GC_ERR_INVALID_ARG;
   float* out = d.q;
   if (slabs > 1) {
-    out = static_cast<float*>(scratch(kSlotPart, B * slabs * cols * r * 4, &st));
+    out = static_cast<float*>(scratch(Slot::PowersgdPart, B * slabs * cols * r * 4, &st));
     if (st != GC_OK) return st;
   }
   dim3 grid(static_cast<unsigned>(ctiles), static_cast<unsigned>(slabs), static_cast<unsigned>(B));

@@ -291,7 +291,7 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
   const uint8_t* codes = payload + GC_QSGD_HEADER_BYTES + 4 * buckets;
   const uint64_t code_bytes = (h.n * h.bits + 7) / 8;
   gc_status st = GC_OK;
-  auto* bad = static_cast<uint32_t*>(scratch(6, 4, &st));
+  auto* bad = static_cast<uint32_t*>(scratch(Slot::QsgdBadFlag, 4, &st));
   if (st != GC_OK) return st;
   GC_CU(cudaMemsetAsync(bad, 0, 4, s));
   k_check_tail<<<1, 1, 0, s>>>(codes, code_bytes, static_cast<uint32_t>((h.n * h.bits) % 8), bad);

@@ -34,9 +34,6 @@ constexpr int kBins = 2048;
 constexpr int kSamples = 65536;
 thread_local int t_path = -1;
 
-// Scratch slots used here (3 is CUB's temp, qsgd.cu uses 6, dropit.cu 8, 9, 11, powersgd.cu 12..13).
-enum { kSlotCounters = 0, kSlotCandKey = 1, kSlotCandIdx = 2, kSlotTies = 4, kSlotTiesSorted = 5,
-       kSlotSortIdx = 7, kSlotSortVal = 14, kSlotSample = 15 };
 // Counter block layout (uint32 words): hist1 | hist2 | hist3 | counters.
 constexpr int kHist1 = 0, kHist2 = kBins, kHist3 = 2 * kBins, kCount = 2 * kBins + 512;
 constexpr int kCounterWords = 2 * kBins + 512 + 16;
@@ -349,8 +346,8 @@ gc_status cut_candidates(const uint32_t* ckey, const uint32_t* cidx, uint64_t c,
       cut->T = p;
       // need < cntT: the `need` lowest indices among the ties at T win.
       gc_status st = GC_OK;
-      auto* ties = static_cast<uint32_t*>(scratch(kSlotTies, cntT * 4, &st));
-      auto* sorted = static_cast<uint32_t*>(scratch(kSlotTiesSorted, cntT * 4, &st));
+      auto* ties = static_cast<uint32_t*>(scratch(Slot::TopkTies, cntT * 4, &st));
+      auto* sorted = static_cast<uint32_t*>(scratch(Slot::TopkTiesSorted, cntT * 4, &st));
       if (st != GC_OK) return st;
       GC_CU(cudaMemsetAsync(ctr + kCount + 1, 0, 4, s));
       k_cand_ties<<<cgrid, 256, 0, s>>>(ckey, cidx, static_cast<uint32_t>(c), p, ties, ctr + kCount + 1, static_cast<uint32_t>(cntT));
@@ -390,8 +387,8 @@ gc_status select_all(const float* x, uint64_t n, uint64_t k, Cut cut, uint32_t* 
 gc_status select_candidates(const float* x, const uint32_t* ckey, const uint32_t* cidx, uint64_t n, uint64_t c, uint64_t k,
                             Cut cut, uint32_t* out_idx, float* out_val, uint32_t* ctr, cudaStream_t s) {
   gc_status st = GC_OK;
-  auto* sidx = static_cast<uint32_t*>(scratch(kSlotSortIdx, c * 4, &st));
-  auto* skey = static_cast<uint32_t*>(scratch(kSlotSortVal, c * 4, &st));
+  auto* sidx = static_cast<uint32_t*>(scratch(Slot::TopkSortIdx, c * 4, &st));
+  auto* skey = static_cast<uint32_t*>(scratch(Slot::TopkSortVal, c * 4, &st));
   if (st != GC_OK) return st;
   int end_bit = 1;
   while (end_bit < 32 && (n - 1) >> end_bit) ++end_bit;
@@ -429,8 +426,8 @@ gc_status radix_path(float* x, uint64_t n, uint64_t k, uint32_t* out_idx, float*
   } else {
     t_path = 1;
     gc_status st = GC_OK;
-    auto* ckey = static_cast<uint32_t*>(scratch(kSlotCandKey, cnt1 * 4, &st));
-    auto* cidx = static_cast<uint32_t*>(scratch(kSlotCandIdx, cnt1 * 4, &st));
+    auto* ckey = static_cast<uint32_t*>(scratch(Slot::TopkCandKey, cnt1 * 4, &st));
+    auto* cidx = static_cast<uint32_t*>(scratch(Slot::TopkCandIdx, cnt1 * 4, &st));
     if (st != GC_OK) return st;
     k_collect<<<grid, kThreads, 0, s>>>(x, n, b1, ckey, cidx, ctr + kCount, static_cast<uint32_t>(cnt1));
     GC_LAUNCHED(k_collect);
@@ -464,7 +461,7 @@ gc_status topk(const float* grad, float* x, uint64_t n, uint64_t k, float scale,
     return GC_OK;
   }
   gc_status st = GC_OK;
-  auto* ctr = static_cast<uint32_t*>(scratch(kSlotCounters, kCounterWords * 4, &st));
+  auto* ctr = static_cast<uint32_t*>(scratch(Slot::TopkCounters, kCounterWords * 4, &st));
   auto* hh = static_cast<uint32_t*>(host_staging(kCounterWords * 4, &st));
   if (st != GC_OK) return st;
   auto finish = [&](gc_status r) -> gc_status {
@@ -482,7 +479,7 @@ gc_status topk(const float* grad, float* x, uint64_t n, uint64_t k, float scale,
     return finish(radix_path(x, n, k, out_idx, out_val, ctr, hh, s));
   }
   // Sampled threshold: t such that about k (1 + 4 sigma) keys are >= t.
-  auto* sample = static_cast<uint32_t*>(scratch(kSlotSample, 2 * kSamples * 4, &st));
+  auto* sample = static_cast<uint32_t*>(scratch(Slot::TopkSample, 2 * kSamples * 4, &st));
   if (st != GC_OK) return st;
   k_sample<<<kSamples / 256, 256, 0, s>>>(ef ? grad : nullptr, x, n, scale, sample);
   GC_LAUNCHED(k_sample);
@@ -503,8 +500,8 @@ gc_status topk(const float* grad, float* x, uint64_t n, uint64_t k, float scale,
     const double expect = static_cast<double>(n) * static_cast<double>(j + 1) / kSamples;
     cap = static_cast<uint64_t>(2.0 * expect) + 65536;
     if (cap > n) cap = n;
-    ckey = static_cast<uint32_t*>(scratch(kSlotCandKey, cap * 4, &st));
-    cidx = static_cast<uint32_t*>(scratch(kSlotCandIdx, cap * 4, &st));
+    ckey = static_cast<uint32_t*>(scratch(Slot::TopkCandKey, cap * 4, &st));
+    cidx = static_cast<uint32_t*>(scratch(Slot::TopkCandIdx, cap * 4, &st));
     if (st != GC_OK) return st;
     GC_CU(cudaMemsetAsync(ctr + kCount, 0, 4, s));
     if (ef) k_pass_threshold<true><<<grid, kThreads, 0, s>>>(grad, x, n, scale, t, ckey, cidx, ctr + kCount, static_cast<uint32_t>(cap));

@@ -46,6 +46,13 @@ cpu.register(op.sgdStep, (a, async) =>
 cpu.register(op.novogradStep, (a, async) =>
   nb().novogradStep(a.w, a.g, a.m, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.gradScale, a.gradAveraging, a.v, async));
 
+// The scratch the kernels report (the CPU arena leases it per call; nothing allocates per call).
+cpu.registerScratch(op.efTopK, (a) => nb().scratchBytes('topk', a.residual.length, a.k));
+cpu.registerScratch(op.topK, (a) => nb().scratchBytes('topk', a.x.length, a.k));
+cpu.registerScratch(op.dropitPack, (a) => nb().scratchBytes('dropit', a.x.length, a.k));
+cpu.registerScratch(op.powerSgdStep, (a) => nb().scratchBytes('powersgd', a.batch, a.rows, a.cols, a.rank));
+cpu.registerScratch(op.powerSgdPhase, (a) => nb().scratchBytes('powersgd', a.batch, a.rows, a.cols, a.rank));
+
 /** Payload sizes from the C ABI's formulas (gradcomp.h), so TypeScript and C never disagree. */
 export const qsgdPayloadBytes = (n: number, levels: number, bucket: number): number => nb().qsgdPayloadBytes(n, levels, bucket);
 export const dropitPackedBytes = (n: number, k: number): [number, number] => nb().dropitPackedBytes(n, k);

@@ -41,8 +41,7 @@ export interface OpDef<S extends Schema = Schema> {
   readonly check?: (a: HostArgs<S> | DeviceArgs<S>, len: (x: unknown) => number) => void;
   /** Elementwise: a written buffer may be exactly the same view as an input (in place); any other overlap is still refused. */
   readonly elementwise?: boolean;
-  /** Bytes of temporary memory the kernel needs, when it needs more than a few KiB (documentation and the arenas). */
-  readonly scratch?: (a: HostArgs<S> | DeviceArgs<S>) => number;
+
 }
 
 export const buf = <D extends DType>(dtype: D, access: Access, param?: string): BufField<D> & { optional: false } => ({ kind: 'buf', dtype, access, optional: false, param });
@@ -64,6 +63,15 @@ export type DeviceImpl<S extends Schema> = (a: DeviceArgs<S>) => Promise<unknown
 /** A backend: the implementations it registered, by op name (H: on host arrays, else device buffers). */
 export class Backend<H extends boolean, Impl = H extends true ? HostImpl<Schema> : DeviceImpl<Schema>> {
   readonly #impls = new Map<string, Impl>();
+  readonly #scratch = new Map<string, (a: Record<string, unknown>) => number>();
+
+  /** How much scratch this backend's kernel of `op` needs for these (validated) arguments; the backend's arena provides it. */
+  registerScratch<S extends Schema>(op: OpDef<S>, bytes: (a: H extends true ? HostArgs<S> : DeviceArgs<S>) => number): void {
+    this.#scratch.set(op.name, bytes as (a: Record<string, unknown>) => number);
+  }
+  scratchBytes(op: OpDef<Schema>, a: Record<string, unknown>): number {
+    return this.#scratch.get(op.name)?.(a) ?? 0;
+  }
   constructor(readonly name: 'cpu' | 'cuda') {}
   register<S extends Schema>(op: OpDef<S>, impl: H extends true ? HostImpl<S> : DeviceImpl<S>): void {
     if (this.#impls.has(op.name)) throw new GradcompError('ERR_GRADCOMP_INTERNAL', `${this.name}: ${op.name} registered twice`);

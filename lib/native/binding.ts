@@ -59,6 +59,8 @@ export interface NativeBinding extends AddonCommon {
   dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Async;
   dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
   dropitUnpack(payload: Uint8Array, out: Float32Array, async: boolean): Async;
+  /** Scratch bytes a CPU kernel needs (its arena provides them): topk (n, k), dropit (n, k), powersgd (batch, rows, cols, rank). */
+  scratchBytes(op: 'topk' | 'dropit' | 'powersgd', a: number, b: number, c?: number, d?: number): number;
   setConcurrency(n: number): void;
   concurrency(): number;
   isa(): 'avx512' | 'avx2' | 'scalar';

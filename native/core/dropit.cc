@@ -9,6 +9,7 @@
 
 #include "cpu.h"
 #include "pool.h"
+#include "scratch.h"
 #include "select.h"
 #include "topk.h"
 
@@ -23,7 +24,6 @@ namespace {
 using Header = gc_dropit_header;
 static_assert(sizeof(Header) == GC_DROPIT_HEADER_BYTES, "DropIT header must be 24 bytes");
 
-constexpr uint64_t kWordsPerTask = 4096;  // 64-bit bitmap words per task (262,144 elements)
 
 
 constexpr uint64_t kChunk = 32768;  // elements per task of the bitmap passes (4 KiB of bitmap)
@@ -134,26 +134,44 @@ void pass_write(const float* x, uint64_t lo, uint64_t hi, uint32_t T, uint64_t q
   }
 }
 
-// Returns false when the bracket missed (the caller falls back to the top-k path).
-bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap, float* vals) {
+// The banded path's bracket (sample ranks j_hi, j_lo) and its slab capacity per chunk: functions
+// of (n, k) only. False when the path does not apply.
+bool band_plan(uint64_t n, uint64_t k, double* j_hi, double* j_lo, uint64_t* cap) {
   if (n < 65536 || k == 0 || k == n) return false;
-  std::vector<uint32_t> keys = sample_keys(nullptr, x, 1.0f, n);
-  const double S = static_cast<double>(keys.size()), rho = static_cast<double>(k) / static_cast<double>(n);
+  const double S = static_cast<double>(kSampleKeys), rho = static_cast<double>(k) / static_cast<double>(n);
   const double margin = 3.0 * std::sqrt(S * rho * (1.0 - rho)) + 2.0;
-  const double j_hi = S * rho - margin, j_lo = S * rho + margin;
-  if (j_hi < 0.0 || j_lo >= S - 1) return false;
+  *j_hi = S * rho - margin;
+  *j_lo = S * rho + margin;
+  if (*j_hi < 0.0 || *j_lo >= S - 1) return false;
+  const double band_frac = (std::ceil(*j_lo) - std::floor(*j_hi) + 1.0) / S;
+  *cap = std::min<uint64_t>(kChunk, static_cast<uint64_t>(kChunk * band_frac * 3.0) + 256);
+  return true;
+}
+
+void plan_band(Carver& carve, uint64_t n, uint64_t cap, BandChunk** cs, uint32_t** slabs) {
+  const size_t chunks = chunk_count(n, kChunk);
+  carve.add(cs, chunks);
+  carve.add(slabs, chunks * (cap + 16));
+}
+
+// Returns false when the bracket missed (the caller falls back to the top-k path).
+bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap, float* vals, gc_scratch scratch) {
+  double j_hi = 0, j_lo = 0;
+  uint64_t cap = 0;
+  if (!band_plan(n, k, &j_hi, &j_lo, &cap)) return false;
+  std::vector<uint32_t> keys = sample_keys(nullptr, x, 1.0f, n);
   const uint32_t t_hi = key_at_rank(keys, static_cast<uint64_t>(j_hi));
   const uint32_t t_lo = key_at_rank(keys, static_cast<uint64_t>(std::ceil(j_lo)));
   if (t_lo >= t_hi) return false;  // ties straddle the bracket: the top-k path handles them
-  const double band_frac = (std::ceil(j_lo) - std::floor(j_hi) + 1.0) / S;
 
   ThreadPool& pool = ThreadPool::instance();
   const size_t chunks = chunk_count(n, kChunk);
-  const uint64_t cap = std::min<uint64_t>(kChunk, static_cast<uint64_t>(kChunk * band_frac * 3.0) + 256);
-  std::vector<BandChunk> cs(chunks);
-  std::unique_ptr<uint32_t[]> slabs(new (std::nothrow) uint32_t[chunks * (cap + 16)]);
-  if (!slabs) return false;
-  for (size_t c = 0; c < chunks; ++c) cs[c].slab = slabs.get() + c * (cap + 16);
+  BandChunk* cs = nullptr;
+  uint32_t* slabs = nullptr;
+  Carver carve(scratch);
+  plan_band(carve, n, cap, &cs, &slabs);
+  if (!carve.commit()) return false;
+  for (size_t c = 0; c < chunks; ++c) cs[c] = BandChunk{0, 0, slabs + c * (cap + 16), 0, 0};
   pool.parallel_for(chunks, [&](size_t c) {
     const uint64_t lo = c * kChunk, hi = std::min<uint64_t>(n, lo + kChunk);
 #if GC_X86
@@ -162,7 +180,8 @@ bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap,
     pass_count(x, lo, hi, t_lo, t_hi, cap, cs[c]);
   });
   uint64_t above = 0, band = 0;
-  for (const BandChunk& c : cs) {
+  for (size_t ci = 0; ci < chunks; ++ci) {
+    const BandChunk& c = cs[ci];
     if (c.band > cap) return false;  // a slab overflowed
     above += c.hi_count;
     band += c.band;
@@ -191,9 +210,9 @@ bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap,
   }
   std::vector<uint32_t> in_bin;
   in_bin.reserve(hist[bin]);
-  for (const BandChunk& c : cs)
-    for (uint64_t j = 0; j < c.band; ++j)
-      if (((c.slab[j] - t_lo) >> shift) == bin) in_bin.push_back(c.slab[j]);
+  for (size_t ci = 0; ci < chunks; ++ci)
+    for (uint64_t j = 0; j < cs[ci].band; ++j)
+      if (((cs[ci].slab[j] - t_lo) >> shift) == bin) in_bin.push_back(cs[ci].slab[j]);
   if (in_bin.size() < need - cum) return false;
   const uint32_t T = key_at_rank(in_bin, need - cum - 1);
   // Per chunk: keys > T in its band, ties at T; then prefix sums give output offsets.
@@ -223,32 +242,33 @@ bool pack_bitmap_banded(const float* x, uint64_t n, uint64_t k, uint8_t* bitmap,
   return true;
 }
 
-#if GC_X86
-// Rebuilds full 64-element words [w0, w1) from the bitmap: each 16-bit slice expands the next
-// popcount values into place (zeros elsewhere) in registers; the masked load never reads past
-// the values that exist. Returns the next value index.
-GC_TARGET_AVX512 uint64_t unpack_words_avx512(const uint8_t* bitmap, const float* vals, uint64_t v, uint64_t w0,
-                                              uint64_t w1, float* out) {
-  for (uint64_t w = w0; w < w1; ++w) {
-    uint64_t word;
-    std::memcpy(&word, bitmap + 8 * w, 8);
-    for (int q = 0; q < 4; ++q) {
-      const uint32_t m = static_cast<uint32_t>(word >> (16 * q)) & 0xffffu;
-      const unsigned cnt = static_cast<unsigned>(__builtin_popcount(m));
-      __m512 packed = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << cnt) - 1), vals + v);
-      _mm512_storeu_ps(out + 64 * w + 16 * q, _mm512_maskz_expand_ps(static_cast<__mmask16>(m), packed));
-      v += cnt;
-    }
-  }
-  return v;
-}
-#endif
 
 }  // namespace
 
 int last_dropit_path() { return t_last_path; }
 
-gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes) {
+uint64_t dropit_scratch_bytes(uint64_t n, uint64_t k) {
+  const uint64_t via_topk = topk_scratch_bytes(n, k);
+  if (k > n || gc_dropit_layout_for(n, k) == GC_DROPIT_INDICES) return via_topk;
+  Carver fallback;
+  uint32_t* idx;
+  uint8_t* rest;
+  fallback.add(&idx, k);
+  fallback.add(&rest, via_topk);
+  uint64_t need = fallback.bytes();
+  double j_hi, j_lo;
+  uint64_t cap;
+  if (band_plan(n, k, &j_hi, &j_lo, &cap)) {
+    Carver band;
+    BandChunk* cs;
+    uint32_t* slabs;
+    plan_band(band, n, cap, &cs, &slabs);
+    need = std::max<uint64_t>(need, band.bytes());
+  }
+  return need;
+}
+
+gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes, gc_scratch scratch) {
   if ((x == nullptr && n > 0) || out == nullptr || k > n || n > 0xffffffffULL) return GC_ERR_INVALID_ARG;
   if (out_bytes != gc_dropit_packed_bytes(n, k)) return GC_ERR_INVALID_ARG;
   const gc_dropit_layout layout = gc_dropit_layout_for(n, k);
@@ -264,97 +284,28 @@ gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint
     t_last_path = -1;
     d.out_idx = reinterpret_cast<uint32_t*>(body);
     d.out_val = reinterpret_cast<float*>(body + 4 * k);
+    d.scratch = scratch;
     return topk(d);
   }
   const uint64_t bm = gc_dropit_bitmap_bytes(n);
   std::memset(body + (n + 7) / 8, 0, bm - (n + 7) / 8);  // padding after the bitmap
   t_last_path = 0;
-  if (pack_bitmap_banded(x, n, k, body, reinterpret_cast<float*>(body + bm))) return GC_OK;
+  if (pack_bitmap_banded(x, n, k, body, reinterpret_cast<float*>(body + bm), scratch)) return GC_OK;
   t_last_path = 1;
-  std::unique_ptr<uint32_t[]> idx(new (std::nothrow) uint32_t[k > 0 ? k : 1]);
-  if (!idx) return GC_ERR_OUT_OF_MEMORY;
-  d.out_idx = idx.get();
+  // The top-k fallback: the indices, then topk's own scratch, from the same provided block.
+  uint32_t* idx = nullptr;
+  uint8_t* rest = nullptr;
+  Carver carve(scratch);
+  carve.add(&idx, k);
+  carve.add(&rest, topk_scratch_bytes(n, k));
+  if (!carve.commit()) return GC_ERR_INVALID_ARG;
+  d.scratch = gc_scratch{rest, topk_scratch_bytes(n, k)};
+  d.out_idx = idx;
   d.out_val = reinterpret_cast<float*>(body + bm);
   gc_status st = topk(d);
   if (st != GC_OK) return st;
   std::memset(body, 0, bm);
   for (uint64_t j = 0; j < k; ++j) body[idx[j] >> 3] |= static_cast<uint8_t>(1u << (idx[j] & 7));
-  return GC_OK;
-}
-
-gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len) {
-  if (in == nullptr || bytes < GC_DROPIT_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
-  Header h;
-  std::memcpy(&h, in, sizeof h);
-  if (!gc_dropit_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
-  if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
-  const uint8_t* body = in + GC_DROPIT_HEADER_BYTES;
-  const uint64_t n = h.n, k = h.k;
-  ThreadPool& pool = ThreadPool::instance();
-
-  if (h.layout == GC_DROPIT_INDICES) {
-    const uint8_t* idxp = body;
-    const uint8_t* valp = body + 4 * k;
-    // Validate first: strictly ascending and in range, so the scatter cannot go out of bounds.
-    uint32_t prev = 0;
-    for (uint64_t j = 0; j < k; ++j) {
-      uint32_t i;
-      std::memcpy(&i, idxp + 4 * j, 4);
-      if (i >= n || (j > 0 && i <= prev)) return GC_ERR_CORRUPT_PAYLOAD;
-      prev = i;
-    }
-    const size_t tasks = chunk_count(n, 1 << 18);
-    pool.parallel_for(tasks, [&](size_t t) {
-      uint64_t lo = t << 18, hi = std::min<uint64_t>(n, lo + (1 << 18));
-      std::memset(out + lo, 0, (hi - lo) * 4);
-    });
-    for (uint64_t j = 0; j < k; ++j) {
-      uint32_t i;
-      std::memcpy(&i, idxp + 4 * j, 4);
-      std::memcpy(out + i, valp + 4 * j, 4);
-    }
-    return GC_OK;
-  }
-
-  // Bitmap: per-task popcounts give each task its first value, then tasks fill in parallel.
-  const uint64_t words = (n + 63) / 64;
-  auto word_at = [&](uint64_t w) {
-    uint64_t v = 0;
-    std::memcpy(&v, body + 8 * w, std::min<uint64_t>(8, (n + 7) / 8 - 8 * w));
-    return v;
-  };
-  const uint64_t tail = n % 64;
-  if (tail != 0 && (word_at(words - 1) >> tail) != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  for (uint64_t b = (n + 7) / 8; b < gc_dropit_bitmap_bytes(n); ++b)
-    if (body[b] != 0) return GC_ERR_CORRUPT_PAYLOAD;
-  const size_t tasks = chunk_count(words, kWordsPerTask);
-  std::vector<uint64_t> first(tasks + 1, 0);
-  pool.parallel_for(tasks, [&](size_t t) {
-    uint64_t w0 = t * kWordsPerTask, w1 = std::min(words, w0 + kWordsPerTask), c = 0;
-    for (uint64_t w = w0; w < w1; ++w) c += static_cast<uint64_t>(__builtin_popcountll(word_at(w)));
-    first[t + 1] = c;
-  });
-  for (size_t t = 0; t < tasks; ++t) first[t + 1] += first[t];
-  if (first[tasks] != k) return GC_ERR_CORRUPT_PAYLOAD;
-  const uint8_t* valp = body + gc_dropit_bitmap_bytes(n);
-  const float* vals = reinterpret_cast<const float*>(valp);  // 4-byte aligned offset
-  pool.parallel_for(tasks, [&](size_t t) {
-    uint64_t w0 = t * kWordsPerTask, w1 = std::min(words, w0 + kWordsPerTask), v = first[t];
-#if GC_X86
-    if (active_isa() == Isa::kAvx512) {
-      const uint64_t full_end = std::min(w1, n / 64);  // words lying wholly inside the tensor
-      if (full_end > w0) { v = unpack_words_avx512(body, vals, v, w0, full_end, out); w0 = full_end; }
-    }
-#endif
-    for (uint64_t w = w0; w < w1; ++w) {
-      const uint64_t base = w * 64, len = std::min<uint64_t>(64, n - base);
-      std::memset(out + base, 0, len * 4);
-      for (uint64_t bits = word_at(w); bits; bits &= bits - 1) {
-        std::memcpy(out + base + static_cast<uint64_t>(__builtin_ctzll(bits)), valp + 4 * v, 4);
-        ++v;
-      }
-    }
-  });
   return GC_OK;
 }
 

@@ -220,6 +220,14 @@ namespace {
 
 // The three steps share one scratch layout; `which` selects P = MQ (1), Q = M^T P (2) or both
 // with the orthogonalization between them (3).
+// Qᵀ (B x r x cols, for contiguous dot products) and the partial sums of Mᵀ P (B x slabs x tiles x r x tw).
+void plan_scratch(Carver& carve, const gc_powersgd_desc& d, float** qt, float** part) {
+  const uint64_t B = d.batch, rows = d.rows, cols = d.cols, r = d.rank;
+  const uint64_t slabs = (rows + kRowSlab - 1) / kRowSlab, tw = std::min(kColTile, cols), tiles = tw ? (cols + tw - 1) / tw : 0;
+  carve.add(qt, B * r * cols);
+  carve.add(part, B * slabs * tiles * r * tw);
+}
+
 gc_status run_phases(const gc_powersgd_desc& d, int which) {
   const uint64_t B = d.batch, rows = d.rows, cols = d.cols;
   const uint32_t r = d.rank;
@@ -229,12 +237,11 @@ gc_status run_phases(const gc_powersgd_desc& d, int which) {
   const uint64_t slabs = (rows + kRowSlab - 1) / kRowSlab;
   const uint64_t tw = std::min(kColTile, cols);  // accumulator row stride
   const uint64_t tiles = (cols + tw - 1) / tw;
-  float* qt = nullptr;    // B x r x cols: Q transposed, for contiguous dot products
-  float* part = nullptr;  // B x slabs x tiles x r x tw partial sums of M^T P
-  Carver carve;
-  carve.add(&qt, B * r * cols);
-  carve.add(&part, B * slabs * tiles * r * tw);
-  if (!carve.commit()) return GC_ERR_OUT_OF_MEMORY;
+  float* qt = nullptr;
+  float* part = nullptr;
+  Carver carve(d.scratch);
+  plan_scratch(carve, d, &qt, &part);
+  if (!carve.commit()) return GC_ERR_INVALID_ARG;  // the caller provided less than powersgd_scratch_bytes
 
   if (which & 1) {
     pool.parallel_for(B, [&](size_t b) {
@@ -284,6 +291,15 @@ gc_status run_phases(const gc_powersgd_desc& d, int which) {
 }
 
 }  // namespace
+
+uint64_t powersgd_scratch_bytes(const gc_powersgd_desc& d) {
+  if (d.batch == 0 || d.rows == 0 || d.cols == 0 || d.rank == 0) return 0;
+  Carver carve;
+  float* qt;
+  float* part;
+  plan_scratch(carve, d, &qt, &part);
+  return carve.bytes();
+}
 
 gc_status powersgd_step(const gc_powersgd_desc& d) { return run_phases(d, 3); }
 gc_status powersgd_mq(const gc_powersgd_desc& d) { return run_phases(d, 1); }

@@ -6,6 +6,8 @@
 namespace gradcomp {
 
 gc_status powersgd_step(const gc_powersgd_desc& d);
+// Scratch bytes the power steps need (d.scratch must hold this many): Qᵀ and the slab partials of Mᵀ P.
+uint64_t powersgd_scratch_bytes(const gc_powersgd_desc& d);
 // The two halves of a distributed step, for when P is allreduced in between:
 // P = M Q (d.q read, d.p written), and Q = M^T P (d.p read, d.q written). No orthogonalization.
 gc_status powersgd_mq(const gc_powersgd_desc& d);

@@ -1,47 +1,23 @@
 #include "scratch.h"
 
-#include <cstdlib>
-
 namespace gradcomp {
 
-namespace {
-struct Arena {
-  void* ptr = nullptr;
-  size_t size = 0;
-  ~Arena() { std::free(ptr); }
-};
-thread_local Arena t_arena;
-}  // namespace
-
-void* Scratch::get(size_t bytes) {
-  if (bytes == 0) bytes = 64;
-  Arena& a = t_arena;
-  if (a.size >= bytes) return a.ptr;
-  std::free(a.ptr);
-  a.ptr = nullptr;
-  a.size = 0;
-  size_t want = (bytes + 4095) & ~static_cast<size_t>(4095);
-  void* p = std::aligned_alloc(64, want);
-  if (p == nullptr) return nullptr;
-  a.ptr = p;
-  a.size = want;
-  return p;
-}
-
-void Scratch::release() {
-  std::free(t_arena.ptr);
-  t_arena.ptr = nullptr;
-  t_arena.size = 0;
+size_t Carver::bytes() const {
+  size_t total = 64;  // room to align the base
+  for (int i = 0; i < n_ && i < kMax; ++i) total += sizes_[i];
+  return total;
 }
 
 bool Carver::commit() {
-  size_t total = 0;
-  for (int i = 0; i < n_; ++i) total += sizes_[i];
-  auto* base = static_cast<uint8_t*>(Scratch::get(total));
-  if (base == nullptr) return false;
+  if (n_ > kMax) return false;
+  const size_t need = bytes();
+  if (s_.ptr == nullptr || s_.bytes < need) return need <= 64 && n_ == 0;
+  auto base = reinterpret_cast<uintptr_t>(s_.ptr);
+  base = (base + 63) & ~static_cast<uintptr_t>(63);
+  auto* p = reinterpret_cast<uint8_t*>(base);
   for (int i = 0; i < n_; ++i) {
-    *slots_[i] = base;
-    base += sizes_[i];
+    *slots_[i] = sizes_[i] > 0 ? p : nullptr;
+    p += sizes_[i];
   }
   return true;
 }

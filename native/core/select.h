@@ -13,6 +13,9 @@ inline uint32_t mag_key(float v) {
   return b & 0x7fffffffu;
 }
 
+// The sample: 512 blocks of 64 keys.
+constexpr uint64_t kSampleKeys = 512 * 64;
+
 // Keys of |scale*g + r| (or |r| when g is null) at 512 blocks of 64 contiguous elements spread
 // over [0, n) with deterministic offsets; n must be >= 65536. Contiguous blocks keep the sample
 // cheap (a few MB of random reads would cost more than the whole pass).

@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "scratch.h"
 #include "select.h"
+#include "topk_pass.h"
 
 #if GC_X86
 #include <immintrin.h>
@@ -30,149 +31,36 @@ namespace gradcomp {
 
 namespace {
 
-constexpr uint64_t kChunk = 32768;      // elements per chunk (128 KiB of fp32)
-constexpr uint64_t kSampleMinN = 65536;  // below this, select directly without sampling
-constexpr uint32_t kSlack = 16;          // vector stores may write this far past a slab's fill
+using namespace topk_detail;  // NOLINT: the chunk records and the pass live in topk_pass.h
 
 thread_local int t_last_path = -1;
 
-struct Chunk {
-  uint64_t lo, hi;
-  uint32_t* sidx;  // slab (nullptr: candidates not stored, use the source)
-  float* sval;
-  uint64_t stored;  // candidates written to the slab (key > t)
-  uint64_t gt;      // true count of key > t (> stored when the slab overflowed)
-  uint64_t eq;      // count of key == t
-  uint64_t sel_gt, sel_eq, out_off, quota;
-};
-
-// ---- step 2: the fused pass over one chunk ------------------------------------------------
-
-struct PassArgs {
-  const float* g;  // nullptr for plain top-k
-  float* r;        // EF residual (written); for plain top-k the read-only source
-  float scale;
-  uint32_t t;
-  uint64_t cap;  // slab capacity
-};
-
-template <bool kEF>
-void pass_scalar(const PassArgs& a, Chunk& c, uint64_t from, uint64_t cnt, uint64_t eq) {
-  for (uint64_t i = from; i < c.hi; ++i) {
-    float v;
-    if (kEF) {
-      v = a.scale * a.g[i] + a.r[i];
-      a.r[i] = v;
-    } else {
-      v = a.r[i];
-    }
-    uint32_t key = mag_key(v);
-    if (key > a.t) {
-      if (cnt < a.cap) { c.sidx[cnt] = static_cast<uint32_t>(i); c.sval[cnt] = v; }
-      ++cnt;
-    } else if (key == a.t) {
-      ++eq;
-    }
-  }
-  c.gt = cnt;
-  c.eq = eq;
-  c.stored = std::min(cnt, a.cap);
-}
-
-#if GC_X86
-template <bool kEF>
-GC_TARGET_AVX512 void pass_avx512(const PassArgs& a, Chunk& c) {
-  const __m512 vs = _mm512_set1_ps(a.scale);
-  const __m512i vt = _mm512_set1_epi32(static_cast<int>(a.t));
-  const __m512i vabs = _mm512_set1_epi32(0x7fffffff);
-  const __m512i step = _mm512_set1_epi32(16);
-  __m512i vidx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(c.lo)),
-                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  uint64_t cnt = 0, eq = 0, i = c.lo;
-  for (; i + 16 <= c.hi; i += 16) {
-    __m512 v;
-    if (kEF) {
-      v = _mm512_add_ps(_mm512_mul_ps(vs, _mm512_loadu_ps(a.g + i)), _mm512_loadu_ps(a.r + i));
-      _mm512_storeu_ps(a.r + i, v);
-    } else {
-      v = _mm512_loadu_ps(a.r + i);
-    }
-    __m512i key = _mm512_and_si512(_mm512_castps_si512(v), vabs);
-    __mmask16 gt = _mm512_cmpgt_epi32_mask(key, vt);  // keys < 2^31: signed compare is exact
-    eq += static_cast<uint64_t>(__builtin_popcount(_mm512_cmpeq_epi32_mask(key, vt)));
-    if (gt) {
-      // Compress into a register and store the whole vector: compress-to-memory is
-      // microcoded and slow on Zen 4; the slab has kSlack entries of room past cap.
-      if (cnt < a.cap) {
-        _mm512_storeu_si512(c.sidx + cnt, _mm512_maskz_compress_epi32(gt, vidx));
-        _mm512_storeu_ps(c.sval + cnt, _mm512_maskz_compress_ps(gt, v));
-      }
-      cnt += static_cast<uint64_t>(__builtin_popcount(gt));
-    }
-    vidx = _mm512_add_epi32(vidx, step);
-  }
-  // Entries past cap (inside the slack) are garbage; stored = min(cnt, cap) < gt marks the
-  // chunk as overflowed so later steps rescan its source instead of reading the slab.
-  pass_scalar<kEF>(a, c, i, cnt, eq);
-}
-
-template <bool kEF>
-GC_TARGET_AVX2 void pass_avx2(const PassArgs& a, Chunk& c) {
-  const __m256 vs = _mm256_set1_ps(a.scale);
-  const __m256i vt = _mm256_set1_epi32(static_cast<int>(a.t));
-  const __m256i vabs = _mm256_set1_epi32(0x7fffffff);
-  alignas(32) float lanes[8];
-  uint64_t cnt = 0, eq = 0, i = c.lo;
-  for (; i + 8 <= c.hi; i += 8) {
-    __m256 v;
-    if (kEF) {
-      v = _mm256_add_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(a.g + i)), _mm256_loadu_ps(a.r + i));
-      _mm256_storeu_ps(a.r + i, v);
-    } else {
-      v = _mm256_loadu_ps(a.r + i);
-    }
-    __m256i key = _mm256_and_si256(_mm256_castps_si256(v), vabs);
-    unsigned gt = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(key, vt))));
-    unsigned e = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(key, vt))));
-    eq += static_cast<uint64_t>(__builtin_popcount(e));
-    if (gt) {
-      _mm256_store_ps(lanes, v);
-      while (gt) {
-        unsigned j = static_cast<unsigned>(__builtin_ctz(gt));
-        if (cnt < a.cap) { c.sidx[cnt] = static_cast<uint32_t>(i + j); c.sval[cnt] = lanes[j]; }
-        ++cnt;
-        gt &= gt - 1;
-      }
-    }
-  }
-  pass_scalar<kEF>(a, c, i, cnt, eq);
-}
-#endif
-
-template <bool kEF>
-void run_pass(const PassArgs& a, Chunk& c) {
-#if GC_X86
-  Isa isa = active_isa();
-  if (isa == Isa::kAvx512) return pass_avx512<kEF>(a, c);
-  if (isa == Isa::kAvx2) return pass_avx2<kEF>(a, c);
-#endif
-  pass_scalar<kEF>(a, c, c.lo, 0, 0);
-}
-
 // ---- step 1: the sampled threshold --------------------------------------------------------
 
-// Returns false when sampling cannot help (the threshold would sit at the bottom).
-bool sample_threshold(const float* g, const float* r, float scale, uint64_t n, uint64_t k,
-                      uint32_t* t_out, double* frac_out) {
-  std::vector<uint32_t> keys = sample_keys(g, r, scale, n);
-  const double S = static_cast<double>(keys.size());
+// Whether the sampled path applies to (n, k), the sample rank j of its threshold, and the
+// fraction of keys expected above it: functions of the sizes only (the scratch depends on them).
+bool sample_plan(uint64_t n, uint64_t k, uint64_t* j_out, double* frac_out) {
+  if (n < kSampleMinN || k == 0 || k >= n) return false;
+  const double S = static_cast<double>(kSampleKeys);
   const double rho = static_cast<double>(k) / static_cast<double>(n);
   const double want = S * rho + 3.0 * std::sqrt(S * rho * (1.0 - rho)) + 2.0;
-  uint64_t j = static_cast<uint64_t>(std::ceil(want));
-  if (j >= keys.size()) return false;
-  *t_out = key_at_rank(keys, j);
+  const uint64_t j = static_cast<uint64_t>(std::ceil(want));
+  if (j >= kSampleKeys) return false;
+  *j_out = j;
   *frac_out = static_cast<double>(j + 1) / S;
   return true;
+}
+
+// The chunk records and, on the sampled path, one slab per chunk.
+void plan_scratch(Carver& carve, uint64_t n, bool sampled, double frac, Chunk** chunks, uint32_t** slab_idx, float** slab_val, uint64_t* cap) {
+  const size_t n_chunks = chunk_count(n, kChunk);
+  carve.add(chunks, n_chunks);
+  *cap = 0;
+  if (sampled) {
+    *cap = std::min<uint64_t>(kChunk, static_cast<uint64_t>(std::ceil(kChunk * frac * 2.0)) + 64);
+    carve.add(slab_idx, n_chunks * (*cap + kSlack));
+    carve.add(slab_val, n_chunks * (*cap + kSlack));
+  }
 }
 
 // ---- step 3: exact radix select over chunk views ------------------------------------------
@@ -301,6 +189,18 @@ void compact(const Views& v, Threshold th, uint64_t k, bool counts_known, uint32
 
 int last_topk_path() { return t_last_path; }
 
+uint64_t topk_scratch_bytes(uint64_t n, uint64_t k) {
+  uint64_t j = 0, cap = 0;
+  double frac = 1.0;
+  const bool sampled = sample_plan(n, k, &j, &frac);
+  Carver carve;
+  Chunk* chunks;
+  uint32_t* slab_idx;
+  float* slab_val;
+  plan_scratch(carve, n, sampled, frac, &chunks, &slab_idx, &slab_val, &cap);
+  return carve.bytes();
+}
+
 gc_status topk(const gc_topk_desc& d) {
   const uint64_t n = d.n, k = d.k;
   if (d.residual == nullptr && n > 0) return GC_ERR_INVALID_ARG;
@@ -312,23 +212,21 @@ gc_status topk(const gc_topk_desc& d) {
   const size_t n_chunks = chunk_count(n, kChunk);
 
   uint32_t t = 0;
+  uint64_t j = 0;
   double frac = 1.0;
-  const bool sampled = n >= kSampleMinN && k > 0 && k < n &&
-                       sample_threshold(d.grad, r, d.scale, n, k, &t, &frac);
+  const bool sampled = sample_plan(n, k, &j, &frac);
+  if (sampled) {
+    std::vector<uint32_t> keys = sample_keys(d.grad, r, d.scale, n);
+    t = key_at_rank(keys, j);
+  }
 
-  // Scratch: chunk records and, on the sampled path, one slab per chunk.
   Chunk* chunks = nullptr;
   uint32_t* slab_idx = nullptr;
   float* slab_val = nullptr;
   uint64_t cap = 0;
-  Carver carve;
-  carve.add(&chunks, n_chunks);
-  if (sampled) {
-    cap = std::min<uint64_t>(kChunk, static_cast<uint64_t>(std::ceil(kChunk * frac * 2.0)) + 64);
-    carve.add(&slab_idx, n_chunks * (cap + kSlack));
-    carve.add(&slab_val, n_chunks * (cap + kSlack));
-  }
-  if (!carve.commit()) return GC_ERR_OUT_OF_MEMORY;
+  Carver carve(d.scratch);
+  plan_scratch(carve, n, sampled, frac, &chunks, &slab_idx, &slab_val, &cap);
+  if (!carve.commit()) return GC_ERR_INVALID_ARG;  // the caller provided less than topk_scratch_bytes
   for (size_t ci = 0; ci < n_chunks; ++ci) {
     Chunk& c = chunks[ci];
     c = Chunk{};
@@ -340,7 +238,7 @@ gc_status topk(const gc_topk_desc& d) {
   if (sampled) {
     PassArgs a{d.grad, r, d.scale, t, cap};
     pool.parallel_for(n_chunks, [&](size_t ci) {
-      if (ef) run_pass<true>(a, chunks[ci]); else run_pass<false>(a, chunks[ci]);
+      run_pass(ef, a, chunks[ci]);
     });
   } else if (ef) {
     // No sampling: form acc in place first, then select from it.

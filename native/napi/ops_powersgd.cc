@@ -3,6 +3,7 @@
 #include <string>
 
 #include "../core/powersgd.h"
+#include "arena.h"
 #include "ops.h"
 
 namespace gradcomp_napi {
@@ -23,15 +24,23 @@ bool PowerSgdArgs(gcnapi::Args& a, const char* op, gc_powersgd_desc* d) {
     gcnapi::ThrowRange(a.env, std::string("gradcomp native: ") + op + " shapes disagree");
     return false;
   }
-  *d = gc_powersgd_desc{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank)};
+  *d = gc_powersgd_desc{m.data, q.data, p.data, batch, rows, cols, static_cast<uint32_t>(rank), {nullptr, 0}};
   return true;
+}
+
+// Runs a power-step kernel with its scratch leased from the arena.
+gc_status WithScratch(gc_powersgd_desc& d, gc_status (*fn)(const gc_powersgd_desc&)) {
+  Lease lease(gradcomp::powersgd_scratch_bytes(d));
+  if (!lease.ok()) return GC_ERR_OUT_OF_MEMORY;
+  d.scratch = lease.scratch();
+  return fn(d);
 }
 
 // powersgdStep(m, q, p, batch, rows, cols, rank, async)
 GC_JS(JS_powersgdStep) {
   gc_powersgd_desc d;
   if (!PowerSgdArgs(a, "powersgdStep", &d)) return nullptr;
-  return gcnapi::Dispatch(a, gcnapi::Bool(a, 7), "powerSgdStep", [d] { return gradcomp::powersgd_step(d); },
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 7), "powerSgdStep", [d]() mutable { return WithScratch(d, gradcomp::powersgd_step); },
                           {a.argv[0], a.argv[1], a.argv[2]});
 }
 
@@ -42,8 +51,8 @@ GC_JS(JS_powersgdPhase) {
   GC_U64(7, phase, 2);
   GC_CHECK(phase == 1 || phase == 2, "powersgdPhase phase must be 1 or 2");
   const bool async = gcnapi::Bool(a, 8);
-  if (phase == 1) return gcnapi::Dispatch(a, async, "powerSgdMQ", [d] { return gradcomp::powersgd_mq(d); }, {a.argv[0], a.argv[1], a.argv[2]});
-  return gcnapi::Dispatch(a, async, "powerSgdMtP", [d] { return gradcomp::powersgd_mtp(d); }, {a.argv[0], a.argv[1], a.argv[2]});
+  if (phase == 1) return gcnapi::Dispatch(a, async, "powerSgdMQ", [d]() mutable { return WithScratch(d, gradcomp::powersgd_mq); }, {a.argv[0], a.argv[1], a.argv[2]});
+  return gcnapi::Dispatch(a, async, "powerSgdMtP", [d]() mutable { return WithScratch(d, gradcomp::powersgd_mtp); }, {a.argv[0], a.argv[1], a.argv[2]});
 }
 
 // powersgdReconstruct(p, q, rows, cols, rank, out, m | null, residual | null, async)
@@ -60,7 +69,7 @@ GC_JS(JS_powersgdReconstruct) {
   GC_CHECK(rank >= 1 && p.len == rows * rank && q.len == cols * rank && out.len == mn && m.present == res.present &&
                (!m.present || (m.len == mn && res.len == mn)),
            "powersgdReconstruct shapes disagree");
-  gc_powersgd_desc d{m.present ? m.data : nullptr, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank)};
+  gc_powersgd_desc d{m.present ? m.data : nullptr, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank), {nullptr, 0}};
   float* o = out.data;
   float* r = res.present ? res.data : nullptr;
   return gcnapi::Dispatch(a, gcnapi::Bool(a, 8), "powerSgdReconstruct", [d, o, r] { return gradcomp::powersgd_reconstruct(d, o, r); },

@@ -3,6 +3,9 @@
 
 #include "../core/baselines.h"
 #include "../core/cpu.h"
+#include "../core/dropit.h"
+#include "../core/powersgd.h"
+#include "../core/topk.h"
 #include "../core/pool.h"
 #include "ops.h"
 
@@ -21,6 +24,22 @@ GC_JS(JS_setMaxIsa) {
   if (!gcnapi::Str(a, 0, &s)) return nullptr;
   gradcomp::set_max_isa(s == "scalar" ? gradcomp::Isa::kScalar : s == "avx2" ? gradcomp::Isa::kAvx2 : gradcomp::Isa::kAvx512);
   return nullptr;
+}
+
+// scratchBytes(op, a, b, c, d): the scratch the CPU kernel of `op` needs (the arena provides it):
+// 'topk' (n, k), 'dropit' (n, k), 'powersgd' (batch, rows, cols, rank).
+GC_JS(JS_scratchBytes) {
+  std::string op;
+  if (!gcnapi::Str(a, 0, &op)) return nullptr;
+  GC_U64(1, x);
+  GC_U64(2, y);
+  if (op == "topk") return gcnapi::Number(a.env, static_cast<double>(gradcomp::topk_scratch_bytes(x, y)));
+  if (op == "dropit") return gcnapi::Number(a.env, static_cast<double>(gradcomp::dropit_scratch_bytes(x, y)));
+  GC_U64(3, z);
+  GC_U64(4, w, 1024);
+  GC_CHECK(op == "powersgd", "scratchBytes: unknown op " + op);
+  gc_powersgd_desc d{nullptr, nullptr, nullptr, x, y, z, static_cast<uint32_t>(w), {nullptr, 0}};
+  return gcnapi::Number(a.env, static_cast<double>(gradcomp::powersgd_scratch_bytes(d)));
 }
 
 // baselineNthElementEfTopK(g, r, k, outIdx, outVal)
@@ -47,7 +66,7 @@ GC_JS(JS_baselineMemcpy) {
 
 void ExportRuntime(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"setConcurrency", JS_setConcurrency}, {"concurrency", JS_concurrency}, {"isa", JS_isa},
-                            {"setMaxIsa", JS_setMaxIsa}, {"baselineNthElementEfTopK", JS_baselineNthElementEfTopK},
+                            {"setMaxIsa", JS_setMaxIsa}, {"scratchBytes", JS_scratchBytes}, {"baselineNthElementEfTopK", JS_baselineNthElementEfTopK},
                             {"baselineMemcpy", JS_baselineMemcpy}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

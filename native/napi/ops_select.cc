@@ -1,6 +1,7 @@
 // top-k (plain and fused with error feedback) and DropIT pack/unpack.
 #include "../core/dropit.h"
 #include "../core/topk.h"
+#include "arena.h"
 #include "ops.h"
 
 namespace gradcomp_napi {
@@ -15,8 +16,14 @@ GC_JS(JS_topk) {
   GC_SPAN(uint32_t, 4, oidx);
   GC_SPAN(float, 5, oval);
   GC_CHECK(!(grad.present && grad.len != res.len) && oidx.len == k && oval.len == k && k <= res.len, "topk lengths disagree");
-  gc_topk_desc d{grad.present ? grad.data : nullptr, res.data, res.len, k, static_cast<float>(scale), oidx.data, oval.data};
-  return gcnapi::Dispatch(a, gcnapi::Bool(a, 6), grad.present ? "efTopK" : "topK", [d] { return gradcomp::topk(d); },
+  gc_topk_desc d{grad.present ? grad.data : nullptr, res.data, res.len, k, static_cast<float>(scale), oidx.data, oval.data, {nullptr, 0}};
+  const uint64_t need = gradcomp::topk_scratch_bytes(res.len, k);
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 6), grad.present ? "efTopK" : "topK", [d, need]() mutable {
+    Lease lease(need);
+    if (!lease.ok()) return GC_ERR_OUT_OF_MEMORY;
+    d.scratch = lease.scratch();
+    return gradcomp::topk(d);
+  },
                           {a.argv[0], a.argv[1], a.argv[4], a.argv[5]});
 }
 
@@ -26,7 +33,12 @@ GC_JS(JS_dropitPack) {
   GC_U64(1, k);
   GC_SPAN(uint8_t, 2, out);
   GC_CHECK(k <= x.len && out.len == gc_dropit_packed_bytes(x.len, k), "dropitPack sizes disagree");
-  return gcnapi::Dispatch(a, gcnapi::Bool(a, 3), "dropitPack", [x, k, out] { return gradcomp::dropit_pack(x.data, x.len, k, out.data, out.len); },
+  const uint64_t need = gradcomp::dropit_scratch_bytes(x.len, k);
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 3), "dropitPack", [x, k, out, need] {
+    Lease lease(need);
+    if (!lease.ok()) return GC_ERR_OUT_OF_MEMORY;
+    return gradcomp::dropit_pack(x.data, x.len, k, out.data, out.len, lease.scratch());
+  },
                           {a.argv[0], a.argv[2]});
 }
 

@@ -160,3 +160,16 @@ describe('efTopK', () => {
     }
   });
 });
+
+describe('scratch is explicit', () => {
+  test('the kernel reports what it needs, a function of n and k only, well under the tensor for small k', () => {
+     
+    const { cpu, kernels } = require('../../lib/backend') as typeof import('../../lib/backend');
+    const bytes = (n: number, k: number) => cpu.scratchBytes(kernels.efTopK as never, { residual: { length: n }, k: Math.floor(k) });
+    const n = 1 << 22;
+    expect(bytes(n, n / 1000)).toBeGreaterThan(0);
+    expect(bytes(n, n / 1000)).toBeLessThan(n / 2); // slabs sized by the sampled threshold, not by n
+    expect(bytes(n, n / 100)).toBeGreaterThan(bytes(n, n / 1000));
+    expect(bytes(1000, 10)).toBeLessThan(4096); // small tensors: the chunk records only
+  });
+});

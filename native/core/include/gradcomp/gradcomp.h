@@ -29,6 +29,12 @@ typedef enum gc_dtype {
   GC_UINT8 = 4
 } gc_dtype;
 
+/* Temporary memory an op needs, provided by its caller (the op reports the size beforehand). */
+typedef struct gc_scratch {
+  void* ptr;
+  uint64_t bytes;
+} gc_scratch;
+
 /* Fused error-feedback top-k: acc = scale*grad + residual; select the k largest |acc|
  * (ties to the lower index; NaN ranks above +Inf, which ranks above every finite value);
  * out_idx/out_val get them in ascending index order; residual = acc with the winners zeroed.
@@ -41,6 +47,7 @@ typedef struct gc_topk_desc {
   float scale;
   uint32_t* out_idx; /* k entries */
   float* out_val;    /* k entries */
+  gc_scratch scratch; /* topk_scratch_bytes(n, k) bytes (CPU) */
 } gc_topk_desc;
 
 /* QSGD payload header: 24 bytes, little-endian, then ceil(n/bucket) float32 norms, then
@@ -103,6 +110,7 @@ typedef struct gc_powersgd_desc {
   uint64_t rows;
   uint64_t cols;
   uint32_t rank;
+  gc_scratch scratch; /* powersgd_scratch_bytes(desc) bytes (CPU) */
 } gc_powersgd_desc;
 
 /* DropIT packed form: 24-byte header, then either a bitmap (ceil(n/8) bytes, rounded up to a
