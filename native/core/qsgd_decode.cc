@@ -20,12 +20,13 @@ namespace {
 
 using Header = gc_qsgd_header;
 inline uint32_t fbits(float v) { uint32_t b; std::memcpy(&b, &v, 4); return b; }
-inline void put(float* out, uint64_t i, float v, bool acc) { out[i] = acc ? out[i] + v : v; }
+template <bool kAcc>
+inline void put(float* out, uint64_t i, float v) { if (kAcc) out[i] = out[i] + v; else out[i] = v; }
 
 // Codes of B bits (B = 2 or 4: whole bytes hold 8 / B of them); bucket bounds need not be
 // byte-aligned. Returns nonzero when a level exceeds s.
-template <uint32_t B>
-uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t s, float unit_v, float* out, bool acc) {
+template <uint32_t B, bool kAcc>
+uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t s, float unit_v, float* out) {
   constexpr uint32_t kPer = 8 / B, kMask = (1u << B) - 1, kLevel = (1u << (B - 1)) - 1;
   uint32_t over = 0;
   for (uint64_t i = b0; i < b1; ++i) {
@@ -33,7 +34,7 @@ uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t 
     const uint32_t level = code & kLevel;
     over |= level > s;
     const float v = static_cast<float>(level) * unit_v;
-    put(out, i, (code >> (B - 1)) ? -v : v, acc);
+    put<kAcc>(out, i, (code >> (B - 1)) ? -v : v);
   }
   return over;
 }
@@ -43,8 +44,9 @@ uint32_t decode_narrow(const uint8_t* codes, uint64_t b0, uint64_t b1, uint32_t 
 // bytes are spread to one code per byte (pdep), widened, then level * unit with the sign bit
 // xored in. The tail that is not a whole 16 is left to the scalar loop. Returns the next element
 // and ORs a level > s flag into *over.
+template <bool kAcc>
 GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uint64_t b0, uint64_t b1, uint32_t s,
-                                        float unit_v, float* out, uint32_t* over, bool acc) {
+                                        float unit_v, float* out, uint32_t* over) {
   const __m512i lmask = _mm512_set1_epi32(static_cast<int>((1u << (bits - 1)) - 1));
   const __m512i vs = _mm512_set1_epi32(static_cast<int>(s));
   const __m512 unit = _mm512_set1_ps(unit_v);
@@ -71,7 +73,7 @@ GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uin
     const __m512i sign = _mm512_slli_epi32(_mm512_srli_epi32(c, bits - 1), 31);
     const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(level), unit);
     const __m512 r = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign));
-    _mm512_storeu_ps(out + i, acc ? _mm512_add_ps(_mm512_loadu_ps(out + i), r) : r);
+    _mm512_storeu_ps(out + i, kAcc ? _mm512_add_ps(_mm512_loadu_ps(out + i), r) : r);
   }
   *over |= bad != 0;
   return i;
@@ -80,7 +82,9 @@ GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uin
 
 }  // namespace
 
-gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool acc) {
+namespace {
+template <bool kAcc>
+gc_status decode_impl(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len) {
   if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
   Header h;
   std::memcpy(&h, payload, sizeof h);
@@ -112,7 +116,7 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
       uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
       uint32_t over = 0;
 #if GC_X86
-      if (simd) b0 = decode_avx512(codes, bits, b0, b1, s, unit_v, out, &over, acc);
+      if (simd) b0 = decode_avx512<kAcc>(codes, bits, b0, b1, s, unit_v, out, &over);
 #endif
       if (bits == 8) {
         const uint8_t* c = codes + b0;
@@ -120,12 +124,12 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
           uint32_t level = *c & 0x7fu;
           over |= level > s;
           float v = static_cast<float>(level) * unit_v;
-          put(out, i, (*c & 0x80u) ? -v : v, acc);
+          put<kAcc>(out, i, (*c & 0x80u) ? -v : v);
         }
       } else if (bits == 4) {
-        over |= decode_narrow<4>(codes, b0, b1, s, unit_v, out, acc);
+        over |= decode_narrow<4, kAcc>(codes, b0, b1, s, unit_v, out);
       } else if (bits == 2) {
-        over |= decode_narrow<2>(codes, b0, b1, s, unit_v, out, acc);
+        over |= decode_narrow<2, kAcc>(codes, b0, b1, s, unit_v, out);
       } else {
         for (uint64_t i = b0; i < b1; ++i) {
           uint64_t bit = i * bits;
@@ -135,7 +139,7 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
           uint32_t level = code & level_mask;
           over |= level > s;
           float v = static_cast<float>(level) * unit_v;
-          put(out, i, (code >> (bits - 1)) ? -v : v, acc);
+          put<kAcc>(out, i, (code >> (bits - 1)) ? -v : v);
         }
       }
       if (over) { bad[t] = 1; return; }
@@ -143,6 +147,12 @@ gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64
   });
   for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
   return GC_OK;
+}
+
+}  // namespace
+
+gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool accumulate) {
+  return accumulate ? decode_impl<true>(payload, bytes, out, out_len) : decode_impl<false>(payload, bytes, out, out_len);
 }
 
 }  // namespace gradcomp
