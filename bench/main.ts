@@ -189,6 +189,32 @@ async function main() {
     else log(`mpi communicator benchmark skipped: ${m.error ? 'mpirun not found' : (m.stderr ?? '').split('\n')[0]}`);
   }
 
+  // Checkpoints: a 25.2M-parameter ef-sgd state (top-k residuals + SGD momentum, 201 MB) through the binary format.
+  const checkpointRows: { what: string; ms: number; mb: number }[] = [];
+  {
+    const comm = await g.init();
+    const shapes: Record<string, number[]> = { w1: [2048, 3072], w2: [2048, 3072], w3: [2048, 3072], w4: [2048, 3072], b1: [3072], b2: [3072], b3: [3072], b4: [3072], v: [2048] };
+    const params = Object.fromEntries(Object.entries(shapes).map(([n, sh]) => [n, g.Tensor.from(gaussian(sh.reduce((x, y) => x * y, 1), 5), sh)]));
+    const grads = Object.fromEntries(Object.entries(params).map(([n, t], i) => [n, gaussian(t.size, 50 + i)]));
+    const opt = g.createDistributedOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    await opt.step(params, grads);
+    const file = path.join(os.tmpdir(), `gradcomp-bench-${process.pid}.gckp`);
+    const saves: number[] = [], loads: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      let t0 = performance.now();
+      await g.saveCheckpoint(opt, file);
+      saves.push(performance.now() - t0);
+      t0 = performance.now();
+      await g.loadCheckpoint(opt, file);
+      loads.push(performance.now() - t0);
+    }
+    const mb = (await import('node:fs')).statSync(file).size / 1e6;
+    (await import('node:fs')).rmSync(file, { force: true });
+    checkpointRows.push({ what: 'save (state, checksums, write, fsync, rename)', ms: median(saves), mb }, { what: 'load (read, verify, load)', ms: median(loads), mb });
+    await comm.close();
+    log('checkpoints measured');
+  }
+
   const torch = runTorch(torchJobs, threads);
   for (const [id, seconds] of torch.results) {
     const [row] = torchRow.get(id)!;
@@ -201,7 +227,7 @@ async function main() {
     date: new Date().toISOString(),
   };
   if (asJson) {
-    process.stdout.write(JSON.stringify({ machine, rows, compressors: compressorRows, communicators: commRows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ machine, rows, compressors: compressorRows, communicators: commRows, checkpoints: checkpointRows }, null, 2) + '\n');
     return;
   }
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.isa}, ${machine.node}; memcpy ${memcpyCold.toFixed(1)} GB/s; ${torch.note}`);
@@ -217,6 +243,9 @@ async function main() {
   for (const c of compressorRows) {
     console.log(`| ${c.type} | ${c.spec} | ${c.ms.toFixed(2)} | ${c.gbps.toFixed(2)} | ${c.bytesSent} | ${c.ratio.toFixed(1)}x |`);
   }
+  console.log('\n| checkpoint of a 25.2M-parameter ef-sgd state | MB | median ms |');
+  console.log('|---|---|---|');
+  for (const c of checkpointRows) console.log(`| ${c.what} | ${c.mb.toFixed(1)} | ${c.ms.toFixed(0)} |`);
   console.log('\n| backend | ranks | collective | bytes per rank | median ms | GB/s |');
   console.log('|---|---|---|---|---|---|');
   for (const c of commRows) console.log(`| ${c.backend} | ${c.ranks} | ${c.op} | ${c.bytes} | ${c.ms.toFixed(3)} | ${c.gbps.toFixed(2)} |`);
