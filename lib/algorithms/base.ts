@@ -9,7 +9,7 @@ import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
 import { Tensor, dtypeOf } from '../tensor/tensor';
 import type { Compressor, CompressorState } from '../compress/types';
 import type { Optimizer, OptimizerState } from '../optim/optimizer';
-import { Exchange, TrafficStats } from './exchange';
+import { BusyClock, Exchange, TrafficStats } from './exchange';
 import { checkIdentical } from './identical';
 
 /** Named parameters or gradients: Float32Arrays or float32 CPU Tensors (used in place). */
@@ -112,7 +112,8 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
   abstract readonly algorithm: string;
   steps = 0;
   protected layout: Layout | undefined;
-  protected compressMs = 0;
+  /** Wall time with compression (encode or decode) running, overlapping tasks counted once. */
+  protected readonly compressClock = new BusyClock();
   /** The algorithm's mutable state (see each class's State type). */
   protected st = {} as S;
   protected abstract readonly fields: StateFields<S>;
@@ -197,8 +198,8 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
   }
 
   protected timedCompress<T>(fn: () => T): T {
-    const t0 = performance.now();
-    try { return fn(); } finally { this.compressMs += performance.now() - t0; }
+    this.compressClock.enter();
+    try { return fn(); } finally { this.compressClock.leave(); }
   }
 
   protected abstract doStep(p: Record<string, Float32Array>, g: Record<string, Float32Array>, t: number): Promise<{ lr: number; synced: boolean }>;
@@ -254,7 +255,7 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
   async drain(): Promise<void> { /* nothing in flight by default */ }
 
   stats(): DistributedStats {
-    return { ...this.ex.traffic, steps: this.steps, compressMs: this.compressMs, denseBytes: 4 * (this.layout?.total ?? 0) * this.steps };
+    return { ...this.ex.traffic, steps: this.steps, compressMs: this.compressClock.total, denseBytes: 4 * (this.layout?.total ?? 0) * this.steps };
   }
 
   protected assertIdle(): void { /* overridden where communication can be in flight */ }

@@ -18,7 +18,7 @@
 import { performance } from 'node:perf_hooks';
 import { GradcompError } from '../native/errors';
 import type { Communicator } from '../comm/types';
-import type { Round, Session } from '../compress/types';
+import type { Round, RoundResult, Session } from '../compress/types';
 import { vecScale } from '../ops/kernels';
 
 export interface TrafficStats {
@@ -136,17 +136,37 @@ export class Exchange {
     });
   }
 
-  /** Runs a compressor session's rounds; returns the workers' average gradient. */
-  async run(session: Session): Promise<Float32Array> {
+  /** Runs a compressor session's rounds; returns the workers' average gradient. `clock` times the decoding (receive). */
+  async run(session: Session, clock?: BusyClock): Promise<Float32Array> {
     for (let r: Round | null = session.round; r !== null; r = session.round) {
+      let got: RoundResult;
       // An allreduce round's buffer belongs to the session: it is summed in place.
-      if (r.collective === 'allreduce') session.receive(await this.sum(r.data as Float32Array));
-      else if (r.collective === 'allgather') session.receive(await this.allgather(r.data as Uint8Array));
+      if (r.collective === 'allreduce') got = await this.sum(r.data as Float32Array);
+      else if (r.collective === 'allgather') got = await this.allgather(r.data as Uint8Array);
       else {
         const d = r.data;
-        session.receive(await this.broadcast(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), r.root ?? 0));
+        got = await this.broadcast(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), r.root ?? 0);
       }
+      clock?.enter();
+      try { session.receive(got); } finally { clock?.leave(); }
     }
     return session.result();
+  }
+}
+
+/**
+ * Wall time during which at least one of possibly overlapping tasks ran (the union of their
+ * intervals): compression of several units at once counts once.
+ */
+export class BusyClock {
+  #depth = 0;
+  #since = 0;
+  total = 0;
+  enter(): void { if (this.#depth++ === 0) this.#since = performance.now(); }
+  leave(): void { if (--this.#depth === 0) this.total += performance.now() - this.#since; }
+  /** Times fn (sync or async) as busy. */
+  async time<T>(fn: () => Promise<T> | T): Promise<T> {
+    this.enter();
+    try { return await fn(); } finally { this.leave(); }
   }
 }

@@ -97,18 +97,17 @@ export abstract class ServerSgd<S extends ServerState> extends BaseDistributed<S
     mine.fill(0);
     const msgs: Uint8Array[] = [];
     for (let j = 0; j < n; j++) {
-      const t0 = performance.now();
-      const m = await this.encode(up, j, t, me);
-      this.decodeAdd(m, j, mine);
+      const m = await this.compressClock.time(() => this.encode(up, j, t, me));
+      this.timedCompress(() => this.decodeAdd(m, j, mine));
       msgs.push(m);
-      this.compressMs += performance.now() - t0;
     }
     const received = this.server === 'root' ? await this.ex.gather(msgs[0], 0) : await this.ex.alltoall(msgs);
     const [lo, hi] = this.chunk(me), serving = hi > lo && received !== null;
     u.fill(0);
     let down: Uint8Array = new Uint8Array(0);
     if (serving) {
-      const t0 = performance.now();
+      this.compressClock.enter();
+      try {
       const v = new Float32Array(this.layout!.total), es = this.arr('serverError' as keyof S, hi - lo);
       for (const msg of received!) this.decodeAdd(msg, me, v);
       const vs = v.subarray(lo, hi);
@@ -118,7 +117,7 @@ export abstract class ServerSgd<S extends ServerState> extends BaseDistributed<S
       this.decodeAdd(down, me, u);
       es.set(vs);
       vecAxpy(es, u.subarray(lo, hi), -1); // e_s = v - q
-      this.compressMs += performance.now() - t0;
+      } finally { this.compressClock.leave(); }
     }
     if (this.server === 'root') {
       const q = await this.ex.broadcast(down, 0);

@@ -83,10 +83,8 @@ export class SyncSgd extends BaseDistributed {
       for (const i of u.tensors) { u.flat.set(g(i), off); off += L.sizes[i]; }
       return null;
     }
-    const i = u.tensors[0], t0 = performance.now();
-    const s = await this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i], out: u.flat, deferScale: true });
-    this.compressMs += performance.now() - t0;
-    return s;
+    const i = u.tensors[0];
+    return this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i], out: u.flat, deferScale: true }));
   }
 
   /** Communicates a unit, then starts its optimizer update (returned, not awaited). */
@@ -95,9 +93,7 @@ export class SyncSgd extends BaseDistributed {
     let scale = 1 / this.workers;
     if (session === null) await this.ex.sum(u.flat);
     else {
-      const comm0 = this.ex.traffic.commMs, t0 = performance.now();
-      await this.ex.run(session);
-      this.compressMs += performance.now() - t0 - (this.ex.traffic.commMs - comm0);
+      await this.ex.run(session, this.compressClock);
       scale = session.scale;
     }
     const opt = !u.dense && this.o.compressedOptimizer ? this.o.compressedOptimizer : this.optimizer;

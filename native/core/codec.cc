@@ -11,15 +11,27 @@
 #include "gradcomp/philox.h"
 #include "pool.h"
 
+#if GC_X86
+#include <immintrin.h>
+#endif
+
 namespace gradcomp {
 
 namespace {
 
 constexpr uint64_t kPiece = 1 << 16;  // a multiple of 8: pieces own whole bytes of the bitmap
 
-// p = g + e into e, sign bits, and this piece's sum |p| (eight interleaved partial sums).
-inline double efsign_pass1_body(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
-  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// p = g + e into e, sign bits, and this piece's sum |p|: sixteen partial sums (element j of the
+// piece goes to partial j mod 16), combined as ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+// with q_l = s_l + s_{l+8}. The scalar and AVX-512 versions add in exactly this order.
+inline double combine16(const double s[16]) {
+  double q[8];
+  for (int l = 0; l < 8; ++l) q[l] = s[l] + s[l + 8];
+  return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+}
+
+double efsign_pass1_scalar(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
+  double s[16] = {};
   for (uint64_t i = lo; i < hi; i += 8) {
     uint32_t byte = 0;
     const uint64_t end = std::min<uint64_t>(hi, i + 8);
@@ -27,17 +39,89 @@ inline double efsign_pass1_body(const float* g, float* e, uint8_t* bits, uint64_
       const float p = g != nullptr ? g[j] + e[j] : e[j];
       e[j] = p;
       byte |= (p < 0.0f ? 1u : 0u) << (j - i);
-      s[j - i] += std::fabs(static_cast<double>(p));
+      s[(j - lo) & 15] += std::fabs(static_cast<double>(p));
     }
     bits[i / 8] = static_cast<uint8_t>(byte);
   }
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  return combine16(s);
+}
+
+#if GC_X86
+GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  const __m512 zero = _mm512_setzero_ps();
+  uint64_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    __m512 p = _mm512_loadu_ps(e + i);
+    if (g != nullptr) p = _mm512_add_ps(_mm512_loadu_ps(g + i), p);
+    _mm512_storeu_ps(e + i, p);
+    const __mmask16 neg = _mm512_cmp_ps_mask(p, zero, _CMP_LT_OQ);
+    std::memcpy(bits + i / 8, &neg, 2);
+    const __m512 ap = _mm512_abs_ps(p);
+    a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(ap)));
+    a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(ap), 1))));
+  }
+  double s[16];
+  _mm512_storeu_pd(s, a0);
+  _mm512_storeu_pd(s + 8, a1);
+  if (i < hi) {  // the tail: the same lanes, scalar
+    double t[16] = {};
+    efsign_pass1_scalar(g, e, bits, i, hi);
+    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(e[j]));
+    for (int l = 0; l < 16; ++l) s[l] += t[l];
+  }
+  return combine16(s);
+}
+
+GC_TARGET_AVX512 void efsign_pass2_avx512(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
+  const __m512 pos = _mm512_set1_ps(scale), neg = _mm512_set1_ps(-scale);
+  uint64_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    __mmask16 m;
+    std::memcpy(&m, bits + i / 8, 2);
+    _mm512_storeu_ps(e + i, _mm512_sub_ps(_mm512_loadu_ps(e + i), _mm512_mask_blend_ps(m, pos, neg)));
+  }
+  for (; i < hi; ++i) e[i] = e[i] - (((bits[i / 8] >> (i % 8)) & 1u) ? -scale : scale);
+}
+
+GC_TARGET_AVX512 void sign_avg_avx512(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi,
+                                      float* out, float divisor) {
+  const __m512 div = _mm512_set1_ps(divisor);
+  uint64_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (uint32_t r = 0; r < ranks; ++r) {
+      __mmask16 m;
+      std::memcpy(&m, bits[r] + i / 8, 2);
+      acc = _mm512_add_ps(acc, _mm512_mask_blend_ps(m, _mm512_set1_ps(scales[r]), _mm512_set1_ps(-scales[r])));
+    }
+    _mm512_storeu_ps(out + i, _mm512_div_ps(acc, div));
+  }
+  for (; i < hi; ++i) {
+    float acc = 0.0f;
+    for (uint32_t r = 0; r < ranks; ++r) acc = acc + (((bits[r][i / 8] >> (i % 8)) & 1u) ? -scales[r] : scales[r]);
+    out[i] = acc / divisor;
+  }
+}
+#endif
+
+double efsign_pass1(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) return efsign_pass1_avx512(g, e, bits, lo, hi);
+#endif
+  return efsign_pass1_scalar(g, e, bits, lo, hi);
 }
 
 inline void efsign_pass2_body(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
   for (uint64_t i = lo; i < hi; ++i) e[i] = e[i] - (((bits[i / 8] >> (i % 8)) & 1u) ? -scale : scale);
 }
-GC_ISA_VARIANTS(efsign_pass2, (float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi), (e, bits, scale, lo, hi))
+
+void efsign_pass2(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) return efsign_pass2_avx512(e, bits, scale, lo, hi);
+#endif
+  efsign_pass2_body(e, bits, scale, lo, hi);
+}
 
 inline void sign_avg_body(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi,
                           float* out, float divisor) {
@@ -47,8 +131,13 @@ inline void sign_avg_body(const uint8_t* const* bits, const float* scales, uint3
     out[i] = acc / divisor;
   }
 }
-GC_ISA_VARIANTS(sign_avg, (const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi, float* out,
-                           float divisor), (bits, scales, ranks, lo, hi, out, divisor))
+
+void sign_avg(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi, float* out, float divisor) {
+#if GC_X86
+  if (active_isa() == Isa::kAvx512) return sign_avg_avx512(bits, scales, ranks, lo, hi, out, divisor);
+#endif
+  sign_avg_body(bits, scales, ranks, lo, hi, out, divisor);
+}
 
 inline void sign_vote_body(const uint8_t* const* bits, uint32_t ranks, uint64_t lo, uint64_t hi, float* out) {
   for (uint64_t i = lo; i < hi; ++i) {
@@ -87,7 +176,7 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
   std::vector<double> part(tasks, 0.0);
   pool.parallel_for(tasks, [&](size_t t) {
     const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
-    if (lo < hi) part[t] = efsign_pass1_body(grad, e, bits, lo, hi);
+    if (lo < hi) part[t] = efsign_pass1(grad, e, bits, lo, hi);
   });
   double l1 = 0.0;
   for (double p : part) l1 += p;
@@ -95,7 +184,7 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
   *scale_out = scale;
   pool.parallel_for(tasks, [&](size_t t) {
     const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
-    if (lo < hi) efsign_pass2_run(e, bits, scale, lo, hi);
+    if (lo < hi) efsign_pass2(e, bits, scale, lo, hi);
   });
   return GC_OK;
 }
@@ -107,7 +196,7 @@ gc_status sign_decode_all(const uint8_t* const* bits, const float* scales, uint3
   ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
     const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
     if (lo >= hi) return;
-    if (mode == 0) sign_avg_run(bits, scales, ranks, lo, hi, out, divisor);
+    if (mode == 0) sign_avg(bits, scales, ranks, lo, hi, out, divisor);
     else sign_vote_body(bits, ranks, lo, hi, out);
   });
   return GC_OK;

@@ -1,0 +1,77 @@
+// One rank of the end-to-end benchmark (bench/e2e.ts runs it under mpirun or `gradcomp run`):
+// a 25.2M-parameter layout (4 matrices 2048 x 3072, 4 biases of 3072, a vector of 2048) with
+// synthetic gradients, SGD momentum 0.9 through createDistributedOptimizer, timed per step with
+// the breakdown: communication (inside collectives), compression (compressor kernels and glue
+// outside collectives), optimizer (the updates), other (the rest of the step). Rank 0 prints one
+// JSON line. The config is argv[2] (JSON): { algo, compressor?, deterministic?, period?, warmup, steps, threads? }.
+'use strict';
+const { writeSync } = require('node:fs');
+const { performance } = require('node:perf_hooks');
+const g = require(process.env.GRADCOMP_ENTRY || 'gradcomp');
+
+const cfg = JSON.parse(process.argv[2]);
+const SHAPES = { 'l1.weight': [2048, 3072], 'l1.bias': [3072], 'l2.weight': [2048, 3072], 'l2.bias': [3072], 'l3.weight': [2048, 3072],
+  'l3.bias': [3072], 'l4.weight': [2048, 3072], 'l4.bias': [3072], 'norm.weight': [2048] };
+
+(async () => {
+  const comm = await g.init();
+  if (cfg.threads) g.setConcurrency(cfg.threads);
+  const params = {}, grads = {};
+  let i = 0;
+  for (const [name, shape] of Object.entries(SHAPES)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    params[name] = g.Tensor.from(new Float32Array(n).fill(0.01), shape);
+    // Synthetic gradients: a sum of two uniforms (a bell shape) from an LCG, different per rank and tensor.
+    const grad = new Float32Array(n);
+    let s = (1000 + 7919 * comm.rank + 104729 * i++) >>> 0;
+    for (let j = 0; j < n; j++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const u = s / 4294967296;
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      grad[j] = u + s / 4294967296 - 1;
+    }
+    grads[name] = grad;
+  }
+  const optimizer = g.createOptimizer({ type: 'sgd', lr: 0.01, momentum: 0.9 });
+  // The optimizer's share of a step: wall time with at least one update running (they overlap
+  // each other and communication; overlapping updates count once).
+  let optMs = 0, depth = 0, since = 0;
+  const enter = () => { if (depth++ === 0) since = performance.now(); };
+  const leave = () => { if (--depth === 0) optMs += performance.now() - since; };
+  const update = optimizer.update.bind(optimizer);
+  optimizer.update = (...args) => {
+    enter();
+    let r;
+    try { r = update(...args); } catch (e) { leave(); throw e; }
+    if (r && typeof r.then === 'function') return r.finally(leave);
+    leave();
+    return r;
+  };
+  const opt = g.createDistributedOptimizer({
+    comm, algorithm: cfg.algo, optimizer, deterministic: cfg.deterministic ?? true,
+    ...(cfg.compressor ? { compressor: cfg.compressor } : {}), ...(cfg.period ? { period: cfg.period } : {}),
+    ...(cfg.server ? { server: cfg.server } : {}),
+  });
+  const rows = [];
+  for (let t = 0; t < cfg.warmup + cfg.steps; t++) {
+    const s0 = opt.stats(), o0 = optMs, t0 = performance.now();
+    await opt.step(params, grads);
+    const wall = performance.now() - t0, s1 = opt.stats();
+    if (t >= cfg.warmup) {
+      const comm_ = s1.commMs - s0.commMs, compress = s1.compressMs - s0.compressMs, optim = optMs - o0;
+      rows.push({ wall, comm: comm_, compress, optimizer: optim, sent: s1.bytesSent - s0.bytesSent });
+    }
+  }
+  await opt.drain();
+  if (comm.rank === 0) {
+    const mean = (k) => rows.reduce((a, r) => a + r[k], 0) / rows.length;
+    const med = (k) => rows.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(rows.length / 2)];
+    // Periodic algorithms alternate cheap and expensive steps: their per-step cost is the mean over whole periods.
+    const pick = cfg.mean ? mean : med;
+    const out = { wallMs: pick('wall'), commMs: pick('comm'), compressMs: pick('compress'), optimizerMs: pick('optimizer'),
+      bytesPerStep: mean('sent'), steps: rows.length, backend: comm.backend, ranks: comm.size, wallsMs: rows.map((r) => r.wall) };
+    out.otherMs = Math.max(0, out.wallMs - out.commMs - out.compressMs - out.optimizerMs);
+    writeSync(1, 'GRADCOMP_E2E ' + JSON.stringify(out) + '\n');
+  }
+  await comm.close();
+})().catch((e) => { writeSync(2, String((e && e.stack) || e) + '\n'); process.exitCode = 1; });
