@@ -24,7 +24,9 @@ export class CocodSgd extends PeriodicSgd<CocodState> {
     if (t === 0 && this.st.snapshot === undefined) {
       // Bootstrap: the first "previous average" is that of the initial models.
       const s = this.flatten(p, this.arr('snapshot', this.layout!.total));
-      this.#inflight = this.ex.average(s.slice());
+      const fly = this.scratch('inflight');
+      fly.set(s);
+      this.#inflight = this.ex.average(fly);
     }
     return super.doStep(p, g, t);
   }
@@ -38,7 +40,9 @@ export class CocodSgd extends PeriodicSgd<CocodState> {
     this.unflatten(x, p);
     s.set(x);
     delete this.st.pending;
-    this.#inflight = this.ex.average(x.slice());
+    const fly = this.scratch('inflight');
+    fly.set(x);
+    this.#inflight = this.ex.average(fly);
   }
 
   override async drain(): Promise<void> {

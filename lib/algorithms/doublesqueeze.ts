@@ -33,7 +33,7 @@ export class DoubleSqueeze extends ServerSgd<DoubleSqueezeState> {
     const lr = this.optimizer.lr, d = this.layout!.total;
     if (this.#u.length !== d) { this.#mine = new Float32Array(d); this.#u = new Float32Array(d); }
     const ew = this.arr('workerError', d);
-    const src = this.flatten(g);
+    const src = this.flatten(g, this.scratch('grad'));
     vecAdd(src, src, ew); // p = g + e_w
     await this.roundTrip(src, t, this.#mine, this.#u);
     ew.set(src);

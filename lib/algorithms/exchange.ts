@@ -39,12 +39,16 @@ export class Exchange {
   get rank(): number { return this.comm.rank; }
   get size(): number { return this.comm.size; }
 
+  /** Wall time inside collectives; overlapping ones (a pipelined step) count once. */
+  readonly #clock = new BusyClock();
+
   async #timed<T>(fn: () => Promise<T>): Promise<T> {
-    const t0 = performance.now();
+    this.#clock.enter();
     try {
       return await fn();
     } finally {
-      this.traffic.commMs += performance.now() - t0;
+      this.#clock.leave();
+      this.traffic.commMs = this.#clock.total;
       this.traffic.rounds++;
     }
   }
@@ -74,16 +78,22 @@ export class Exchange {
     return this.comm.allgather(mine);
   }
 
-  #recv = new Uint8Array(0);
+  // Receive buffers reused across calls, in rotation: a pipelined step has at most two allgathers
+  // in flight while a third's result is still being decoded.
+  readonly #recv: Uint8Array[] = [new Uint8Array(0), new Uint8Array(0), new Uint8Array(0)];
+  #next = 0;
 
   /**
-   * Every worker's bytes, in rank order (lengths may differ). The parts are views of one receive
-   * buffer reused across calls: valid until the next allgather.
+   * Every worker's bytes, in rank order (lengths may differ). The parts are views of a receive
+   * buffer reused in rotation: valid until the third allgather after this one.
    */
   async allgather(bytes: Uint8Array): Promise<Uint8Array[]> {
     if (this.size === 1) { this.#count(bytes.byteLength, 0); return [bytes]; }
-    const { data, counts } = await this.#timed(() => this.comm.allgatherv(bytes, { into: this.#recv }));
-    if (data.buffer !== this.#recv.buffer && data.byteLength > this.#recv.byteLength) this.#recv = new Uint8Array(Math.ceil(data.byteLength * 1.25));
+    const slot = this.#next;
+    this.#next = (slot + 1) % this.#recv.length;
+    const into = this.#recv[slot];
+    const { data, counts } = await this.#timed(() => this.comm.allgatherv(bytes, { into }));
+    if (data.buffer !== into.buffer && data.byteLength > into.byteLength) this.#recv[slot] = new Uint8Array(Math.ceil(data.byteLength * 1.25));
     const parts: Uint8Array[] = [];
     let off = 0, others = 0;
     counts.forEach((c, r) => { parts.push(data.subarray(off, off + c)); off += c; if (r !== this.rank) others += c; });
@@ -136,17 +146,24 @@ export class Exchange {
     });
   }
 
-  /** Runs a compressor session's rounds; returns the workers' average gradient. `clock` times the decoding (receive). */
-  async run(session: Session, clock?: BusyClock): Promise<Float32Array> {
-    for (let r: Round | null = session.round; r !== null; r = session.round) {
-      let got: RoundResult;
-      // An allreduce round's buffer belongs to the session: it is summed in place.
-      if (r.collective === 'allreduce') got = await this.sum(r.data as Float32Array);
-      else if (r.collective === 'allgather') got = await this.allgather(r.data as Uint8Array);
-      else {
-        const d = r.data;
-        got = await this.broadcast(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), r.root ?? 0);
-      }
+  /** Issues one round's collective (an allreduce round's buffer belongs to the session: it is summed in place). */
+  issue(r: Round): Promise<RoundResult> {
+    if (r.collective === 'allreduce') return this.sum(r.data as Float32Array);
+    if (r.collective === 'allgather') return this.allgather(r.data as Uint8Array);
+    const d = r.data;
+    return this.broadcast(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), r.root ?? 0);
+  }
+
+  /**
+   * Runs a compressor session's rounds; returns the workers' average gradient. `first`, when
+   * given, is the first round already issued (so it could fly while the caller did other work);
+   * `clock` times the decoding (receive).
+   */
+  async run(session: Session, clock?: BusyClock, first?: Promise<RoundResult>): Promise<Float32Array> {
+    let pending = first;
+    while (session.round !== null) {
+      const got = await (pending ?? this.issue(session.round));
+      pending = undefined;
       clock?.enter();
       try { session.receive(got); } finally { clock?.leave(); }
     }

@@ -37,7 +37,7 @@ export class Liec extends ServerSgd<LiecState> {
       return { lr, synced: true };
     }
     if (this.#u.length !== d) { this.#mine = new Float32Array(d); this.#u = new Float32Array(d); }
-    const grad = this.flatten(g);
+    const grad = this.flatten(g, this.scratch('grad'));
     await this.roundTrip(grad, t, this.#mine, this.#u);
     vecAxpy(grad, this.#mine, -1); // r = g - c
     vecAxpy(this.#u, grad);        // u = q + r
@@ -47,8 +47,8 @@ export class Liec extends ServerSgd<LiecState> {
 
   /** The sync step: x = mean(x_i); u = mean(g_i) + e_s (then e_s = 0); x -= lr-step(u). */
   async #fullSync(p: Record<string, Float32Array>, g: Record<string, Float32Array>, lr: number): Promise<void> {
-    const x = await this.ex.average(this.flatten(p));
-    const u = await this.ex.average(this.flatten(g));
+    const x = await this.ex.average(this.flatten(p, this.scratch('params')));
+    const u = await this.ex.average(this.flatten(g, this.scratch('grad')));
     const [lo, hi] = this.chunk(this.rank);
     const es = hi > lo ? this.arr('serverError', hi - lo) : undefined;
     if (es) { vecAxpy(u.subarray(lo, hi), es); es.fill(0); }

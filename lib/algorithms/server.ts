@@ -108,7 +108,8 @@ export abstract class ServerSgd<S extends ServerState> extends BaseDistributed<S
     if (serving) {
       this.compressClock.enter();
       try {
-      const v = new Float32Array(this.layout!.total), es = this.arr('serverError' as keyof S, hi - lo);
+      const v = this.scratch('server'), es = this.arr('serverError' as keyof S, hi - lo);
+      v.subarray(lo, hi).fill(0);
       for (const msg of received!) this.decodeAdd(msg, me, v);
       const vs = v.subarray(lo, hi);
       vecScale(vs, 1 / n);

@@ -21,7 +21,7 @@
  * 'scalecom' (cyclic leader top-k, Chen et al. 2020) and 'powersgd' (Vogels et al. 2019).
  */
 import { GradcompError, GradcompRangeError } from '../native/errors';
-import type { Compressor, Session } from '../compress/types';
+import type { Compressor, RoundResult, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
 import { Tensor } from '../tensor/tensor';
 import { BaseDistributed, BaseOptions, StateFields, StepHandle, StepInfo, TensorMap } from './base';
@@ -87,13 +87,20 @@ export class SyncSgd extends BaseDistributed {
     return this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i], out: u.flat, deferScale: true }));
   }
 
-  /** Communicates a unit, then starts its optimizer update (returned, not awaited). */
-  async #finish(u: Unit, session: Session | null, p: Record<string, Float32Array>, lr: number): Promise<{ done: Promise<unknown> }> {
+  /** Issues a unit's (first) collective; what comes back is awaited by #finish. */
+  #issue(u: Unit, session: Session | null): Promise<unknown> {
+    const flight = session === null ? this.ex.sum(u.flat) : session.round ? this.ex.issue(session.round) : Promise.resolve(undefined);
+    flight.catch(() => undefined); // awaited in #finish, in order
+    return flight;
+  }
+
+  /** Completes a unit's communication (its remaining rounds), then starts its optimizer update (returned, not awaited). */
+  async #finish(u: Unit, session: Session | null, flight: Promise<unknown>, p: Record<string, Float32Array>, lr: number): Promise<{ done: Promise<unknown> }> {
     const L = this.layout!;
     let scale = 1 / this.workers;
-    if (session === null) await this.ex.sum(u.flat);
+    if (session === null) await flight;
     else {
-      await this.ex.run(session, this.compressClock);
+      await this.ex.run(session, this.compressClock, session.round ? flight as Promise<RoundResult> : undefined);
       scale = session.scale;
     }
     const opt = !u.dense && this.o.compressedOptimizer ? this.o.compressedOptimizer : this.optimizer;
@@ -106,11 +113,22 @@ export class SyncSgd extends BaseDistributed {
     return { done: Promise.all(updates) };
   }
 
-  /** The pipeline: `prepared[k]` settles when unit k has started compressing (its gradients are in). */
+  /**
+   * The pipeline: `prepared[k]` settles when unit k has started compressing (its gradients are in).
+   * Unit k's collective is issued before unit k - 1 is decoded and updated, so communication flies
+   * while this thread works; the issue order is fixed, hence the same on every rank.
+   */
   async #pipeline(p: Record<string, Float32Array>, prepared: Promise<Session | null>[]): Promise<void> {
-    const lr = this.optimizer.lr, updates: Promise<unknown>[] = [];
+    const lr = this.optimizer.lr, updates: Promise<unknown>[] = [], units = this.#units!;
+    let prev: { u: Unit; s: Session | null; flight: Promise<unknown> } | undefined;
     try {
-      for (let k = 0; k < prepared.length; k++) updates.push((await this.#finish(this.#units![k], await prepared[k], p, lr)).done);
+      for (let k = 0; k < prepared.length; k++) {
+        const s = await prepared[k];
+        const flight = this.#issue(units[k], s);
+        if (prev) updates.push((await this.#finish(prev.u, prev.s, prev.flight, p, lr)).done);
+        prev = { u: units[k], s, flight };
+      }
+      if (prev) updates.push((await this.#finish(prev.u, prev.s, prev.flight, p, lr)).done);
     } finally {
       await Promise.allSettled(updates);
     }

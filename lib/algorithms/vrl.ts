@@ -30,7 +30,8 @@ export class VrlSgd extends PeriodicSgd<VrlState> {
   }
 
   protected override async sync(p: Record<string, Float32Array>): Promise<void> {
-    const x = this.flatten(p), old = x.slice();
+    const x = this.flatten(p), old = this.scratch('old');
+    old.set(x);
     await this.ex.average(x);
     // Delta_i += (mean x - x_i) / sum(lr): computed before x_i is overwritten.
     const delta = this.arr('delta', x.length), diff = old;

@@ -21,6 +21,7 @@ cpu.register(op.qsgdDecode, (a, async) => nb().qsgdDecode(a.payload, a.out, a.ac
 cpu.register(op.powerSgdStep, (a, async) => nb().powersgdStep(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, async));
 cpu.register(op.powerSgdPhase, (a, async) =>
   nb().powersgdPhase(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, a.phase as 1 | 2, async));
+cpu.register(op.powerSgdMqAdd, (a, async) => nb().powersgdMqAdd(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, a.g, async));
 cpu.register(op.powerSgdReconstruct, (a, async) =>
   nb().powersgdReconstruct(a.p, a.q, a.rows, a.cols, a.rank, a.out, a.inPlace ? a.residual : a.m, a.residual, async));
 cpu.register(op.orthonormalize, (a, async) => nb().orthonormalize(a.p, a.batch, a.rows, a.rank, async));
@@ -51,6 +52,7 @@ cpu.registerScratch(op.efTopK, (a) => nb().scratchBytes('topk', a.residual.lengt
 cpu.registerScratch(op.topK, (a) => nb().scratchBytes('topk', a.x.length, a.k));
 cpu.registerScratch(op.dropitPack, (a) => nb().scratchBytes('dropit', a.x.length, a.k));
 cpu.registerScratch(op.powerSgdStep, (a) => nb().scratchBytes('powersgd', a.batch, a.rows, a.cols, a.rank));
+cpu.registerScratch(op.powerSgdMqAdd, (a) => nb().scratchBytes('powersgd', a.batch, a.rows, a.cols, a.rank));
 cpu.registerScratch(op.powerSgdPhase, (a) => nb().scratchBytes('powersgd', a.batch, a.rows, a.cols, a.rank));
 
 /** Payload sizes from the C ABI's formulas (gradcomp.h), so TypeScript and C never disagree. */

@@ -74,6 +74,15 @@ export const powerSgdPhase = defineOp('powerSgdPhase', { ...powersgdSchema, p: b
     if (len(a.p) !== want) throw rangeError('p', `length batch*rows*rank = ${want}`, `length ${len(a.p)}`);
   },
 });
+/** PowerSGD's first half with error feedback fused in: m (the residual) becomes g + m, then p = m q. */
+export const powerSgdMqAdd = defineOp('powerSgdMqAdd', { ...powersgdSchema, m: buf('float32', 'rw'), q: buf('float32', 'r'), g: buf('float32', 'r'), p: buf('float32', 'w') }, {
+  check: (a) => {
+    powersgdCheck(a);
+    sameLength('g', a.g, 'm', a.m);
+    const want = (a.batch as number) * (a.rows as number) * (a.rank as number);
+    if (len(a.p) !== want) throw rangeError('p', `length batch*rows*rank = ${want}`, `length ${len(a.p)}`);
+  },
+});
 /** out = P Qᵀ; with m and residual: residual = m - out, fused; with inPlace (m null): residual = residual - out. */
 export const powerSgdReconstruct = defineOp('powerSgdReconstruct', {
   p: buf('float32', 'r'), q: buf('float32', 'r'), rows: int(0, U32), cols: int(0, U32), rank: int(1, 1024),

@@ -16,7 +16,7 @@
  * Q starts as N(0, 1) from a Philox stream keyed by (seed, tensor), identical on every worker.
  */
 import { performance } from 'node:perf_hooks';
-import { orthonormalizeInPlace, philoxFill, powerSgdPhase, powerSgdReconstruct, vecAdd, vecScale } from '../ops/kernels';
+import { orthonormalizeInPlace, philoxFill, powerSgdMqAdd, powerSgdPhase, powerSgdReconstruct, vecScale } from '../ops/kernels';
 import { asF32, BaseCompressor, ChainSession, outFor, StateFields, workersOf } from './base';
 import { CompressorDescriptor, field, numel } from './descriptor';
 import { NoneCompressor } from './summable';
@@ -102,15 +102,14 @@ export class PowerSgdCompressor extends BaseCompressor<PowerSgdTensorState> {
     let m = grad, e: Float32Array | null = null;
     if (this.errorFeedback) {
       e = this.arrayOf(t, 'residual', n);
-      vecAdd(e, e, grad); // M = grad + e, in the residual's buffer
-      m = e;
+      m = e; // M = grad + e, formed in the residual's buffer by the fused first half below
     }
     const q = this.#startQ(name, t, cols, r, ctx.step);
     let s = ctx.out !== undefined ? this.#scratch.get(name) : undefined;
     if (!s || s.p.length !== rows * r || s.qLocal.length !== cols * r) s = { p: new Float32Array(rows * r), qLocal: new Float32Array(cols * r) };
     if (ctx.out !== undefined) this.#scratch.set(name, s);
     const { p, qLocal } = s;
-    powerSgdPhase(m, q, p, 1, rows, cols, r, 1);
+    if (e !== null) powerSgdMqAdd(e, grad, q, p, rows, cols, r); else powerSgdPhase(m, q, p, 1, rows, cols, r, 1);
     let ms = performance.now() - t0;
     const rounds = (res: RoundResult, index: number): Round | Float32Array => {
       const t1 = performance.now();

@@ -26,6 +26,9 @@ export interface NativeBinding extends AddonCommon {
   /** phase 1: P = M Q; phase 2: Q = Mᵀ P (no orthogonalization). */
   powersgdPhase(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number, phase: 1 | 2,
     async: boolean): Async;
+  /** e = g + e, then P = e Q, fused (one pass less over M). */
+  powersgdMqAdd(e: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number, g: Float32Array,
+    async: boolean): Async;
   /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
   powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
     m: Float32Array | null, residual: Float32Array | null, async: boolean): Async;

@@ -74,6 +74,10 @@ export const qsgdEncodeInto = (x: Float32Array, levels: number, bucket: number, 
 /** PowerSGD halves: phase 1 P = M Q; phase 2 Q = Mᵀ P. */
 export const powerSgdPhase = (m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number,
   phase: 1 | 2): void => { runSync(k.powerSgdPhase, { m, q, p, batch, rows, cols, rank, phase }); };
+/** e = g + e, then P = e Q (PowerSGD's first half with the error-feedback sum fused in). */
+export const powerSgdMqAdd = (e: Float32Array, g: Float32Array, q: Float32Array, p: Float32Array, rows: number, cols: number, rank: number): void => {
+  runSync(k.powerSgdMqAdd, { m: e, g, q, p, batch: 1, rows, cols, rank });
+};
 export const orthonormalizeInPlace = (p: Float32Array, batch: number, rows: number, rank: number): void => {
   runSync(k.orthonormalize, { p, batch, rows, rank });
 };

@@ -228,7 +228,9 @@ void plan_scratch(Carver& carve, const gc_powersgd_desc& d, float** qt, float** 
   carve.add(part, B * slabs * tiles * r * tw);
 }
 
-gc_status run_phases(const gc_powersgd_desc& d, int which) {
+// g_add: when given (phase 1 only), M = g_add + M is formed in place first, a cache-sized block
+// of rows at a time, right before P = M Q reads those rows (one pass less over M).
+gc_status run_phases(const gc_powersgd_desc& d, int which, const float* g_add = nullptr) {
   const uint64_t B = d.batch, rows = d.rows, cols = d.cols;
   const uint32_t r = d.rank;
   if (r == 0 || d.m == nullptr || d.q == nullptr || d.p == nullptr) return GC_ERR_INVALID_ARG;
@@ -256,9 +258,18 @@ gc_status run_phases(const gc_powersgd_desc& d, int which) {
       const uint64_t b = t / rblocks, blk = t % rblocks;
       const uint64_t i0 = blk * kRowBlock, i1 = std::min(rows, i0 + kRowBlock);
       const float* M = d.m + b * rows * cols;
-      for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
-        by_rank<MqRows>(std::min(kRankGroup, r - k0), M, cols, static_cast<const float*>(qt + b * r * cols),
-                        d.p + b * rows * r, r, k0, i0, i1);
+      const uint64_t sub = g_add != nullptr ? std::max<uint64_t>(1, (256 << 10) / (4 * cols)) : kRowBlock;
+      for (uint64_t s0 = i0; s0 < i1; s0 += sub) {
+        const uint64_t s1 = std::min(i1, s0 + sub);
+        if (g_add != nullptr) {
+          float* mw = const_cast<float*>(M) + s0 * cols;  // the caller's residual, writable (powersgd_mq_add)
+          const float* ga = g_add + b * rows * cols + s0 * cols;
+          for (uint64_t j = 0; j < (s1 - s0) * cols; ++j) mw[j] = ga[j] + mw[j];
+        }
+        for (uint32_t k0 = 0; k0 < r; k0 += kRankGroup)
+          by_rank<MqRows>(std::min(kRankGroup, r - k0), M, cols, static_cast<const float*>(qt + b * r * cols),
+                          d.p + b * rows * r, r, k0, s0, s1);
+      }
     });
   }
   if (which == 3) orthonormalize(d.p, B, rows, r);
@@ -303,33 +314,72 @@ uint64_t powersgd_scratch_bytes(const gc_powersgd_desc& d) {
 
 gc_status powersgd_step(const gc_powersgd_desc& d) { return run_phases(d, 3); }
 gc_status powersgd_mq(const gc_powersgd_desc& d) { return run_phases(d, 1); }
+gc_status powersgd_mq_add(const gc_powersgd_desc& d, const float* g) { return g == nullptr ? GC_ERR_INVALID_ARG : run_phases(d, 1, g); }
 gc_status powersgd_mtp(const gc_powersgd_desc& d) { return run_phases(d, 2); }
+
+namespace {
+// One row of the reconstruction, in one pass: out = sum_k p_k Qt_k (k in order, skipping p_k == 0,
+// a multiply then an add each), and e = m - out when there is a residual. The vector versions
+// do the same operations on 16 or 8 columns at once, so the bits match.
+void recon_row_scalar(const float* pi, const float* qt, uint64_t cols, uint32_t r, float* o, const float* m, float* e, uint64_t j0) {
+  for (uint64_t j = j0; j < cols; ++j) {
+    float acc = 0.0f;
+    for (uint32_t k = 0; k < r; ++k) if (pi[k] != 0.0f) acc = acc + pi[k] * qt[k * cols + j];
+    o[j] = acc;
+    if (e != nullptr) e[j] = m[j] - acc;
+  }
+}
+
+#if GC_X86
+GC_TARGET_AVX512 void recon_row_avx512(const float* pi, const float* qt, uint64_t cols, uint32_t r, float* o, const float* m, float* e) {
+  uint64_t j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (uint32_t k = 0; k < r; ++k)
+      if (pi[k] != 0.0f) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(pi[k]), _mm512_loadu_ps(qt + k * cols + j)));
+    _mm512_storeu_ps(o + j, acc);
+    if (e != nullptr) _mm512_storeu_ps(e + j, _mm512_sub_ps(_mm512_loadu_ps(m + j), acc));
+  }
+  recon_row_scalar(pi, qt, cols, r, o, m, e, j);
+}
+
+GC_TARGET_AVX2 void recon_row_avx2(const float* pi, const float* qt, uint64_t cols, uint32_t r, float* o, const float* m, float* e) {
+  uint64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t k = 0; k < r; ++k)
+      if (pi[k] != 0.0f) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pi[k]), _mm256_loadu_ps(qt + k * cols + j)));
+    _mm256_storeu_ps(o + j, acc);
+    if (e != nullptr) _mm256_storeu_ps(e + j, _mm256_sub_ps(_mm256_loadu_ps(m + j), acc));
+  }
+  recon_row_scalar(pi, qt, cols, r, o, m, e, j);
+}
+#endif
+}  // namespace
 
 gc_status powersgd_reconstruct(const gc_powersgd_desc& d, float* out, float* residual) {
   const uint64_t rows = d.rows, cols = d.cols;
   const uint32_t r = d.rank;
   if (r == 0 || d.p == nullptr || d.q == nullptr || out == nullptr || (residual != nullptr && d.m == nullptr)) return GC_ERR_INVALID_ARG;
-  std::vector<float> qt(static_cast<size_t>(r) * cols);  // Qᵀ rows are contiguous for the AXPYs
+  std::vector<float> qt(static_cast<size_t>(r) * cols);  // Qᵀ rows are contiguous for the row passes
   for (uint64_t j = 0; j < cols; ++j)
     for (uint32_t k = 0; k < r; ++k) qt[k * cols + j] = d.q[j * r + k];
+  const Isa isa = active_isa();
   ThreadPool::instance().parallel_for(chunk_count(rows, 64), [&](size_t t) {
     const uint64_t i0 = t * 64, i1 = std::min<uint64_t>(rows, i0 + 64);
     for (uint64_t i = i0; i < i1; ++i) {
+      const float* pi = d.p + i * r;
       float* o = out + i * cols;
-      std::fill(o, o + cols, 0.0f);
-      for (uint32_t k = 0; k < r; ++k) {
-        const float pik = d.p[i * r + k];
-        if (pik == 0.0f) continue;
-        const float* qk = qt.data() + k * cols;
-        for (uint64_t j = 0; j < cols; ++j) o[j] += pik * qk[j];
-      }
-      if (residual != nullptr) {
-        const float* m = d.m + i * cols;
-        float* e = residual + i * cols;
-        for (uint64_t j = 0; j < cols; ++j) e[j] = m[j] - o[j];
-      }
+      const float* m = residual != nullptr ? d.m + i * cols : nullptr;
+      float* e = residual != nullptr ? residual + i * cols : nullptr;
+#if GC_X86
+      if (isa == Isa::kAvx512) { recon_row_avx512(pi, qt.data(), cols, r, o, m, e); continue; }
+      if (isa == Isa::kAvx2) { recon_row_avx2(pi, qt.data(), cols, r, o, m, e); continue; }
+#endif
+      recon_row_scalar(pi, qt.data(), cols, r, o, m, e, 0);
     }
   });
+  (void)isa;
   return GC_OK;
 }
 

@@ -12,6 +12,9 @@ uint64_t powersgd_scratch_bytes(const gc_powersgd_desc& d);
 // P = M Q (d.q read, d.p written), and Q = M^T P (d.p read, d.q written). No orthogonalization.
 gc_status powersgd_mq(const gc_powersgd_desc& d);
 gc_status powersgd_mtp(const gc_powersgd_desc& d);
+// Phase 1 with the error-feedback sum fused in: d.m (the residual, written) becomes g + d.m, then
+// P = d.m Q, a cache-sized block of rows at a time (one pass less over M than an add, then P = M Q).
+gc_status powersgd_mq_add(const gc_powersgd_desc& d, const float* g);
 // The decompression of a step: out = P Qᵀ (d.p: rows x rank, d.q: cols x rank, one matrix), and
 // when `residual` is given, residual = M - out with M = d.m (the error-feedback update, fused).
 gc_status powersgd_reconstruct(const gc_powersgd_desc& d, float* out, float* residual);

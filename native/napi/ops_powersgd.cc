@@ -55,6 +55,21 @@ GC_JS(JS_powersgdPhase) {
   return gcnapi::Dispatch(a, async, "powerSgdMtP", [d]() mutable { return WithScratch(d, gradcomp::powersgd_mtp); }, {a.argv[0], a.argv[1], a.argv[2]});
 }
 
+// powersgdMqAdd(e, q, p, batch, rows, cols, rank, g, async): e = g + e, then P = e Q (fused, e written)
+GC_JS(JS_powersgdMqAdd) {
+  gc_powersgd_desc d;
+  if (!PowerSgdArgs(a, "powersgdMqAdd", &d)) return nullptr;
+  GC_SPAN(float, 7, g);
+  GC_CHECK(g.len == d.batch * d.rows * d.cols, "powersgdMqAdd g has the wrong length");
+  const float* gp = g.data;
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 8), "powerSgdMqAdd", [d, gp]() mutable {
+    Lease lease(gradcomp::powersgd_scratch_bytes(d));
+    if (!lease.ok()) return GC_ERR_OUT_OF_MEMORY;
+    d.scratch = lease.scratch();
+    return gradcomp::powersgd_mq_add(d, gp);
+  }, {a.argv[0], a.argv[1], a.argv[2], a.argv[7]});
+}
+
 // powersgdReconstruct(p, q, rows, cols, rank, out, m | null, residual | null, async)
 GC_JS(JS_powersgdReconstruct) {
   GC_SPAN(float, 0, p);
@@ -92,7 +107,7 @@ GC_JS(JS_orthonormalize) {
 }  // namespace
 
 void ExportPowerSgd(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"powersgdStep", JS_powersgdStep}, {"powersgdPhase", JS_powersgdPhase},
+  const gcnapi::Fn fns[] = {{"powersgdStep", JS_powersgdStep}, {"powersgdPhase", JS_powersgdPhase}, {"powersgdMqAdd", JS_powersgdMqAdd},
                             {"powersgdReconstruct", JS_powersgdReconstruct}, {"orthonormalize", JS_orthonormalize}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -1,0 +1,129 @@
+/**
+ * The end-to-end benchmark (`npm run bench:e2e`): whole training steps of a 25.2M-parameter model
+ * (bench/e2e_worker.js) for every algorithm and compressor, on two hosts joined by a shaped link,
+ * against dense data-parallel SGD measured in the same run.
+ *
+ * Topology: two network namespaces (the benchmark's own, removed afterwards) joined by a veth pair,
+ * both ends shaped with `tc qdisc replace dev <veth> root tbf rate R burst B latency 50ms` for each
+ * rate (1 Gbit/s, 10 Gbit/s, unshaped; a TCP stream measures what each really carries), and 4 MPI
+ * ranks, 2 per host (mpirun with a hostfile and an ssh stand-in that enters the other namespace).
+ * Then the same configs on the local backend (4 worker_threads, shared memory). It skips the
+ * two-host part, saying why, where ip netns, tc, mpirun or the MPI addon are missing.
+ *
+ *   npm run bench:e2e [-- --rates 1gbit,10gbit,none] [--only name,...] [--json FILE] [--no-local]
+ *
+ * Output: a table on stdout, bench/results/e2e-<machine>.json, and (node scripts/e2e-report.js)
+ * the chart and the table of docs/benchmarks.md.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { E2E_CONFIGS, E2eConfig, RING_BYTES } from './e2e-configs';
+import { Namespaces } from './e2e-netns';
+
+const root = path.resolve(__dirname, '..', '..');
+const args = process.argv.slice(2);
+const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const rates = (opt('--rates') ?? '1gbit,10gbit,none').split(',');
+const only = opt('--only')?.split(',');
+const configs = E2E_CONFIGS.filter((c) => !only || only.includes(c.name));
+const threads = Math.max(1, Math.floor(os.cpus().length / 4));
+const worker = path.join(root, 'bench', 'e2e_worker.js');
+const entry = path.join(root, 'dist', 'lib', 'index.js');
+
+interface Measured { wallMs: number; commMs: number; compressMs: number; optimizerMs: number; otherMs: number; bytesPerStep: number; wallsMs: number[] }
+interface Row extends Measured { config: string; label: string; link: string; backend: 'mpi' | 'local'; speedup?: number }
+
+function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => { clearTimeout(t); resolve({ code: code ?? 1, out, err }); });
+  });
+}
+
+function parse(out: string): Measured | undefined {
+  const line = out.split('\n').find((l) => l.startsWith('GRADCOMP_E2E '));
+  return line ? JSON.parse(line.slice(13)) as Measured : undefined;
+}
+
+function workerConfig(c: E2eConfig): string {
+  return JSON.stringify({ ...c.options, threads, warmup: c.warmup, steps: c.steps, mean: c.mean });
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const links: Record<string, { gbps: number | null }> = {};
+  const ns = new Namespaces(`gce${process.pid % 10000}`, `10.${198}.${process.pid % 250}`);
+  const why = ns.skipReason(root);
+  let skipped: string | undefined;
+  if (why) {
+    skipped = `two-host part skipped: ${why}`;
+    process.stderr.write(skipped + '\n');
+  } else {
+    try {
+      ns.create();
+      for (const rate of rates) {
+        ns.shape(rate);
+        const gbps = await ns.measureTcp();
+        links[rate] = { gbps };
+        process.stderr.write(`link ${rate}: a TCP stream carries ${gbps?.toFixed(2) ?? '?'} Gbit/s\n`);
+        for (const c of configs) {
+          const r = await run('ip', ['netns', 'exec', ns.a, 'unshare', '--uts', '/bin/sh', '-c',
+            `hostname ${ns.a}; mpirun --hostfile ${ns.hostfile} -np 4 --map-by slot ${process.execPath} ${worker} '${workerConfig(c)}'`],
+          { ...ns.mpiEnv(), GRADCOMP_ENTRY: entry }, 600000);
+          const m = parse(r.out);
+          if (!m) { process.stderr.write(`  ${c.name}: failed (${r.code}): ${r.err.split('\n').slice(-4).join(' | ')}\n`); continue; }
+          rows.push({ config: c.name, label: c.label, link: rate, backend: 'mpi', ...m });
+          process.stderr.write(`  ${c.name}: ${m.wallMs.toFixed(0)} ms/step (comm ${m.commMs.toFixed(0)}, compress ${m.compressMs.toFixed(0)}, optimizer ${m.optimizerMs.toFixed(0)})\n`);
+        }
+      }
+    } finally {
+      ns.destroy();
+    }
+  }
+  if (!args.includes('--no-local')) {
+    for (const c of configs) {
+      const r = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', worker, workerConfig(c)],
+        { ...process.env, GRADCOMP_ENTRY: entry }, 600000);
+      const m = parse(r.out);
+      if (!m) { process.stderr.write(`  local ${c.name}: failed (${r.code}): ${r.err.split('\n').slice(-4).join(' | ')}\n`); continue; }
+      rows.push({ config: c.name, label: c.label, link: 'shared memory', backend: 'local', ...m });
+      process.stderr.write(`  local ${c.name}: ${m.wallMs.toFixed(0)} ms/step\n`);
+    }
+  }
+  // Speedups against dense sync SGD with deterministic: false, same link, same run.
+  for (const r of rows) {
+    const base = rows.find((x) => x.config === 'dense' && x.link === r.link && x.backend === r.backend);
+    if (base) r.speedup = base.wallMs / r.wallMs;
+  }
+  const floors = Object.fromEntries(Object.entries(links).map(([rate]) => {
+    const bitsPerS = rate === 'none' ? null : Number.parseFloat(rate) * (rate.endsWith('gbit') ? 1e9 : rate.endsWith('mbit') ? 1e6 : 1);
+    return [rate, bitsPerS ? (8 * RING_BYTES) / bitsPerS * 1000 : null];
+  }));
+  const doc = {
+    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version,
+      threadsPerRank: threads, date: new Date().toISOString() },
+    model: { parameters: 25174016, layout: '4 x (2048 x 3072) + 4 x 3072 + 2048', optimizer: 'SGD momentum 0.9' },
+    topology: '2 network-namespace hosts joined by a veth pair, tc tbf on both ends, 4 MPI ranks (2 per host, --map-by slot)',
+    links, ringFloorMs: floors, skipped, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
+  };
+  const file = opt('--json') ?? path.join(root, 'bench', 'results', `e2e-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  console.log('| link | backend | config | ms / step | comm | compress | optimizer | other | sent / rank / step | vs dense (non-det.) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.link} | ${r.backend} | ${r.label} | ${r.wallMs.toFixed(0)} | ${r.commMs.toFixed(0)} | ${r.compressMs.toFixed(0)} | ${r.optimizerMs.toFixed(0)} | ` +
+      `${r.otherMs.toFixed(0)} | ${(r.bytesPerStep / 1e6).toFixed(2)} MB | ${r.speedup?.toFixed(2) ?? '-'}x |`);
+  }
+  console.log(`\nring floor for a dense step (2 (n-1)/n x ${(RING_BYTES / 1e6).toFixed(1)} MB through the busiest link): ` +
+    Object.entries(floors).map(([k, v]) => `${k}: ${v === null ? '-' : `${v.toFixed(0)} ms`}`).join(', '));
+  console.log(`results: ${path.relative(root, file)}`);
+  void execFileSync;
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
