@@ -13,7 +13,7 @@
  * checksum, and names the tensor (its path in the tree) in the error; nothing is trusted before it
  * is checked, and nothing is allocated from a size the file claims before the bounds check.
  */
-import { GradcompError } from '../native/errors';
+import { GradcompError, typeError } from '../native/errors';
 import { checksum } from '../ops/kernels';
 
 export const CHECKPOINT_MAGIC = 0x504b4347; // "GCKP" little-endian
@@ -79,8 +79,15 @@ export function encodeCheckpoint(state: unknown): Uint8Array[] {
   return out;
 }
 
-/** The state tree of a checkpoint's bytes (typed arrays are views of `bytes` where aligned, else copies). */
-export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): unknown {
+/**
+ * The state tree of a checkpoint's bytes (typed arrays are views of `bytes` where aligned, else
+ * copies). Takes one Uint8Array or the pieces encodeCheckpoint returned.
+ */
+export function decodeCheckpoint(input: Uint8Array | readonly Uint8Array[], file = 'checkpoint'): unknown {
+  let bytes: Uint8Array;
+  if (Array.isArray(input) && input.every((c) => c instanceof Uint8Array)) bytes = Buffer.concat(input as Uint8Array[]);
+  else if (input instanceof Uint8Array) bytes = input;
+  else throw typeError('bytes', 'a Uint8Array (or the array of pieces encodeCheckpoint returns)', input);
   const bad = (why: string, tensor?: string) => new CheckpointError(`${file}: ${why}${tensor ? ` (tensor ${tensor})` : ''}`, file, tensor);
   if (bytes.byteLength < 16) throw bad(`it has only ${bytes.byteLength} bytes (truncated)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -1,4 +1,4 @@
-import { createCompressor, runSessions, CompressorSpec, Compressor, GradcompError } from '../../lib';
+import { createCompressor, decodeCheckpoint, encodeCheckpoint, runSessions, CompressorSpec, Compressor, GradcompError } from '../../lib';
 import type { StepContext } from '../../lib';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 import { approx } from '../reference/powersgd';
@@ -183,7 +183,7 @@ describe('payload validation', () => {
 
 describe('state', () => {
   test.each(EF_SPECS.concat([{ type: 'signum', beta: 0.9 }]).map((s) => [s.type, s] as const))(
-    '%s: save at step t, load into a fresh compressor, continue bit-identically', async (_t, spec) => {
+    '%s: save at step t (JSON and the binary format), load into a fresh compressor, continue bit-identically', async (_t, spec) => {
       const rows = 24, cols = 16, n = rows * cols;
       const grads = Array.from({ length: 8 }, () => sample('gaussian', n, rand));
       const a = createCompressor(spec);
@@ -191,12 +191,14 @@ describe('state', () => {
       for (let t = 0; t < 8; t++) outA.push((await step([a], 'w', [grads[t]], { step: t, shape: [rows, cols] }))[0]);
       const b = createCompressor(spec);
       for (let t = 0; t < 4; t++) await step([b], 'w', [grads[t]], { step: t, shape: [rows, cols] });
-      const saved = JSON.parse(JSON.stringify(b.state()));
-      const c = createCompressor(spec);
-      c.load(saved);
+      const c = createCompressor(spec), d = createCompressor(spec);
+      c.load(JSON.parse(JSON.stringify(b.state())));
+      d.load(decodeCheckpoint(encodeCheckpoint(b.state())) as ReturnType<typeof b.state>);
       for (let t = 4; t < 8; t++) {
-        const out = (await step([c], 'w', [grads[t]], { step: t, shape: [rows, cols] }))[0];
-        expect(Buffer.from(out.buffer)).toEqual(Buffer.from(outA[t].buffer));
+        for (const x of [c, d]) {
+          const out = (await step([x], 'w', [grads[t]], { step: t, shape: [rows, cols] }))[0];
+          expect(Buffer.from(out.buffer)).toEqual(Buffer.from(outA[t].buffer));
+        }
       }
     });
 

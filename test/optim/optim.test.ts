@@ -1,4 +1,4 @@
-import { createOptimizer, OptimizerSpec } from '../../lib';
+import { createOptimizer, decodeCheckpoint, encodeCheckpoint, OptimizerSpec } from '../../lib';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 
 const rand = mulberry32(freshSeed());
@@ -70,17 +70,20 @@ describe('optimizer state and validation', () => {
   test.each([
     [{ type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 }],
     [{ type: 'novograd', lr: 0.01, weightDecay: 0.004, gradAveraging: true }],
-  ] as [OptimizerSpec][])('%j: save, load into a fresh optimizer, continue bit-identically', (spec) => {
+  ] as [OptimizerSpec][])('%j: save (JSON and the binary format), load into a fresh optimizer, continue bit-identically', (spec) => {
     const grads = Array.from({ length: 8 }, () => sample('gaussian', 33, rand));
     const wA = sample('gaussian', 33, rand), wB = wA.slice();
     const a = createOptimizer(spec);
     grads.forEach((g) => a.step({ w: wA }, { w: g }));
     const b = createOptimizer(spec);
     grads.slice(0, 4).forEach((g) => b.step({ w: wB }, { w: g }));
-    const c = createOptimizer(spec);
+    const wC = wB.slice();
+    const c = createOptimizer(spec), d = createOptimizer(spec);
     c.load(JSON.parse(JSON.stringify(b.state())));
-    grads.slice(4).forEach((g) => c.step({ w: wB }, { w: g }));
+    d.load(decodeCheckpoint(encodeCheckpoint(b.state())) as ReturnType<typeof b.state>);
+    grads.slice(4).forEach((g) => { c.step({ w: wB }, { w: g }); d.step({ w: wC }, { w: g }); });
     expect(Buffer.from(wB.buffer)).toEqual(Buffer.from(wA.buffer));
+    expect(Buffer.from(wC.buffer)).toEqual(Buffer.from(wA.buffer));
   });
 
   test.each([
