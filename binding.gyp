@@ -4,6 +4,7 @@
       "target_name": "gradcomp",
       "sources": [
         "native/core/baselines.cc",
+        "native/core/adacomp.cc",
         "native/core/cast.cc",
         "native/core/codec.cc",
         "native/core/cpu.cc",

@@ -131,6 +131,26 @@ export const signDecodeAll = defineOp('signDecodeAll', {
 export const signPack = defineOp('signPack', { x: buf('float32', 'r'), bits: buf('uint8', 'w') }, {
   check: (a) => { if (len(a.bits) < Math.ceil(len(a.x) / 8)) throw rangeError('bits', `at least ${Math.ceil(len(a.x) / 8)} bytes`, `${len(a.bits)} bytes`); },
 });
+/** AdaComp's selection: R += dW; sel gets the bin-local selection; resolves to [count, sum |G| over it]. */
+export const adacompSelect = defineOp('adacompSelect', { dW: buf('float32', 'r'), R: buf('float32', 'rw'), bin: int(1, U32), sel: buf('uint32', 'w') }, {
+  check: (a) => {
+    sameLength('dW', a.dW, 'R', a.R);
+    if (len(a.sel) < len(a.R)) throw rangeError('sel', `at least ${len(a.R)} entries`, `${len(a.sel)}`);
+  },
+});
+/** AdaComp's payload: idx = sel[0:m], sign bits of R there; the sent part leaves R. */
+export const adacompEmit = defineOp('adacompEmit', {
+  R: buf('float32', 'rw'), sel: buf('uint32', 'r'), m: int(0, U32), scale: num(finite, 'a finite number'), idx: buf('uint32', 'w'), signs: buf('uint8', 'w'),
+}, {
+  check: (a) => {
+    if (a.m > len(a.sel) || a.m > len(a.idx)) throw rangeError('m', `at most the length of sel and idx`, a.m);
+    if (len(a.signs) < Math.ceil(a.m / 8)) throw rangeError('signs', `at least ${Math.ceil(a.m / 8)} bytes`, `${len(a.signs)} bytes`);
+  },
+});
+/** out[idx[t]] += sign_t ? -scale : scale; idx strictly ascending and in range, else a corrupt payload. */
+export const adacompDecodeAdd = defineOp('adacompDecodeAdd', { idx: buf('uint32', 'r'), signs: buf('uint8', 'r'), scale: num(finite, 'a finite number'), out: buf('float32', 'rw') }, {
+  check: (a) => { if (len(a.signs) < Math.ceil(len(a.idx) / 8)) throw rangeError('signs', `at least ${Math.ceil(len(a.idx) / 8)} bytes`, `${len(a.signs)} bytes`); },
+});
 export const signUnpackAdd = defineOp('signUnpackAdd', { bits: buf('uint8', 'r'), out: buf('float32', 'rw'), scale: num(finite, 'a finite number') });
 
 // ---- vectors ----------------------------------------------------------------------------------

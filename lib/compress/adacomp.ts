@@ -10,6 +10,7 @@
  * connected and recurrent ones (the paper's L_T). Deviation: indices are sent as absolute uint32
  * rather than bin offsets (4 bytes + 1 bit per selected entry).
  */
+import { adacompDecodeAdd, adacompEmit, adacompSelect } from '../ops/kernels';
 import { StateFields } from './base';
 import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
 import { GatherCompressor, ResidualState } from './gather';
@@ -34,33 +35,14 @@ export class AdaCompCompressor extends GatherCompressor {
 
   /** The selection needs dW and G separately, so the residue update is done here (R becomes G, then the sent part leaves). */
   protected override encodeWithFeedback(_name: string, dW: Float32Array, R: Float32Array, _ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
-    const n = dW.length, L = this.binSize;
+    const n = dW.length;
     if (this.#sel.length < n) this.#sel = new Uint32Array(n);
-    const sel = this.#sel;
-    let m = 0;
-    for (let i = 0; i < n; i++) R[i] += dW[i]; // R holds G from here on
-    for (let b0 = 0; b0 < n; b0 += L) {
-      const b1 = Math.min(n, b0 + L);
-      let gmax = 0;
-      for (let j = b0; j < b1; j++) { const a = Math.abs(R[j]); if (a > gmax) gmax = a; }
-      if (gmax === 0) continue;
-      for (let j = b0; j < b1; j++) if (Math.abs(R[j] + dW[j]) >= gmax) sel[m++] = j;
-    }
-    let scale = 0;
-    for (let t = 0; t < m; t++) scale += Math.abs(R[sel[t]]);
-    scale = m ? Math.fround(scale / m) : 0;
+    const [m, absSum] = adacompSelect(dW, R, this.binSize, this.#sel);
+    const scale = m ? Math.fround(absSum / m) : 0;
     const bytes = newPayload(KIND, n, m, 4 + 4 * m + signBytes(m), reuse);
     new DataView(bytes.buffer, bytes.byteOffset).setFloat32(ENVELOPE, scale, true);
     const idx = new Uint32Array(bytes.buffer, bytes.byteOffset + ENVELOPE + 4, m);
-    const signs = bytes.subarray(ENVELOPE + 4 + 4 * m);
-    signs.fill(0);
-    for (let t = 0; t < m; t++) {
-      const j = sel[t];
-      idx[t] = j;
-      const neg = R[j] < 0;
-      if (neg) signs[t >> 3] |= 1 << (t & 7);
-      R[j] -= neg ? -scale : scale;
-    }
+    adacompEmit(R, this.#sel, m, scale, idx, bytes.subarray(ENVELOPE + 4 + 4 * m));
     return Promise.resolve(bytes);
   }
 
@@ -74,9 +56,8 @@ export class AdaCompCompressor extends GatherCompressor {
     const scale = f32At(body, 0, 1)[0];
     if (!(scale >= 0) || !Number.isFinite(scale)) throw corrupt('its scale is negative or not finite');
     const idx = u32At(body, 4, m), signs = body.subarray(4 + 4 * m);
-    for (let t = 0; t < m; t++) if (idx[t] >= n || (t > 0 && idx[t] <= idx[t - 1])) throw corrupt('its indices are out of range or not ascending');
     checkPadding(signs, m);
-    for (let t = 0; t < m; t++) out[idx[t]] += (signs[t >> 3] >> (t & 7)) & 1 ? -scale : scale;
+    adacompDecodeAdd(idx, signs, scale, out); // checks the indices (ascending, in range) before adding
   }
 }
 

@@ -40,6 +40,10 @@ export interface NativeBinding extends AddonCommon {
   /** Writes bit i = x[i] < 0 into bits; returns sum |x| (float64, fixed order). */
   signPack(x: Float32Array, bits: Uint8Array): number;
   signUnpackAdd(bits: Uint8Array, out: Float32Array, scale: number): void;
+  /** AdaComp: R += dW, bin-local selection into sel; returns [count, sum |G| over the selected]. */
+  adacompSelect(dW: Float32Array, R: Float32Array, bin: number, sel: Uint32Array): [number, number];
+  adacompEmit(R: Float32Array, sel: Uint32Array, m: number, scale: number, idx: Uint32Array, signs: Uint8Array): void;
+  adacompDecodeAdd(idx: Uint32Array, signs: Uint8Array, scale: number, out: Float32Array): void;
   /** Fused scaled sign with error feedback; returns (or resolves to) the float32 scale. */
   efsignEncode(grad: Float32Array | null, e: Float32Array, bits: Uint8Array, async: boolean): number | Promise<number>;
   signDecodeAll(data: Uint8Array, offsets: Uint32Array, scales: Float32Array | null, out: Float32Array, mode: 0 | 1, divisor: number,

@@ -53,6 +53,15 @@ export const efsignEncode = (grad: Float32Array | null, residual: Float32Array, 
 export const efsignEncodeAsync = async (grad: Float32Array | null, residual: Float32Array, bits: Uint8Array): Promise<number> =>
   (await runAsync(k.efsignEncode, { grad, residual, bits })).value as number;
 /** bit i = x[i] < 0; returns sum |x|. */
+/** AdaComp's selection (R += dW, bin-local rule); returns the count and sum |G| over the selected. */
+export const adacompSelect = (dW: Float32Array, R: Float32Array, bin: number, sel: Uint32Array): [number, number] =>
+  runSync(k.adacompSelect, { dW, R, bin, sel }).value as [number, number];
+export const adacompEmit = (R: Float32Array, sel: Uint32Array, m: number, scale: number, idx: Uint32Array, signs: Uint8Array): void => {
+  runSync(k.adacompEmit, { R, sel, m, scale, idx, signs });
+};
+export const adacompDecodeAdd = (idx: Uint32Array, signs: Uint8Array, scale: number, out: Float32Array): void => {
+  runSync(k.adacompDecodeAdd, { idx, signs, scale, out });
+};
 export const signPack = (x: Float32Array, bits: Uint8Array): number => runSync(k.signPack, { x, bits }).value as number;
 export const signUnpackAdd = (bits: Uint8Array, out: Float32Array, scale: number): void => { runSync(k.signUnpackAdd, { bits, out, scale }); };
 /** Every rank's sign bits at once: mode 0 the average of scale * sign, mode 1 the majority vote. */

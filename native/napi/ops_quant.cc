@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "../core/adacomp.h"
 #include "../core/cast.h"
 #include "../core/codec.h"
 #include "../core/qsgd.h"
@@ -126,12 +127,55 @@ GC_JS(JS_signDecodeAll) {
   }, {a.argv[0], a.argv[2], a.argv[3]});
 }
 
+// adacompSelect(dW, R, bin, sel) -> [m, sum |G| over the selected]
+GC_JS(JS_adacompSelect) {
+  GC_SPAN(float, 0, dw);
+  GC_SPAN(float, 1, r);
+  GC_U64(2, bin, 0xffffffffULL);
+  GC_SPAN(uint32_t, 3, sel);
+  GC_CHECK(dw.len == r.len && sel.len >= r.len && bin >= 1 && r.len <= 0xffffffffULL, "adacompSelect arguments disagree");
+  uint64_t m = 0;
+  double sum = 0.0;
+  gcnapi::ThrowStatus(a.env, gradcomp::adacomp_select(dw.data, r.data, r.len, static_cast<uint32_t>(bin), sel.data, &m, &sum), "adacompSelect");
+  napi_value arr, v;
+  napi_create_array_with_length(a.env, 2, &arr);
+  napi_set_element(a.env, arr, 0, v = gcnapi::Number(a.env, static_cast<double>(m)));
+  napi_set_element(a.env, arr, 1, v = gcnapi::Number(a.env, sum));
+  return arr;
+}
+
+// adacompEmit(R, sel, m, scale, idx, signs)
+GC_JS(JS_adacompEmit) {
+  GC_SPAN(float, 0, r);
+  GC_SPAN(uint32_t, 1, sel);
+  GC_U64(2, m, 0xffffffffULL);
+  GC_F64(3, scale);
+  GC_SPAN(uint32_t, 4, idx);
+  GC_SPAN(uint8_t, 5, signs);
+  GC_CHECK(m <= sel.len && m <= idx.len && signs.len >= (m + 7) / 8, "adacompEmit arguments disagree");
+  for (uint64_t t = 0; t < m; t += 1) GC_CHECK(sel.data[t] < r.len, "adacompEmit: a selected index is out of range");
+  gcnapi::ThrowStatus(a.env, gradcomp::adacomp_emit(r.data, sel.data, m, static_cast<float>(scale), idx.data, signs.data), "adacompEmit");
+  return nullptr;
+}
+
+// adacompDecodeAdd(idx, signs, scale, out)
+GC_JS(JS_adacompDecodeAdd) {
+  GC_SPAN(uint32_t, 0, idx);
+  GC_SPAN(uint8_t, 1, signs);
+  GC_F64(2, scale);
+  GC_SPAN(float, 3, out);
+  GC_CHECK(signs.len >= (idx.len + 7) / 8, "adacompDecodeAdd signs too short");
+  gcnapi::ThrowStatus(a.env, gradcomp::adacomp_decode_add(idx.data, signs.data, idx.len, static_cast<float>(scale), out.data, out.len), "adacompDecodeAdd");
+  return nullptr;
+}
+
 }  // namespace
 
 void ExportQuant(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
                             {"halfPack", JS_halfPack}, {"halfUnpackAdd", JS_halfUnpackAdd}, {"signPack", JS_signPack},
-                            {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll}};
+                            {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll},
+                            {"adacompSelect", JS_adacompSelect}, {"adacompEmit", JS_adacompEmit}, {"adacompDecodeAdd", JS_adacompDecodeAdd}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 
