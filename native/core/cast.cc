@@ -132,37 +132,4 @@ gc_status half_unpack_add(const uint16_t* h, uint64_t n, float* out, int kind) {
   return GC_OK;
 }
 
-gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1) {
-  if (n > 0 && (x == nullptr || bits == nullptr)) return GC_ERR_INVALID_ARG;
-  const size_t tasks = chunk_count(n, kPiece);
-  std::vector<double> part(tasks, 0.0);
-  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
-    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
-    double s = 0.0;
-    for (uint64_t i = lo; i < hi; i += 8) {
-      uint32_t byte = 0;
-      for (uint64_t j = 0; j < 8 && i + j < hi; ++j) {
-        const float v = x[i + j];
-        byte |= (v < 0.0f ? 1u : 0u) << j;
-        s += std::fabs(static_cast<double>(v));
-      }
-      bits[i / 8] = static_cast<uint8_t>(byte);
-    }
-    part[t] = s;
-  });
-  double total = 0.0;
-  for (double p : part) total += p;
-  *l1 = total;
-  return GC_OK;
-}
-
-gc_status sign_unpack_add(const uint8_t* bits, uint64_t n, float scale, float* out) {
-  if (n > 0 && (bits == nullptr || out == nullptr)) return GC_ERR_INVALID_ARG;
-  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
-    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
-    for (uint64_t i = lo; i < hi; ++i) out[i] += ((bits[i / 8] >> (i % 8)) & 1u) ? -scale : scale;
-  });
-  return GC_OK;
-}
-
 }  // namespace gradcomp

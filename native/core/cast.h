@@ -1,5 +1,5 @@
 // fp32 <-> fp16 / bf16 (round to nearest even; NaN becomes the canonical quiet NaN of its sign,
-// so every ISA gives the same bits) and sign-bit packing, for the cast and sign compressors.
+// so every ISA gives the same bits), for the cast compressors (sign packing is in codec.h).
 #pragma once
 #include "gradcomp/gradcomp.h"
 
@@ -10,10 +10,4 @@ namespace gradcomp {
 gc_status half_pack(const float* x, uint64_t n, uint16_t* out, int kind);
 // out[i] += value(h[i]).
 gc_status half_unpack_add(const uint16_t* h, uint64_t n, float* out, int kind);
-// bits (ceil(n/8) bytes, zeroed here): bit i = 1 iff x[i] < 0. *l1 = sum |x| in float64, summed
-// over fixed 64K-element pieces in order (independent of thread count).
-gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1);
-// out[i] += bit i ? -scale : scale.
-gc_status sign_unpack_add(const uint8_t* bits, uint64_t n, float scale, float* out);
-
 }  // namespace gradcomp

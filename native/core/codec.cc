@@ -30,6 +30,8 @@ inline double combine16(const double s[16]) {
   return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
 }
 
+// kStore false: p = e (read only; g must be null), for sign_pack.
+template <bool kStore = true>
 double efsign_pass1_scalar(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
   double s[16] = {};
   for (uint64_t i = lo; i < hi; i += 8) {
@@ -37,7 +39,7 @@ double efsign_pass1_scalar(const float* g, float* e, uint8_t* bits, uint64_t lo,
     const uint64_t end = std::min<uint64_t>(hi, i + 8);
     for (uint64_t j = i; j < end; ++j) {
       const float p = g != nullptr ? g[j] + e[j] : e[j];
-      e[j] = p;
+      if (kStore) e[j] = p;
       byte |= (p < 0.0f ? 1u : 0u) << (j - i);
       s[(j - lo) & 15] += std::fabs(static_cast<double>(p));
     }
@@ -47,6 +49,7 @@ double efsign_pass1_scalar(const float* g, float* e, uint8_t* bits, uint64_t lo,
 }
 
 #if GC_X86
+template <bool kStore = true>
 GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
   __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
   const __m512 zero = _mm512_setzero_ps();
@@ -54,7 +57,7 @@ GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* b
   for (; i + 16 <= hi; i += 16) {
     __m512 p = _mm512_loadu_ps(e + i);
     if (g != nullptr) p = _mm512_add_ps(_mm512_loadu_ps(g + i), p);
-    _mm512_storeu_ps(e + i, p);
+    if (kStore) _mm512_storeu_ps(e + i, p);
     const __mmask16 neg = _mm512_cmp_ps_mask(p, zero, _CMP_LT_OQ);
     std::memcpy(bits + i / 8, &neg, 2);
     const __m512 ap = _mm512_abs_ps(p);
@@ -66,8 +69,8 @@ GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* b
   _mm512_storeu_pd(s + 8, a1);
   if (i < hi) {  // the tail: the same lanes, scalar
     double t[16] = {};
-    efsign_pass1_scalar(g, e, bits, i, hi);
-    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(e[j]));
+    efsign_pass1_scalar<kStore>(g, e, bits, i, hi);
+    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(kStore || g == nullptr ? e[j] : g[j] + e[j]));
     for (int l = 0; l < 16; ++l) s[l] += t[l];
   }
   return combine16(s);
@@ -105,11 +108,12 @@ GC_TARGET_AVX512 void sign_avg_avx512(const uint8_t* const* bits, const float* s
 }
 #endif
 
+template <bool kStore = true>
 double efsign_pass1(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
 #if GC_X86
-  if (active_isa() == Isa::kAvx512) return efsign_pass1_avx512(g, e, bits, lo, hi);
+  if (active_isa() == Isa::kAvx512) return efsign_pass1_avx512<kStore>(g, e, bits, lo, hi);
 #endif
-  return efsign_pass1_scalar(g, e, bits, lo, hi);
+  return efsign_pass1_scalar<kStore>(g, e, bits, lo, hi);
 }
 
 inline void efsign_pass2_body(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
@@ -185,6 +189,31 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
   pool.parallel_for(tasks, [&](size_t t) {
     const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
     if (lo < hi) efsign_pass2(e, bits, scale, lo, hi);
+  });
+  return GC_OK;
+}
+
+gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1) {
+  if ((n > 0 && (x == nullptr || bits == nullptr)) || l1 == nullptr) return GC_ERR_INVALID_ARG;
+  const size_t tasks = chunk_count(n, kPiece);
+  std::vector<double> part(tasks, 0.0);
+  float* xs = const_cast<float*>(x);  // read only: pass1<false> never stores
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    if (lo < hi) part[t] = efsign_pass1<false>(nullptr, xs, bits, lo, hi);
+  });
+  double total = 0.0;
+  for (double p : part) total += p;
+  *l1 = total;
+  return GC_OK;
+}
+
+gc_status sign_unpack_add(const uint8_t* bits, uint64_t n, float scale, float* out) {
+  if (n > 0 && (bits == nullptr || out == nullptr)) return GC_ERR_INVALID_ARG;
+  // out - (bit ? scale : -scale) is exactly out + (bit ? -scale : scale): pass 2 with -scale.
+  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    if (lo < hi) efsign_pass2(out, bits, -scale, lo, hi);
   });
   return GC_OK;
 }

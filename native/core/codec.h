@@ -15,6 +15,12 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
 //   mode 0 (average): out = (sum_r (bit_r ? -scale_r : scale_r)) / divisor
 //   mode 1 (majority vote): out = sign(sum_r (bit_r ? -1 : 1))   (a tie gives 0)
 // bits[r] points at ceil(n/8) bytes.
+// bits (ceil(n/8) bytes): bit i = 1 iff x[i] < 0 (the last byte's unused bits zero). *l1 = sum |x|
+// in float64, in efsign_encode's order (16 lanes per 64K piece, pieces in order): any ISA, any
+// thread count, the same bits.
+gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1);
+// out[i] += bit i ? -scale : scale.
+gc_status sign_unpack_add(const uint8_t* bits, uint64_t n, float scale, float* out);
 gc_status sign_decode_all(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t n, float* out,
                           int mode, float divisor);
 

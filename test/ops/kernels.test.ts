@@ -51,6 +51,26 @@ test.each(SIZES)('fused efsign encode, n = %i: bits, scale and residual as the r
   });
 });
 
+test.each(SIZES)('sign pack (bits and sum |x| in efsign\'s order) and unpack-add, n = %i, on every ISA', (n) => {
+  const x = sample('heavy', n, rand), x0 = x.slice();
+  if (n > 8) { x[2] = -0; x[4] = 0; }
+  // The reference of the pack is efsign's first half with no gradient: p = x.
+  const wbits = new Uint8Array(Math.ceil(n / 8)), probe = x.slice();
+  const want = ref.efsign(null, probe, wbits);
+  const scale = Math.fround(0.37), base = sample('gaussian', n, rand);
+  const added = base.map((v, i) => Math.fround(v + ((wbits[i >> 3] >> (i & 7)) & 1 ? -scale : scale)));
+  eachIsa(() => {
+    const b = new Uint8Array(Math.ceil(n / 8)).fill(0xff);
+    const l1 = k.signPack(x, b);
+    expect(n > 0 ? Math.fround(l1 / n) : 0).toBe(want);
+    expect(bits(b)).toBe(bits(wbits));
+    expect(bits(x)).toBe(bits(n > 8 ? Object.assign(x0.slice(), { 2: -0, 4: 0 }) : x0)); // read only
+    const o = base.slice();
+    k.signUnpackAdd(b, o, scale);
+    expect(bits(o)).toBe(bits(added));
+  });
+});
+
 test.each(SIZES)('all ranks\' signs decode at once, n = %i: average and majority vote', (n) => {
   const R = 5, bytes = Math.ceil(n / 8) + 4, data = new Uint8Array(R * bytes + 3);
   const bitsOf = Array.from({ length: R }, (_, r) => { const b = data.subarray(3 + r * bytes, 3 + (r + 1) * bytes); b.forEach((_, i) => { b[i] = Math.floor(rand() * 256); }); return b; });
