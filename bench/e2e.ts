@@ -51,12 +51,37 @@ function parse(out: string): Measured | undefined {
   return line ? JSON.parse(line.slice(13)) as Measured : undefined;
 }
 
+interface CollRaw { allreduceBytes: number; allreduceMs: number; allgathervBytes: number; allgathervMs: number; memcpyMs: number; ranks: number }
+/** The collectives alone. MPI: share of the link's rate (the busiest link carries 2 (n-1)/n of an allreduce's buffer and (n-1) of the allgatherv blocks). Local: against memcpy of the same bytes. */
+interface CollRow extends CollRaw { link: string; backend: 'mpi' | 'local'; allreduceUse: number | null; allgathervUse: number | null }
+
+function collRow(out: string, link: string, backend: 'mpi' | 'local', gbps: number | null): CollRow | undefined {
+  const line = out.split('\n').find((l) => l.startsWith('GRADCOMP_E2E_COLL '));
+  if (!line) return undefined;
+  const c = JSON.parse(line.slice(18)) as CollRaw, n = c.ranks;
+  if (backend === 'local') {
+    // Bus bandwidth (NCCL's convention: what each rank moves) against a memcpy of the whole buffer.
+    const memGBs = c.allreduceBytes / c.memcpyMs / 1e6;
+    return { ...c, link, backend, allreduceUse: ((2 * (n - 1)) / n) * (c.allreduceBytes / c.allreduceMs / 1e6) / memGBs,
+      allgathervUse: ((n - 1) * c.allgathervBytes / c.allgathervMs / 1e6) / memGBs };
+  }
+  const use = (bytes: number, ms: number) => (gbps ? (8 * bytes) / (ms / 1e3) / 1e9 / gbps : null);
+  return { ...c, link, backend, allreduceUse: use(((2 * (n - 1)) / n) * c.allreduceBytes, c.allreduceMs), allgathervUse: use((n - 1) * c.allgathervBytes, c.allgathervMs) };
+}
+
 function workerConfig(c: E2eConfig): string {
   return JSON.stringify({ ...c.options, threads, warmup: c.warmup, steps: c.steps, mean: c.mean });
 }
 
+function describeColl(c: CollRow): string {
+  const pct = (u: number | null) => (u === null ? '' : `, ${(100 * u).toFixed(0)}% of ${c.backend === 'mpi' ? 'the link' : 'memcpy'}`);
+  return `allreduce ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${c.allreduceMs.toFixed(0)} ms${pct(c.allreduceUse)}; ` +
+    `allgatherv ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${c.allgathervMs.toFixed(0)} ms${pct(c.allgathervUse)}` +
+    (c.backend === 'local' ? `; memcpy of ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${c.memcpyMs.toFixed(1)} ms` : '');
+}
+
 async function main(): Promise<void> {
-  const rows: Row[] = [];
+  const rows: Row[] = [], collectives: CollRow[] = [];
   const links: Record<string, { gbps: number | null }> = {};
   const ns = new Namespaces(`gce${process.pid % 10000}`, `10.${198}.${process.pid % 250}`);
   const why = ns.skipReason(root);
@@ -72,10 +97,13 @@ async function main(): Promise<void> {
         const gbps = await ns.measureTcp();
         links[rate] = { gbps };
         process.stderr.write(`link ${rate}: a TCP stream carries ${gbps?.toFixed(2) ?? '?'} Gbit/s\n`);
+        const mpi = (cfg: string) => run('ip', ['netns', 'exec', ns.a, 'unshare', '--uts', '/bin/sh', '-c',
+          `hostname ${ns.a}; mpirun --hostfile ${ns.hostfile} -np 4 --map-by slot ${process.execPath} ${worker} '${cfg}'`],
+        { ...ns.mpiEnv(), GRADCOMP_ENTRY: entry }, 600000);
+        const cr = collRow((await mpi(JSON.stringify({ collectives: true, threads }))).out, rate, 'mpi', gbps);
+        if (cr) { collectives.push(cr); process.stderr.write(`  collectives: ${describeColl(cr)}\n`); }
         for (const c of configs) {
-          const r = await run('ip', ['netns', 'exec', ns.a, 'unshare', '--uts', '/bin/sh', '-c',
-            `hostname ${ns.a}; mpirun --hostfile ${ns.hostfile} -np 4 --map-by slot ${process.execPath} ${worker} '${workerConfig(c)}'`],
-          { ...ns.mpiEnv(), GRADCOMP_ENTRY: entry }, 600000);
+          const r = await mpi(workerConfig(c));
           const m = parse(r.out);
           if (!m) { process.stderr.write(`  ${c.name}: failed (${r.code}): ${r.err.split('\n').slice(-4).join(' | ')}\n`); continue; }
           rows.push({ config: c.name, label: c.label, link: rate, backend: 'mpi', ...m });
@@ -87,6 +115,10 @@ async function main(): Promise<void> {
     }
   }
   if (!args.includes('--no-local')) {
+    const lr = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', worker, JSON.stringify({ collectives: true, threads })],
+      { ...process.env, GRADCOMP_ENTRY: entry }, 600000);
+    const cr = collRow(lr.out, 'shared memory', 'local', null);
+    if (cr) { collectives.push(cr); process.stderr.write(`  local collectives: ${describeColl(cr)}\n`); }
     for (const c of configs) {
       const r = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', worker, workerConfig(c)],
         { ...process.env, GRADCOMP_ENTRY: entry }, 600000);
@@ -110,7 +142,7 @@ async function main(): Promise<void> {
       threadsPerRank: threads, date: new Date().toISOString() },
     model: { parameters: 25174016, layout: '4 x (2048 x 3072) + 4 x 3072 + 2048', optimizer: 'SGD momentum 0.9' },
     topology: '2 network-namespace hosts joined by a veth pair, tc tbf on both ends, 4 MPI ranks (2 per host, --map-by slot)',
-    links, ringFloorMs: floors, skipped, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
+    links, ringFloorMs: floors, skipped, collectives, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
   };
   const file = opt('--json') ?? path.join(root, 'bench', 'results', `e2e-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
   fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
@@ -122,6 +154,7 @@ async function main(): Promise<void> {
   }
   console.log(`\nring floor for a dense step (2 (n-1)/n x ${(RING_BYTES / 1e6).toFixed(1)} MB through the busiest link): ` +
     Object.entries(floors).map(([k, v]) => `${k}: ${v === null ? '-' : `${v.toFixed(0)} ms`}`).join(', '));
+  for (const c of collectives) console.log(`collectives, ${c.link} (${c.backend}): ${describeColl(c)}`);
   console.log(`results: ${path.relative(root, file)}`);
   void execFileSync;
 }

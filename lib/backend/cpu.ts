@@ -36,6 +36,7 @@ cpu.register(op.adacompEmit, (a) => nb().adacompEmit(a.R, a.sel, a.m, a.scale, a
 cpu.register(op.adacompDecodeAdd, (a) => nb().adacompDecodeAdd(a.idx, a.signs, a.scale, a.out));
 cpu.register(op.philoxFill, (a) => nb().philoxFill(a.out, a.seed[0], a.seed[1], a.step, a.stream, a.kind as 0 | 1));
 cpu.register(op.reduceInto, (a) => nb().reduceInto(a.dst, a.src, a.op as 0 | 1));
+cpu.register(op.reduceMany, (a) => nb().reduceMany(a.dst, a.data, a.offsets, a.op as 0 | 1));
 cpu.register(op.vecAdd, (a) => nb().vecAdd(a.out, a.a, a.b));
 cpu.register(op.vecScale, (a) => nb().vecScale(a.x, a.s));
 cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));

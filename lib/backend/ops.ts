@@ -158,6 +158,8 @@ export const signUnpackAdd = defineOp('signUnpackAdd', { bits: buf('uint8', 'r')
 /** kind 0 uniform [0, 1), 1 standard normal; the same stream mapping as QSGD. */
 export const philoxFill = defineOp('philoxFill', { out: buf('float32', 'w'), seed: any<[number, number]>(), step: int(0, U32), stream: int(0, U32), kind: int(0, 1) });
 export const reduceInto = defineOp('reduceInto', { dst: any<Float32Array | Float64Array>(), src: any<Float32Array | Float64Array>(), op: int(0, 1) });
+/** dst = ((data[o_0 ..] op data[o_1 ..]) op ...) over the element offsets, in one pass. */
+export const reduceMany = defineOp('reduceMany', { dst: any<Float32Array | Float64Array>(), data: any<Float32Array | Float64Array>(), offsets: buf('uint32', 'r'), op: int(0, 1) });
 export const vecAdd = defineOp('vecAdd', { out: buf('float32', 'w'), a: buf('float32', 'r'), b: buf('float32', 'r') }, {
   check: (a) => { sameLength('a', a.a, 'out', a.out); sameLength('b', a.b, 'out', a.out); }, elementwise: true,
 });

@@ -6,7 +6,7 @@
  * allocates nothing. Messages larger than a slot move in chunks.
  */
 import { GradcompError, typeError } from '../native/errors';
-import { copyInto, reduceInto } from '../ops/kernels';
+import { copyInto, reduceMany } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
 import { DerivedCollectives } from './base';
@@ -87,6 +87,7 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
       await s.agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
       const bpe = buf.BYTES_PER_ELEMENT, n = buf.length, size = this.size;
       const L = Math.floor(s.slot / bpe), segStart = (j: number) => Math.floor((j * n) / size);
+      const whole = bpe === 8 ? new Float64Array(s.data) : new Float32Array(s.data), offsets = new Uint32Array(size);
       for (let off = 0; off < n; off += L) {
         const len = Math.min(L, n - off);
         copyInto(s.slotBytes(this.rank, 0, len * bpe), bytesOf(buf, off, len));
@@ -98,10 +99,8 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
           while (j + 1 < size && segStart(j + 1) <= a) j++;
           while (j > 0 && segStart(j) > a) j--;
           const b = Math.min(off + s1, segStart(j + 1));
-          const at = (r: number) => viewOf(buf, s.data, r * s.slot + (a - off) * bpe, b - a);
-          const dst = at(size);
-          dst.set(at(j));
-          for (let k = 1; k < size; k++) reduceInto(dst, at((j + k) % size), op === 'max' ? 1 : 0);
+          for (let k = 0; k < size; k++) offsets[k] = ((j + k) % size) * L + (a - off);
+          reduceMany(viewOf(buf, s.data, size * s.slot + (a - off) * bpe, b - a), whole, offsets, op === 'max' ? 1 : 0);
           a = b;
         }
         await s.barrier();

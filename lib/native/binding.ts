@@ -34,6 +34,8 @@ export interface NativeBinding extends AddonCommon {
     m: Float32Array | null, residual: Float32Array | null, async: boolean): Async;
   /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
   reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
+  /** dst = fold over j of data[offsets[j] ..] (0 sum, 1 max), in order, one pass. */
+  reduceMany(dst: Float32Array | Float64Array, data: Float32Array | Float64Array, offsets: Uint32Array, op: 0 | 1): void;
   /** kind 0: fp16, 1: bf16, 2: fp16 saturating at ±65504 (round to nearest even, canonical NaN). */
   halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1 | 2): void;
   halfUnpackAdd(h: Uint16Array, out: Float32Array, kind: 0 | 1): void;

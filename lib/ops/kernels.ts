@@ -25,6 +25,10 @@ export const sumAbs = (x: Float32Array): number => runSync(k.normSum, { x, kind:
 export const scatterAdd = (out: Float32Array, idx: Uint32Array, vals: Float32Array, scale = 1): void => {
   runSync(k.scatterAdd, { out, idx, vals, scale });
 };
+/** dst = ((data[o_0 + i] op data[o_1 + i]) op ...) for the element offsets o_j, in order, in one pass. */
+export const reduceMany = (dst: Float32Array | Float64Array, data: Float32Array | Float64Array, offsets: Uint32Array, op: 0 | 1): void => {
+  runSync(k.reduceMany, { dst, data, offsets, op });
+};
 /** dst = dst + src (op 0) or max (op 1), elementwise. */
 export const reduceInto = (dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void => {
   runSync(k.reduceInto, { dst, src, op });

@@ -174,4 +174,23 @@ gc_status reduce_into(void* dst, const void* src, uint64_t n, int op, gc_dtype d
   return GC_OK;
 }
 
+gc_status reduce_many(void* dst, const void* const* srcs, uint32_t k, uint64_t n, int op, gc_dtype dtype) {
+  if (k == 0 || srcs == nullptr || (n > 0 && dst == nullptr) || op < 0 || op > 1) return GC_ERR_INVALID_ARG;
+  if (dtype != GC_FLOAT32 && dtype != GC_FLOAT64) return GC_ERR_INVALID_ARG;
+  for (uint32_t j = 0; j < k; ++j) if (n > 0 && srcs[j] == nullptr) return GC_ERR_INVALID_ARG;
+  const int f64 = dtype == GC_FLOAT64;
+  const size_t esz = f64 ? 8 : 4;
+  // Blocks small enough that dst stays in L1 while every source folds into it: one read of each
+  // source and one write of dst, the same operations in the same order as k - 1 reduce_into calls.
+  constexpr uint64_t kBlock = 2048;
+  pieces(n, [&](uint64_t lo, uint64_t hi) {
+    for (uint64_t b = lo; b < hi; b += kBlock) {
+      const uint64_t e = std::min(hi, b + kBlock);
+      std::memcpy(static_cast<uint8_t*>(dst) + b * esz, static_cast<const uint8_t*>(srcs[0]) + b * esz, (e - b) * esz);
+      for (uint32_t j = 1; j < k; ++j) reduce_run(dst, srcs[j], b, e, op, f64);
+    }
+  });
+  return GC_OK;
+}
+
 }  // namespace gradcomp

@@ -24,5 +24,8 @@ gc_status scatter_add(float* out, uint64_t n, const uint32_t* idx, const float* 
 uint32_t checksum(const uint8_t* data, uint64_t bytes);
 // dst = dst op src elementwise (op 0: sum; 1: max, NaN wins), float32 or float64.
 gc_status reduce_into(void* dst, const void* src, uint64_t n, int op, gc_dtype dtype);
+// dst = (((srcs[0] op srcs[1]) op srcs[2]) ...) op srcs[k-1], elementwise, in one pass (the same
+// bits as copying srcs[0] and k - 1 reduce_into calls).
+gc_status reduce_many(void* dst, const void* const* srcs, uint32_t k, uint64_t n, int op, gc_dtype dtype);
 
 }  // namespace gradcomp

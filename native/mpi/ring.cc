@@ -70,19 +70,49 @@ int ring_allreduce(Engine& e, void* buf, uint64_t count, MPI_Datatype type, int 
   return MPI_SUCCESS;
 }
 
+// Pipelined: every block travels n - 1 hops to the right in chunks of kChunk bytes, and a rank
+// forwards each chunk as soon as it has it (no hop waits for a whole block), so the links stay
+// busy from the first chunk to the last. Rank r receives, in order, blocks r-1, r-2, ..., r-n+1
+// (mod n) from its left and forwards all of them but the last (its right neighbour's own block).
 int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
+  constexpr uint64_t kChunk = 1ULL << 20;
   const int n = e.size, r = e.rank;
   std::vector<uint64_t> off(n + 1, 0);
   for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
   if (send_bytes != bytes[r]) return MPI_ERR_COUNT;
   if (send_bytes > 0 && recv + off[r] != send) std::memcpy(recv + off[r], send, send_bytes);
+  if (n == 1) return MPI_SUCCESS;
   const int right = (r + 1) % n, left = (r + n - 1) % n;
-  for (int s = 0; s < n - 1; ++s) {
-    const int sblk = ((r - s) % n + n) % n, rblk = ((r - s - 1) % n + n) % n;
-    const int rc = sendrecv(e, recv + off[sblk], bytes[sblk], right, recv + off[rblk], bytes[rblk], left);
+  struct Chunk { int block; uint64_t at, len; };
+  auto chunks_of = [&](int blk, std::vector<Chunk>& out) {
+    for (uint64_t a = 0; a < bytes[blk]; a += kChunk) out.push_back({blk, off[blk] + a, std::min(kChunk, bytes[blk] - a)});
+  };
+  std::vector<Chunk> in;
+  for (int s = 1; s < n; ++s) chunks_of(((r - s) % n + n) % n, in);
+  std::vector<MPI_Request> rreq(in.size()), sreq;
+  for (size_t c = 0; c < in.size(); ++c) {
+    const int rc = MPI_Irecv(recv + in[c].at, static_cast<int>(in[c].len), MPI_BYTE, left, kTagRing, MPI_COMM_WORLD, &rreq[c]);
     if (rc != MPI_SUCCESS) return rc;
   }
-  return MPI_SUCCESS;
+  auto forward = [&](const Chunk& ch) {
+    MPI_Request q;
+    const int rc = MPI_Isend(recv + ch.at, static_cast<int>(ch.len), MPI_BYTE, right, kTagRing, MPI_COMM_WORLD, &q);
+    if (rc == MPI_SUCCESS) sreq.push_back(q);
+    return rc;
+  };
+  std::vector<Chunk> mine;
+  chunks_of(r, mine);
+  for (const Chunk& ch : mine) {
+    const int rc = forward(ch);
+    if (rc != MPI_SUCCESS) return rc;
+  }
+  for (size_t c = 0; c < in.size(); ++c) {
+    std::vector<MPI_Request> one{rreq[c]};
+    int rc = e.wait(one);
+    if (rc != MPI_SUCCESS) return rc;
+    if (in[c].block != right && (rc = forward(in[c])) != MPI_SUCCESS) return rc;
+  }
+  return e.wait(sreq);
 }
 
 }  // namespace gradcomp_mpi

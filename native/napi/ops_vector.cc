@@ -1,4 +1,6 @@
 // Elementwise kernels, reductions, Philox fills, rand-k supports and DGC's accumulation.
+#include <vector>
+
 #include "../core/codec.h"
 #include "../core/rng.h"
 #include "../core/vector.h"
@@ -35,6 +37,27 @@ GC_JS(JS_reduceInto) {
   GC_CHECK(dst.len == src.len, "reduceInto lengths disagree");
   gcnapi::ThrowStatus(a.env, gradcomp::reduce_into(dst.data, src.data, dst.len, static_cast<int>(op), GC_FLOAT32), "reduceInto");
   return nullptr;
+}
+
+// reduceMany(dst, data, offsets: Uint32Array, op): dst = fold of data[offsets[j] + i] over j, in order.
+template <typename T>
+napi_value ReduceMany(const gcnapi::Args& a, gc_dtype dtype) {
+  GC_SPAN(T, 0, dst);
+  GC_SPAN(T, 1, data);
+  GC_SPAN(uint32_t, 2, offsets);
+  GC_U64(3, op, 1);
+  GC_CHECK(offsets.len >= 1 && offsets.len <= 4096, "reduceMany needs 1 to 4096 sources");
+  std::vector<const void*> srcs(offsets.len);
+  for (uint64_t j = 0; j < offsets.len; ++j) {
+    GC_CHECK(offsets.data[j] <= data.len && data.len - offsets.data[j] >= dst.len, "reduceMany: a source runs past the data");
+    srcs[j] = data.data + offsets.data[j];
+  }
+  gcnapi::ThrowStatus(a.env, gradcomp::reduce_many(dst.data, srcs.data(), static_cast<uint32_t>(offsets.len), dst.len, static_cast<int>(op), dtype), "reduceMany");
+  return nullptr;
+}
+GC_JS(JS_reduceMany) {
+  if (gcnapi::TypedArrayKind(a, 0) == napi_float64_array) return ReduceMany<double>(a, GC_FLOAT64);
+  return ReduceMany<float>(a, GC_FLOAT32);
 }
 
 // vecAdd(dst, a, b): dst = a + b;  vecScale(x, s);  vecAxpy(y, x, s): y += s x
@@ -115,7 +138,7 @@ GC_JS(JS_checksum) {
 }  // namespace
 
 void ExportVector(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"vecAdd", JS_vecAdd},
+  const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"reduceMany", JS_reduceMany}, {"vecAdd", JS_vecAdd},
                             {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"normSum", JS_normSum},
                             {"scatterAdd", JS_scatterAdd}, {"randkSupport", JS_randkSupport}, {"dgcAccumulate", JS_dgcAccumulate}, {"checksum", JS_checksum}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);

@@ -135,3 +135,30 @@ test('vector ops: add, scale, axpy in place, and copies through shared memory', 
   k.copyInto(sab, a);
   expect(bits(sab)).toBe(bits(a));
 });
+
+test.each(SIZES)('reduceMany (k sources in one pass), n = %i: the sequential fold, sum and max (NaN wins), float32 and float64', (n) => {
+  for (const m of [1, 2, 5]) {
+    for (const Arr of [Float32Array, Float64Array]) {
+      const stride = n + 3, data = new Arr(m * stride + 5);
+      data.forEach((_, i) => { data[i] = (rand() - 0.5) * 10 ** Math.floor(rand() * 6); });
+      if (n > 10) { data[7] = NaN; data[stride + 9] = NaN; }
+      const offsets = Uint32Array.from({ length: m }, (_, j) => ((j * 2 + 1) % m) * stride + 1);
+      for (const op of [0, 1] as const) {
+        const want = new Arr(n);
+        for (let i = 0; i < n; i++) {
+          let acc = data[offsets[0] + i];
+          for (let j = 1; j < m; j++) {
+            const v = data[offsets[j] + i];
+            acc = op === 0 ? (Arr === Float32Array ? Math.fround(acc + v) : acc + v) : (v > acc || Number.isNaN(acc) ? v : acc);
+          }
+          want[i] = acc;
+        }
+        eachIsa(() => {
+          const dst = new Arr(n);
+          k.reduceMany(dst, data, offsets, op);
+          expect(bits(dst)).toBe(bits(want));
+        });
+      }
+    }
+  }
+});
