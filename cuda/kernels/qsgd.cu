@@ -3,6 +3,7 @@
 // taking bucket elements j, j+32, ..., then a halving tree, which is a warp's shuffle-down
 // reduction), the same Philox mapping (element i of 64-element group g uses word (i>>4)&3 of
 // block g*16 + (i&15)) and the same float rounding (explicit _rn intrinsics: no FMA contraction).
+#include <cfloat>
 #include "common.cuh"
 #include "gradcomp/philox.h"
 #include "ops.h"
@@ -40,7 +41,7 @@ __device__ __forceinline__ float warp_norm(const float* v, uint64_t len, bool l2
   part = __shfl_sync(0xffffffffu, part, 0);
   if (maxkey >= 0x7f800000u) return __uint_as_float(0x7fc00000u);
   if (!l2) return __uint_as_float(maxkey);
-  return static_cast<float>(sqrt(part));
+  return static_cast<float>(fmin(sqrt(part), static_cast<double>(FLT_MAX)));  // as the CPU: finite buckets stay decodable
 }
 
 // Packs the 1024 codes c[] of the span starting at element `base` (a multiple of 1024, so its

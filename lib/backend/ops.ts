@@ -56,7 +56,7 @@ export const qsgdDecode = defineOp('qsgdDecode', {
 // ---- PowerSGD -------------------------------------------------------------------------------
 
 const powersgdSchema = {
-  m: buf('float32', 'r'), q: buf('float32', 'rw'), rows: int(0, U32), cols: int(0, U32), rank: int(1, 1024), batch: int(0, U32, 1),
+  m: buf('float32', 'r'), q: buf('float32', 'rw'), rows: int(1, U32), cols: int(1, U32), rank: int(1, 1024), batch: int(0, U32, 1),
   p: out('float32', (a) => (a.batch as number) * (a.rows as number) * (a.rank as number), 'p'),
 };
 const powersgdCheck = (a: Record<string, unknown>) => {

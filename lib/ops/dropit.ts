@@ -117,12 +117,15 @@ function headerN(head: Uint8Array, size: number, opts: unknown, out: unknown): n
   return out === undefined ? bounded(Number(n), opts, DROPIT_DEFAULT_MAX_ELEMENTS) : Number(n);
 }
 
-async function unpackArgs(packedOrBytes: unknown, out: unknown, opts: unknown) {
+/** Host payloads are checked (and the kernel started, pinning them) synchronously, at the call: no await in between. */
+function unpackArgs(packedOrBytes: unknown, out: unknown, opts: unknown) {
   const { v, param } = payloadOf(packedOrBytes);
   if (isDeviceBuffer(v)) {
-    const head = new Uint8Array(Math.min(DROPIT_HEADER_BYTES, v.length));
-    if (v.dtype === 'uint8') await download(v, head);
-    return { packed: v, n: headerN(head, v.length, opts, out), out: unwrap(out) };
+    return (async () => {
+      const head = new Uint8Array(Math.min(DROPIT_HEADER_BYTES, v.length));
+      if (v.dtype === 'uint8') await download(v, head);
+      return { packed: v as unknown, n: headerN(head, v.length, opts, out), out: unwrap(out) };
+    })();
   }
   const p = hostArg(v, 'uint8', param);
   return { packed: p, n: headerN(p, p.length, opts, out), out: unwrap(out) };
@@ -132,7 +135,8 @@ async function unpackArgs(packedOrBytes: unknown, out: unknown, opts: unknown) {
 export async function dropitUnpack(packed: DeviceDropitPacked | Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>, opts?: DecodeOptions): Promise<Tensor<'float32', 'cuda'>>;
 export async function dropitUnpack(packed: DropitPacked | Uint8Array, out?: Float32Array, opts?: DecodeOptions): Promise<Float32Array>;
 export async function dropitUnpack(packed: unknown, out?: unknown, opts?: DecodeOptions): Promise<Float32Array | Tensor<'float32', 'cuda'>> {
-  return wrap((await runAsync(kernels.dropitUnpack, await unpackArgs(packed, out, opts))).a.out) as Float32Array;
+  const a = unpackArgs(packed, out, opts);
+  return wrap((await runAsync(kernels.dropitUnpack, a instanceof Promise ? await a : a)).a.out) as Float32Array;
 }
 
 /** Synchronous twin of {@link dropitUnpack}. */

@@ -116,18 +116,19 @@ export interface DecodeOptions {
   maxElements?: number;
 }
 
-async function decodeArgs(payload: unknown, out: unknown, opts: unknown) {
+/** Host payloads are checked (and the kernel started, pinning them) synchronously, at the call: no await in between. */
+function decodeArgs(payload: unknown, out: unknown, opts: unknown) {
   const p = unwrap(payload);
-  let h: QsgdHeader;
   if (isDeviceBuffer(p)) {
-    const head = new Uint8Array(Math.min(QSGD_HEADER_BYTES, p.length));
-    if (p.dtype === 'uint8') await download(p, head);
-    h = parseHeader(head, p.length);
-  } else {
-    const host = hostArg(p, 'uint8', 'payload');
-    h = parseHeader(host, host.length);
+    return (async () => {
+      const head = new Uint8Array(Math.min(QSGD_HEADER_BYTES, p.length));
+      if (p.dtype === 'uint8') await download(p, head);
+      const h: QsgdHeader = parseHeader(head, p.length);
+      return { payload: p as unknown, n: bounded(h.n, opts), out: unwrap(out) };
+    })();
   }
-  return { payload: p, n: bounded(h.n, opts), out: unwrap(out) };
+  const host = hostArg(p, 'uint8', 'payload');
+  return { payload: host as unknown, n: bounded(parseHeader(host, host.length).n, opts), out: unwrap(out) };
 }
 
 /** n, unless it exceeds options.maxElements (default `def`), checked before any allocation. */
@@ -147,7 +148,8 @@ export function bounded(n: number, opts: unknown, def = U32): number {
 export async function qsgdDecode(payload: Tensor<'uint8', 'cuda'>, out?: Tensor<'float32', 'cuda'>, opts?: DecodeOptions): Promise<Tensor<'float32', 'cuda'>>;
 export async function qsgdDecode(payload: Uint8Array, out?: Float32Array, opts?: DecodeOptions): Promise<Float32Array>;
 export async function qsgdDecode(payload: unknown, out?: unknown, opts?: DecodeOptions): Promise<Float32Array | Tensor<'float32', 'cuda'>> {
-  return wrap((await runAsync(kernels.qsgdDecode, await decodeArgs(payload, out, opts))).a.out) as Float32Array;
+  const a = decodeArgs(payload, out, opts);
+  return wrap((await runAsync(kernels.qsgdDecode, a instanceof Promise ? await a : a)).a.out) as Float32Array;
 }
 
 /** Synchronous twin of {@link qsgdDecode}. */

@@ -1,6 +1,7 @@
 #include "qsgd.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -74,7 +75,9 @@ float bucket_norm(const float* x, uint64_t len, gc_qsgd_norm norm) {
   if (!l2) { float m; std::memcpy(&m, &maxkey, 4); return m; }
   for (int off = 16; off >= 1; off >>= 1)
     for (int j = 0; j < off; ++j) part[j] += part[j + off];
-  return static_cast<float>(std::sqrt(part[0]));
+  // A finite bucket whose l2 norm exceeds the float range stores FLT_MAX: any stored norm >= max|x|
+  // keeps the quantizer unbiased, and the payload stays decodable.
+  return static_cast<float>(std::min(std::sqrt(part[0]), static_cast<double>(FLT_MAX)));
 }
 
 // Quantizes elements [lo, hi) of one bucket whose norm is L into codes (one per element).

@@ -44,7 +44,7 @@ function bucketNorm(x: Float32Array, norm: 'max' | 'l2'): number {
   const part = new Array<number>(32).fill(0);
   x.forEach((v, i) => { part[i % 32] += v * v; });
   for (let off = 16; off >= 1; off >>= 1) for (let j = 0; j < off; j++) part[j] += part[j + off];
-  return f(Math.sqrt(part[0]));
+  return f(Math.min(Math.sqrt(part[0]), 3.4028234663852886e38)); // FLT_MAX: finite buckets stay decodable
 }
 
 export interface RefQsgdOpts { levels: number; bucketSize: number; norm: 'max' | 'l2'; seed: bigint; step: number; tensorId: number }

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// Turns an end-to-end benchmark result (bench/results/e2e-<machine>.json, written by
+// `npm run bench:e2e`) into the chart docs/img/e2e-speedup.svg (vega-lite, rendered to SVG with
+// no canvas) and the table between the e2e markers of docs/benchmarks.md.
+//
+//   node scripts/e2e-report.mjs [bench/results/e2e-<machine>.json]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const results = path.join(root, 'bench', 'results');
+const input = process.argv[2] ?? fs.readdirSync(results).filter((f) => /^e2e-.*\.json$/.test(f))
+  .map((f) => path.join(results, f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+if (!input) { console.error('no bench/results/e2e-*.json: run npm run bench:e2e first'); process.exit(1); }
+const doc = JSON.parse(fs.readFileSync(input, 'utf8'));
+
+const linkName = (l) => (l === 'none' ? 'unshaped veth' : l === 'shared memory' ? 'local (shared memory)' : l.replace('gbit', ' Gbit/s'));
+const linkOrder = ['1 Gbit/s', '10 Gbit/s', 'unshaped veth', 'local (shared memory)'];
+const rows = doc.rows.filter((r) => r.speedup !== undefined).map((r) => ({ ...r, linkName: linkName(r.link) }));
+const labels = doc.configs.map((c) => c.label);
+
+// The chart: speedup over dense (deterministic: false) per config, one bar per link.
+const spec = {
+  $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+  title: { text: 'Training step speedup over dense data-parallel SGD (same run)', subtitle: `${doc.model.parameters / 1e6}M parameters, 4 ranks; ${doc.topology}` },
+  data: { values: rows.map((r) => ({ config: r.label, link: r.linkName, speedup: Number(r.speedup.toFixed(2)), ms: Math.round(r.wallMs) })) },
+  width: 560, height: { step: 9 },
+  encoding: {
+    y: { field: 'config', type: 'nominal', sort: labels, title: null, axis: { labelLimit: 260 } },
+    yOffset: { field: 'link', sort: linkOrder },
+    x: { field: 'speedup', type: 'quantitative', scale: { type: 'log', domain: [0.25, 16] }, title: 'speedup (log scale; 1 = dense)' },
+    color: { field: 'link', sort: linkOrder, title: 'link', scale: { scheme: 'tableau10' } },
+    tooltip: [{ field: 'config' }, { field: 'link' }, { field: 'speedup' }, { field: 'ms', title: 'ms / step' }],
+  },
+  layer: [
+    { mark: { type: 'bar' } },
+    { mark: { type: 'rule', color: '#444', strokeDash: [4, 3] }, encoding: { x: { datum: 1 }, y: {}, yOffset: {}, color: {} } },
+  ],
+  config: { font: 'sans-serif', background: 'white' },
+};
+const compiled = vl.compile(spec).spec;
+const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+const svg = await view.toSVG();
+fs.mkdirSync(path.join(root, 'docs', 'img'), { recursive: true });
+fs.writeFileSync(path.join(root, 'docs', 'img', 'e2e-speedup.svg'), svg);
+
+// The table.
+const f0 = (x) => (x === undefined || x === null ? '-' : x.toFixed(0));
+const lines = [];
+const m = doc.machine;
+lines.push(`Measured ${m.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, ${m.threadsPerRank} kernel thread(s) per rank. ` +
+  `${doc.model.parameters.toLocaleString('en-US')} parameters (${doc.model.layout}), ${doc.model.optimizer}. ${doc.topology}. ` +
+  'Per-step medians (periodic algorithms: means over whole periods); the breakdown is wall time inside collectives, in compression ' +
+  'kernels, in optimizer updates, and the rest (these overlap, so they need not add up).');
+lines.push('');
+for (const [rate, l] of Object.entries(doc.links ?? {})) {
+  const floor = doc.ringFloorMs?.[rate];
+  lines.push(`- ${linkName(rate)}: a TCP stream carries ${l.gbps?.toFixed(2) ?? '?'} Gbit/s` + (floor ? `; the ring floor of a dense step is ${f0(floor)} ms.` : '.'));
+}
+for (const c of doc.collectives ?? []) {
+  const pct = (u) => (u === null || u === undefined ? '' : ` (${(100 * u).toFixed(0)}% of ${c.backend === 'mpi' ? 'the link' : 'memcpy with every rank copying'})`);
+  lines.push(`- collectives, ${linkName(c.link)}: allreduce of ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${f0(c.allreduceMs)} ms${pct(c.allreduceUse)}, ` +
+    `allgatherv of ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${f0(c.allgathervMs)} ms${pct(c.allgathervUse)}.`);
+}
+if (doc.skipped) lines.push(`- ${doc.skipped}`);
+lines.push('');
+lines.push('| link | config | ms / step | comm | compress | optimizer | other | MB sent / rank / step | speedup |');
+lines.push('|---|---|---|---|---|---|---|---|---|');
+for (const link of linkOrder) {
+  for (const r of rows.filter((x) => x.linkName === link)) {
+    lines.push(`| ${link} | ${r.label} | ${f0(r.wallMs)} | ${f0(r.commMs)} | ${f0(r.compressMs)} | ${f0(r.optimizerMs)} | ${f0(r.otherMs)} | ` +
+      `${(r.bytesPerStep / 1e6).toFixed(2)} | ${r.speedup.toFixed(2)}x |`);
+  }
+}
+const table = lines.join('\n');
+const mdFile = path.join(root, 'docs', 'benchmarks.md');
+const md = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '';
+const begin = '<!-- e2e:begin -->', end = '<!-- e2e:end -->';
+if (!md.includes(begin)) { console.error(`${mdFile} has no ${begin} marker`); process.exit(1); }
+fs.writeFileSync(mdFile, md.slice(0, md.indexOf(begin) + begin.length) + '\n' + table + '\n' + md.slice(md.indexOf(end)));
+console.log(`wrote docs/img/e2e-speedup.svg and the table in docs/benchmarks.md from ${path.relative(root, input)}`);
