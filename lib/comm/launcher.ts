@@ -20,6 +20,9 @@ export interface RunOptions {
 
 export interface RunResult { code: number; failedRank?: number; error?: string }
 
+/** How long ranks get to stop by themselves after the job failed before they are terminated. */
+const GRACE_MS = 2000;
+
 export async function runLocal(script: string, size: number, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
   if (typeof script !== 'string' || script.length === 0) throw typeError('script', 'a path to a script', script);
   if (!Number.isInteger(size) || size < 1 || size > 256) throw rangeError('n', 'an integer in [1, 256]', size);
@@ -40,8 +43,19 @@ export async function runLocal(script: string, size: number, args: string[] = []
     }
   let failed: { rank: number; error: string } | undefined;
   const later: string[] = [];
+  const workers: (Worker | undefined)[] = Array(size).fill(undefined), done = Array<boolean>(size).fill(false);
+  let reaper: NodeJS.Timeout | undefined;
   const fail = (rank: number, error: string) => {
-    if (!failed) failed = { rank, error };
+    if (!failed) {
+      failed = { rank, error };
+      // The others see the abort at their next collective step; a rank stuck in its own code (a
+      // loop, a blocking call) never does: terminate whatever is still running after a grace period.
+      reaper = setTimeout(() => {
+        workers.forEach((w, r) => {
+          if (w && !done[r]) { log(`gradcomp run: rank ${r} had not stopped ${GRACE_MS} ms after the job failed; terminating it`); void w.terminate(); }
+        });
+      }, GRACE_MS);
+    }
     else if (rank !== failed.rank) later.push(`rank ${rank}: ${error.split('\n')[0]}`);
     Atomics.compareExchange(c, CTRL.ABORT, 0, rank + 1);
     Atomics.notify(c, CTRL.GENERATION);
@@ -51,8 +65,10 @@ export async function runLocal(script: string, size: number, args: string[] = []
     const job: LocalJob = { marker: 'gradcomp.local', rank, size, ctrl, data, slotBytes, timeoutMs, ports: ports[rank], outPorts: outPorts[rank] };
     const transfer = [...ports[rank], ...outPorts[rank]].filter((p): p is MessagePort => p !== undefined);
     const w = new Worker(file, { workerData: { gradcomp: job }, argv: args, transferList: transfer, env: { ...process.env, GRADCOMP_RANK: String(rank), GRADCOMP_SIZE: String(size) } });
+    workers[rank] = w;
     w.on('error', (e: Error) => fail(rank, e?.stack ?? String(e)));
     w.on('exit', (code) => {
+      done[rank] = true;
       if (code !== 0) fail(rank, `exited with code ${code}`);
       Atomics.store(c, CTRL.COUNTS + 2 * size + rank, 1);
       Atomics.add(c, CTRL.DEPARTED, 1);
@@ -61,7 +77,10 @@ export async function runLocal(script: string, size: number, args: string[] = []
     });
   }));
   await Promise.all(exits);
+  if (reaper) clearTimeout(reaper);
   if (failed) {
+    const missing = Atomics.load(c, CTRL.MISSING) - 1;
+    if (missing >= 0) log(`gradcomp run: rank ${missing} did not reach the collective the other ranks waited in for ${timeoutMs / 1000} s (stuck, or in another code path)`);
     log(`gradcomp run: rank ${failed.rank} of ${size} failed: ${failed.error}`);
     if (later.length) log(`gradcomp run: then ${later.join('; ')}`);
     return { code: 1, failedRank: failed.rank, error: failed.error };

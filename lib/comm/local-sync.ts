@@ -71,6 +71,7 @@ export class JobSync {
     const c = this.ctrl;
     this.checkAbort();
     const gen = Atomics.load(c, CTRL.GENERATION);
+    Atomics.store(c, CTRL.COUNTS + 3 * this.size + this.rank, gen + 1);
     if (Atomics.add(c, CTRL.ARRIVED, 1) === this.size - 1) {
       Atomics.store(c, CTRL.ARRIVED, 0);
       Atomics.add(c, CTRL.GENERATION, 1);
@@ -86,7 +87,13 @@ export class JobSync {
       }
       const left = deadline - Date.now();
       if (left <= 0) {
-        this.abort(new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', `rank ${this.rank}: no progress for ${this.timeout} ms (a rank is missing from a collective, or collectives were issued in different orders)`));
+        const missing: number[] = [];
+        for (let r = 0; r < this.size; r++) if (Atomics.load(c, CTRL.COUNTS + 3 * this.size + r) !== gen + 1) missing.push(r);
+        if (missing.length) Atomics.compareExchange(c, CTRL.MISSING, 0, missing[0] + 1);
+        const who = missing.length && Atomics.load(c, CTRL.GENERATION) === gen
+          ? `rank ${missing.join(', ')} did not reach the collective the others wait in (stuck, or in another code path)`
+          : 'a rank is missing from a collective, or collectives were issued in different orders';
+        this.abort(new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', `rank ${this.rank}: no progress for ${this.timeout} ms: ${who}`));
       }
       const r = waitAsync(c, CTRL.GENERATION, gen, Math.min(left, 250));
       if (r.async) {

@@ -62,7 +62,7 @@ export class AdaCompCompressor extends GatherCompressor {
 }
 
 export const descriptor: CompressorDescriptor<AdaCompSpec> = {
-  type: 'adacomp', wireKind: KIND, fields: { binSize: field.int((v) => v >= 1 && v <= 1 << 24, 'an integer >= 1') },
+  type: 'adacomp', wireKind: KIND, computeNsPerElement: 26, fields: { binSize: field.int((v) => v >= 1 && v <= 1 << 24, 'an integer >= 1') },
   capabilities: { summable: false, errorFeedback: 'always', bareOperator: false, needsShape: false, collectives: ['allgather'] },
   expectedBytes: (spec, shape) => { const bins = Math.ceil(numel(shape) / (spec.binSize ?? 50)); return ENVELOPE + 4 + 4 * bins + signBytes(bins); },
   create: (spec) => new AdaCompCompressor(spec),

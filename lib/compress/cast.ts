@@ -45,7 +45,7 @@ export class CastCompressor extends GatherCompressor {
 }
 
 const cast = (type: 'fp16' | 'bf16'): CompressorDescriptor<CastSpec> => ({
-  type, wireKind: KINDS[type], fields: { errorFeedback: field.errorFeedback() },
+  type, wireKind: KINDS[type], computeNsPerElement: 1.5, fields: { errorFeedback: field.errorFeedback() },
   capabilities: { summable: false, errorFeedback: 'optional', bareOperator: true, needsShape: false, collectives: ['allgather'] },
   expectedBytes: (_spec, shape) => ENVELOPE + 2 * numel(shape),
   create: (spec) => new CastCompressor({ ...spec, type }),

@@ -30,7 +30,19 @@ export interface PolicyOptions {
 }
 
 export interface PolicyDecision { name: string; shape: number[]; numel: number; spec: CompressorSpec; reason: string;
-  denseBytes: number; expectedBytes: number; ratio: number }
+  denseBytes: number; expectedBytes: number; ratio: number;
+  /** With explain's link: the estimated step time of this tensor, dense and compressed (ms), and the link rate below which compression pays (Gbit/s; 0: never). */
+  denseMs?: number; compressedMs?: number; crossoverGbps?: number }
+
+export interface ExplainOptions {
+  /** The link between hosts in Gbit/s, or 'shared-memory' (the local backend: about 10 Gbit/s here). Adds the time estimate and warnings. */
+  link?: number | 'shared-memory';
+  /** Workers (default 4). */
+  workers?: number;
+}
+
+/** What the local backend's allreduce achieves on the reference machine, as a link rate (bench:e2e). */
+const SHARED_MEMORY_GBPS = 10;
 
 /** Bytes one worker sends per step for a tensor (dense fp32 is 4 per element), from its compressor's descriptor. */
 export function expectedBytes(spec: CompressorSpec, shape: readonly number[]): number {
@@ -92,9 +104,15 @@ export class Policy {
     return c;
   }
 
-  /** What each tensor gets and the bytes it is expected to send per step, as rows and a table. */
-  explain(shapes: Record<string, readonly number[]>): { rows: PolicyDecision[]; text: string } {
+  /**
+   * What each tensor gets and the bytes it is expected to send per step, as rows and a table. With
+   * options.link, also a time estimate per tensor (bytes through the busiest link of a ring, plus
+   * the compressor's compute: its descriptor's computeNsPerElement) and a warning for every tensor
+   * whose compressor is expected to be slower than dense on that link, with the crossover rate.
+   */
+  explain(shapes: Record<string, readonly number[]>, options: ExplainOptions = {}): { rows: PolicyDecision[]; text: string; warnings: string[] } {
     const rows = Object.entries(shapes).map(([name, shape]) => this.decide(name, shape));
+    const warnings = options.link === undefined ? [] : estimate(rows, options);
     const dense = rows.reduce((a, r) => a + r.denseBytes, 0), sent = rows.reduce((a, r) => a + r.expectedBytes, 0);
     const lines = ['tensor | shape | compressor | why | dense bytes | expected bytes | ratio', '---|---|---|---|---|---|---'];
     for (const r of rows) {
@@ -102,7 +120,8 @@ export class Policy {
       lines.push(`${r.name} | [${r.shape.join(', ')}] | ${spec} | ${r.reason} | ${r.denseBytes} | ${r.expectedBytes} | ${r.ratio.toFixed(1)}x`);
     }
     lines.push(`total | | | | ${dense} | ${sent} | ${(dense / Math.max(1, sent)).toFixed(1)}x`);
-    return { rows, text: lines.join('\n') };
+    for (const w of warnings) lines.push(`warning: ${w}`);
+    return { rows, text: lines.join('\n'), warnings };
   }
 
   /** Every compressor's state, keyed by its spec. */
@@ -118,6 +137,30 @@ export class Policy {
       c.load(s);
     }
   }
+}
+
+/** Fills the rows' time estimates; returns a warning per tensor whose compressor is expected to be slower than dense. */
+function estimate(rows: PolicyDecision[], o: ExplainOptions): string[] {
+  const link = o.link === 'shared-memory' ? SHARED_MEMORY_GBPS : o.link;
+  if (typeof link !== 'number' || !(link > 0) || !Number.isFinite(link)) throw typeError('options.link', "a link rate in Gbit/s > 0 or 'shared-memory'", o.link);
+  const n = o.workers ?? 4;
+  if (!Number.isInteger(n) || n < 1) throw new GradcompRangeError('options.workers', `Expected an integer >= 1 for options.workers but received ${String(n)}`);
+  const bytesPerMs = (link * 1e9) / 8 / 1e3, ring = (2 * (n - 1)) / n;
+  const out: string[] = [];
+  for (const r of rows) {
+    const d = validateSpec(r.spec);
+    const traffic = d.capabilities.summable ? ring * r.expectedBytes : (n - 1) * r.expectedBytes;
+    const computeMs = ((d.computeNsPerElement ?? 3) * r.numel) / 1e6;
+    r.denseMs = (ring * r.denseBytes) / bytesPerMs;
+    r.compressedMs = computeMs + traffic / bytesPerMs;
+    const saved = ring * r.denseBytes - traffic;
+    r.crossoverGbps = saved <= 0 ? 0 : computeMs === 0 ? Infinity : (saved * 8) / (computeMs * 1e6);
+    if (r.spec.type !== 'none' && r.compressedMs > r.denseMs) {
+      out.push(`${r.name}: ${r.spec.type} is expected to be slower than dense on this link (${r.compressedMs.toFixed(1)} vs ${r.denseMs.toFixed(1)} ms per step); ` +
+        (r.crossoverGbps > 0 ? `it pays below about ${r.crossoverGbps.toFixed(1)} Gbit/s` : 'it sends no fewer bytes than dense with these workers'));
+    }
+  }
+  return out;
 }
 
 export function createPolicy(opts: PolicyOptions): Policy {

@@ -63,7 +63,7 @@ export class QuantCompressor extends GatherCompressor {
 }
 
 export const descriptor: CompressorDescriptor<QsgdSpec> = {
-  type: 'qsgd', wireKind: KIND,
+  type: 'qsgd', wireKind: KIND, computeNsPerElement: 4,
   fields: {
     levels: field.int((v) => v >= 1 && v <= 32767, 'an integer in [1, 32767]', true),
     bucketSize: field.int((v) => v >= 1 && v <= 0xffffffff, 'an integer >= 1'), norm: field.oneOf(['max', 'l2']),

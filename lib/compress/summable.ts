@@ -82,7 +82,7 @@ export class RandKCompressor extends BaseCompressor<ResidualState> {
 }
 
 export const none: CompressorDescriptor<NoneSpec> = {
-  type: 'none', wireKind: null, fields: {},
+  type: 'none', wireKind: null, computeNsPerElement: 0, fields: {},
   capabilities: { summable: true, errorFeedback: 'never', bareOperator: false, needsShape: false, collectives: ['allreduce'] },
   expectedBytes: (_spec, shape) => 4 * numel(shape),
   create: () => new NoneCompressor(),

@@ -16,7 +16,7 @@ export interface TernGradSpec { type: 'terngrad'; bucketSize?: number; seed?: nu
 const KIND = 9;
 
 export const descriptor: CompressorDescriptor<TernGradSpec> = {
-  type: 'terngrad', wireKind: KIND,
+  type: 'terngrad', wireKind: KIND, computeNsPerElement: 4,
   fields: { bucketSize: field.int((v) => v >= 1 && v <= 0xffffffff, 'an integer >= 1'), seed: field.seed(), errorFeedback: field.errorFeedback() },
   capabilities: { summable: false, errorFeedback: 'optional', bareOperator: true, needsShape: false, collectives: ['allgather'] },
   expectedBytes: (spec, shape) => ENVELOPE + qsgdPayloadBytes(numel(shape), { levels: 1, bucketSize: spec.bucketSize ?? Math.max(1, numel(shape)) }),

@@ -68,6 +68,15 @@ describe('local backend faults', () => {
       expect(r.ms).toBeLessThan(10000);
     });
 
+  test('a rank stuck in a loop: the job ends within the timeout + 5 s, non-zero, naming it, and the stuck worker is terminated', async () => {
+    const r = await gradcompRun(['-n', '4', '--timeout', '3', fixture('fault.js'), 'hang']);
+    expect(r.code).not.toBe(0);
+    expect(r.ms).toBeLessThan(8000);
+    expect(r.err).toMatch(/rank 1 did not reach the collective/);
+    expect(r.err).toMatch(/rank 1 had not stopped .* terminating it/);
+    for (const rank of [0, 2, 3]) expect(r.out).toMatch(new RegExp(`rank ${rank}: ERR_GRADCOMP_(COMM_TIMEOUT|PEER_FAILED)`));
+  });
+
   test.each(['mismatch', 'dtype'])('mismatched collectives (%s) are detected on every rank', async (mode) => {
     const r = await gradcompRun(['-n', '3', fixture('fault.js'), mode]);
     expect(r.code).not.toBe(0);

@@ -12,10 +12,10 @@ const fixture = (f: string) => path.join(__dirname, 'fixtures', f);
 const why = mpiSkipReason();
 if (why) console.log(`MPI tests skipped: ${why}`);
 
-function launch(cmd: string, args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
+function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: root, env: ENV, timeout: 60000 }, (e, out, err) =>
+    execFile(cmd, args, { cwd: root, env: { ...ENV, ...env }, timeout: 60000 }, (e, out, err) =>
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err, ms: Date.now() - t0 }));
   });
 }
@@ -49,6 +49,13 @@ const gradcompRun = (n: number, script: string, ...args: string[]) =>
     const r = await mpirun(3, 'fault.js', mode);
     expect(r.code).not.toBe(0);
     for (const rank of [0, 1, 2]) expect(r.out).toContain(`rank ${rank}: ERR_GRADCOMP_COLLECTIVE_MISMATCH`);
+  });
+
+  test('a rank stuck in a loop: the collective timeout ends the job within the timeout + 5 s, naming it', async () => {
+    const r = await launch('mpirun', ['-np', '4', '-x', 'GRADCOMP_TIMEOUT', process.execPath, fixture('fault.js'), 'hang'], { GRADCOMP_TIMEOUT: '3' });
+    expect(r.code).not.toBe(0);
+    expect(r.ms).toBeLessThan(8000);
+    expect(r.out + r.err).toMatch(/rank 1\b[^\n]*(did not|never|stopped|not reach|no answer|missing)/i);
   });
 
   test.each(['exit', 'throw', 'kill'])('a rank that dies (%s) mid-job takes the job down within 10 s', async (mode) => {

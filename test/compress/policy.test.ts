@@ -47,4 +47,28 @@ describe('per-layer policy', () => {
     expect(() => createPolicy({ default: { type: 'none' }, minNumel: -1 })).toThrow(expect.objectContaining({ param: 'options.minNumel' }));
     expect(() => createCompressor({ type: 'scalecom' } as never)).toThrow(expect.objectContaining({ param: 'spec.ratio' }));
   });
+
+  test('explain with a link: the cost model\'s estimates, warnings where compression loses, the crossover rate', () => {
+    const shapes = { 'fc.weight': [4096, 4096] };
+    const q = createPolicy({ default: { type: 'qsgd', levels: 7 } });
+    const n = 4096 * 4096, bytes = q.decide('fc.weight', [4096, 4096]).expectedBytes;
+    // Independent arithmetic: ring traffic 2 (n-1)/n x dense vs (n-1) x payload gathered, 4 ns per element of compute.
+    const crossover = ((1.5 * 4 * n - 3 * bytes) * 8) / ((4 * n) / 1e6 * 1e6);
+    const slow = q.explain(shapes, { link: 'shared-memory', workers: 4 });
+    expect(slow.warnings).toHaveLength(1);
+    expect(slow.warnings[0]).toMatch(/^fc\.weight: qsgd is expected to be slower than dense/);
+    expect(slow.rows[0].crossoverGbps).toBeCloseTo(crossover, 6);
+    expect(slow.text).toContain('warning: fc.weight');
+    const fine = q.explain(shapes, { link: 1, workers: 4 });
+    expect(fine.warnings).toEqual([]);
+    expect(fine.rows[0].compressedMs!).toBeLessThan(fine.rows[0].denseMs!);
+    expect(fine.rows[0].denseMs).toBeCloseTo((1.5 * 4 * n) / (1e9 / 8 / 1e3), 6);
+    // Without a link: no estimate and no warnings.
+    expect(q.explain(shapes).warnings).toEqual([]);
+    expect(q.explain(shapes).rows[0].denseMs).toBeUndefined();
+    expect(() => q.explain(shapes, { link: 0 })).toThrow(expect.objectContaining({ param: 'options.link' }));
+    expect(() => q.explain(shapes, { link: 1, workers: 0 })).toThrow(expect.objectContaining({ param: 'options.workers' }));
+    // One worker: nothing to save, no warning for dense.
+    expect(createPolicy({ default: { type: 'none' } }).explain(shapes, { link: 1 }).warnings).toEqual([]);
+  });
 });
