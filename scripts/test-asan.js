@@ -51,5 +51,5 @@ const env = {
   UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
 };
 const jest = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
-const r = spawnSync(process.execPath, [jest, '--runInBand', ...suites.map((s) => `test/${s}/`)], { cwd: root, env, stdio: 'inherit' });
+const r = spawnSync(process.execPath, [jest, '--runInBand', ...suites.map((s) => (/\.ts$/.test(s) ? `test/${s}` : `test/${s}/`))], { cwd: root, env, stdio: 'inherit' });
 process.exit(r.status ?? 1);

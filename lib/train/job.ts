@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
+import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
 import { batch, makeDataset, shard } from './data';
 import { createModel } from './model';
 import { TrainOptions, compressorLabel, distributedOptions } from './options';
@@ -48,13 +49,23 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const params = Object.fromEntries(Object.entries(model.params).map(([n, t]) => [n, t.data]));
   const mine = shard(train, comm.rank, comm.size, o.nonIid, o.seed);
   const opt = createDistributedOptimizer(distributedOptions(o, comm));
+  let start = 0;
+  if (o.resume) {
+    const ck = await loadTrainCheckpoint(o, comm);
+    if (ck) {
+      opt.load(ck.state);
+      for (const [n, v] of Object.entries(ck.params)) params[n].set(v);
+      start = ck.step;
+    }
+  }
   const t0 = performance.now();
   let ema = NaN;
-  for (let t = 0; t < o.steps; t++) {
+  for (let t = start; t < o.steps; t++) {
     const { loss, grads } = model.lossAndGrad(params, train, batch(mine, o.batch, o.seed, comm.rank, t));
     await opt.step(model.params, grads);
     ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
     progress?.(t + 1, o.steps, ema);
+    if (o.checkpoint !== undefined && (t + 1) % o.checkpointEvery === 0 && t + 1 < o.steps) await saveTrainCheckpoint(o, comm, opt, params, t + 1);
   }
   const avg = await opt.averaged(model.params);
   const seconds = (performance.now() - t0) / 1000;

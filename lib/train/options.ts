@@ -31,11 +31,18 @@ export interface TrainOptions {
   separation: number;
   json: boolean;
   progress: 'bar' | 'lines' | 'none';
+  /** Folder for checkpoint files (none: no checkpoints). */
+  checkpoint?: string;
+  /** Steps between checkpoints (default 100). */
+  checkpointEvery: number;
+  /** Continue from the newest complete checkpoint in `checkpoint`, if there is one. */
+  resume: boolean;
 }
 
 export const TRAIN_DEFAULTS: TrainOptions = {
   algo: 'ef-sgd', compressor: 'topk', workers: 4, steps: 600, lr: 0.1, momentum: 0, optimizer: 'sgd', seed: 1, nonIid: false,
   model: 'mlp', batch: 32, hidden: 64, samples: 8192, features: 32, classes: 10, separation: 0.5, json: false, progress: 'lines',
+  checkpointEvery: 100, resume: false,
 };
 
 export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mpirun -np N npx gradcomp train [flags])
@@ -50,7 +57,10 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --model softmax|mlp (default mlp)  --batch B (per worker, default 32)  --hidden H (default 64)
   --samples N  --features D  --classes C  --separation S   the synthetic dataset
   --seed S           (default 1)                    --non-iid    class-sorted shards
-  --json             print one JSON object          --progress bar|lines|none`;
+  --json             print one JSON object          --progress bar|lines|none
+  --checkpoint DIR   write checkpoints (each rank's whole state) into DIR
+  --checkpoint-every N  steps between checkpoints (default 100)
+  --resume           continue from the newest complete checkpoint in DIR (a fresh start if none)`;
 
 const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, string]> = {
   '--ratio': ['ratio', (v) => v > 0 && v <= 1, 'a number in (0, 1]'],
@@ -69,6 +79,7 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--features': ['features', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--classes': ['classes', (v) => Number.isInteger(v) && v >= 2, 'an integer >= 2'],
   '--separation': ['separation', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0'],
+  '--checkpoint-every': ['checkpointEvery', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
 };
 
 const bad = (flag: string, expected: string, got: unknown) =>
@@ -109,10 +120,17 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       const v = value();
       if (v !== 'bar' && v !== 'lines' && v !== 'none') throw bad(flag, "'bar', 'lines' or 'none'", v);
       o.progress = v;
-    } else if (flag === '--non-iid') o.nonIid = true;
+    } else if (flag === '--checkpoint') {
+      const v = value();
+      if (v.trim() === '' || v.startsWith('--')) throw bad(flag, 'a folder', v);
+      o.checkpoint = v;
+    } else if (flag === '--resume') o.resume = true;
+    else if (flag === '--non-iid') o.nonIid = true;
     else if (flag === '--json') o.json = true;
     else throw new GradcompTypeError(flag, `Unknown flag ${flag}\n${TRAIN_USAGE}`);
   }
+  if (o.resume && o.checkpoint === undefined) throw bad('--resume', '--checkpoint DIR as well (where to resume from)', undefined);
+  if (argv.includes('--checkpoint-every') && o.checkpoint === undefined) throw bad('--checkpoint-every', '--checkpoint DIR as well', undefined);
   // An explicit --algo without --compressor uses that algorithm's own default compressor.
   if (!compressorGiven && argv.includes('--algo')) o.compressor = undefined;
   checkCombination(o);

@@ -40,7 +40,9 @@ export async function main(argv: string[]): Promise<void> {
 if (require.main === module) {
   main(process.argv.slice(2)).catch((e) => {
     // Coded errors are the user's to fix: their message is enough. Anything else gets its stack.
-    writeSync(2, `gradcomp train: rank ${process.env.GRADCOMP_RANK ?? process.env.OMPI_COMM_WORLD_RANK ?? '?'}: ${typeof e?.code === 'string' && e.code.startsWith('ERR_GRADCOMP') ? e.message : e?.stack ?? e}\n`);
+    const prefix = `rank ${process.env.GRADCOMP_RANK ?? process.env.OMPI_COMM_WORLD_RANK ?? '?'}: `;
+    const msg = String(typeof e?.code === 'string' && e.code.startsWith('ERR_GRADCOMP') ? e.message : e?.stack ?? e);
+    writeSync(2, `gradcomp train: ${msg.startsWith(prefix) ? msg : prefix + msg}\n`); // communicator errors already name their rank
     process.exitCode = 1;
   });
 }
