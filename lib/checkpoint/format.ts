@@ -117,6 +117,9 @@ export function decodeCheckpoint(input: Uint8Array | readonly Uint8Array[], file
     const aligned = (bytes.byteOffset + start) % d.bytes === 0;
     return aligned ? new d.ctor(bytes.buffer, bytes.byteOffset + start, t.shape[0]) : new d.ctor(raw.slice().buffer, 0, t.shape[0]);
   });
+  // Exactly as long as its last tensor (or its padded header): appended bytes mean a damaged or foreign file.
+  const end = parsed.tensors.reduce((m, t) => Math.max(m, base + (t.offset as number) + (t.bytes as number)), parsed.tensors.length ? 0 : base);
+  if (bytes.byteLength !== end) throw bad(`it is ${bytes.byteLength} bytes long where its table says ${end} (damaged)`);
   const build = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(build);
     if (v !== null && typeof v === 'object') {

@@ -87,6 +87,12 @@ export abstract class BaseOptimizer<T extends object> implements Optimizer {
   step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts: UpdateOptions = {}): void {
     if (params === null || typeof params !== 'object') throw typeError('params', 'an object of named Float32Arrays', params);
     if (grads === null || typeof grads !== 'object') throw typeError('grads', 'an object of named Float32Arrays', grads);
+    if (Array.isArray(params)) throw typeError('params', 'an object of named Float32Arrays', params);
+    if (Array.isArray(grads)) throw typeError('grads', 'an object of named Float32Arrays', grads);
+    // A gradient with no parameter would be dropped without a word: refuse it (a typo in a name, a missing tensor).
+    for (const name of Object.keys(grads)) {
+      if (!Object.prototype.hasOwnProperty.call(params, name)) throw typeError(`grads.${name}`, `a gradient of one of the params (${Object.keys(params).join(', ') || 'none given'})`, grads[name]);
+    }
     const { lr, gradScale } = this.#rates(opts);
     for (const [name, w] of Object.entries(params)) {
       const g = grads[name];

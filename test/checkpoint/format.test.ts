@@ -98,6 +98,9 @@ describe('damaged files are refused with a coded error naming the file and the t
     expect(() => readCheckpointFile(path.join(dir, 'nope.gckp'))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT', message: expect.stringContaining('nope.gckp') }));
     fs.writeFileSync(path.join(dir, 'text.gckp'), 'hello world, this is not a checkpoint');
     expect(() => readCheckpointFile(path.join(dir, 'text.gckp'))).toThrow(/not a gradcomp checkpoint/);
+    const good = Buffer.concat(encodeCheckpoint({ a: new Float32Array(5) }));
+    expect(() => decodeCheckpoint(new Uint8Array([...good, 0]))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT' }));
+    expect(() => decodeCheckpoint(Buffer.concat(encodeCheckpoint({ n: 3 })).subarray(0, -1))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT' }));
     for (const x of ['GCKP', [1, 2, 3], null, 17]) expect(() => decodeCheckpoint(x as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'bytes' }));
   });
 
