@@ -17,6 +17,9 @@ import { loadBinding } from '../lib/native/loader';
 import { jsSortEfTopK, jsThresholdPass, loadTfjs, runTorch, tfTopK, TorchJob } from './baselines';
 
 const args = new Set(process.argv.slice(2));
+for (const a of args) {
+  if (a !== '--quick' && a !== '--json') { process.stderr.write(`gradcomp bench: unknown flag ${a} (flags: --quick, --json)\n`); process.exit(2); }
+}
 const quick = args.has('--quick');
 const asJson = args.has('--json');
 const log = (s: string) => { if (!asJson) process.stderr.write(s + '\n'); };
@@ -186,7 +189,11 @@ async function main() {
     const m = spawnSync('mpirun', ['-np', String(ranks), process.execPath, path.join(__dirname, '..', '..', 'bench', 'comm_worker.js')], { encoding: 'utf8', env: mpiEnv });
     const mline = (m.stdout ?? '').split('\n').find((l) => l.startsWith('GRADCOMP_COMM_BENCH '));
     if (mline) for (const row of JSON.parse(mline.slice(20)).rows) commRows.push({ backend: 'mpi', ranks, ...row });
-    else log(`mpi communicator benchmark skipped: ${m.error ? 'mpirun not found' : (m.stderr ?? '').split('\n')[0]}`);
+    else {
+      // The reason, not the first line of a stack (which names a file): the coded error's message.
+      const why = m.error ? 'mpirun not found' : ((m.stderr ?? '').split('\n').find((l) => /ERR_GRADCOMP|Error:/.test(l)) ?? (m.stderr ?? '').trim().split('\n').pop() ?? 'no output');
+      log(`mpi communicator benchmark skipped: ${why.replace(/^\S*Error:\s*/, '')}`);
+    }
   }
 
   // Checkpoints: a 25.2M-parameter ef-sgd state (top-k residuals + SGD momentum, 201 MB) through the binary format.

@@ -26,25 +26,26 @@ export type {
   Compressor, Session, Round, RoundResult, Collective, StepContext, TensorStats, CompressorState,
 } from './compress/types';
 export { createPolicy, Policy, expectedBytes } from './compress/policy';
-export type { PolicyOptions, PolicyRule, PolicyDecision, TensorMeta } from './compress/policy';
+export type { PolicyOptions, PolicyRule, PolicyDecision, TensorMeta, ExplainOptions } from './compress/policy';
 export { init } from './comm/init';
 export type { InitOptions } from './comm/init';
 export { runLocal } from './comm/launcher';
 export type { RunOptions, RunResult } from './comm/launcher';
-export type { Communicator, Numeric, ReduceOp } from './comm/types';
+export type { Communicator, Numeric, ReduceOp, AllgathervOptions, AllreduceOptions } from './comm/types';
 export { createOptimizer } from './optim/create';
 export type { OptimizerSpec } from './optim/create';
 export { Sgd } from './optim/sgd';
-export type { SgdOptions } from './optim/sgd';
+export type { SgdOptions, SgdTensorState } from './optim/sgd';
 export { NovoGrad } from './optim/novograd';
-export type { NovoGradOptions } from './optim/novograd';
-export type { Optimizer, OptimizerState } from './optim/optimizer';
+export type { NovoGradOptions, NovoGradTensorState } from './optim/novograd';
+export type { Optimizer, OptimizerState, UpdateOptions } from './optim/optimizer';
 export { createDistributedOptimizer, ALGORITHMS } from './algorithms/create';
 export type { AlgorithmName, DistributedOptions } from './algorithms/create';
 export type {
   DistributedOptimizer, DistributedStats, AlgorithmState, StepInfo, TensorMap, StepHandle,
 } from './algorithms/base';
 export { stlStage } from './algorithms/periodic';
+export type { Stage } from './algorithms/periodic';
 export { saveCheckpoint, loadCheckpoint, writeCheckpointFile, readCheckpointFile } from './checkpoint/file';
 export type { Stateful } from './checkpoint/file';
 export { encodeCheckpoint, decodeCheckpoint, CheckpointError, CHECKPOINT_VERSION } from './checkpoint/format';

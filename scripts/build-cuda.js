@@ -1,6 +1,8 @@
-// Builds the optional CUDA addon (CMakeLists.txt, via cmake-js) into build-cuda/ when nvcc is
-// found (PATH, $CUDACXX or /usr/local/cuda/bin); otherwise says why it skipped and exits 0, so
-// the CPU package builds everywhere. A compile error fails the build (and CI).
+// Builds the optional CUDA addon (CMakeLists.txt, via cmake-js) into build-cuda/ when asked
+// (GRADCOMP_BUILD_CUDA=1) or when this machine has both nvcc (PATH, $CUDACXX or
+// /usr/local/cuda/bin) and an NVIDIA driver; otherwise says why it skipped and exits 0, so the CPU
+// package builds everywhere without spending minutes on GPU code it cannot run. A compile error
+// fails the build (and CI, which asks for it). Incremental: cmake-js build reuses the last configure.
 // GRADCOMP_CUDA_ARCHS=90 narrows the architecture list for a quick build.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -15,6 +17,13 @@ for (const c of candidates) {
 }
 if (!nvcc) {
   console.log('gradcomp: nvcc not found: skipping the CUDA backend (the CPU package is unaffected)');
+  process.exit(0);
+}
+const asked = process.env.GRADCOMP_BUILD_CUDA === '1';
+const driver = fs.existsSync('/proc/driver/nvidia/version') ||
+  ['/usr/lib/x86_64-linux-gnu/libcuda.so.1', '/usr/lib64/libcuda.so.1', '/usr/local/cuda/compat/libcuda.so.1'].some((f) => fs.existsSync(f));
+if (!asked && !driver) {
+  console.log('gradcomp: no NVIDIA driver here: skipping the CUDA backend (GRADCOMP_BUILD_CUDA=1 npm run build:cuda builds it anyway)');
   process.exit(0);
 }
 const nodedir = process.env.npm_config_nodedir || (fs.existsSync('/usr/include/node/node.h') ? '/usr' : undefined);

@@ -9,6 +9,5 @@ try {
   console.log('gradcomp: mpicc not found: skipping the MPI backend (install openmpi-bin libopenmpi-dev to build it)');
   process.exit(0);
 }
-const gyp = require.resolve('node-gyp/bin/node-gyp.js');
-const r = spawnSync(process.execPath, [gyp, 'rebuild', '--nodedir=/usr', '--directory', path.join(__dirname, '..', 'native', 'mpi')], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, [path.join(__dirname, 'build-native.js'), path.join('native', 'mpi')], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

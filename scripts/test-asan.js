@@ -5,7 +5,8 @@
 // node. Any report ends the process that made it, so the suite fails. Leak checking is off: V8
 // keeps memory until exit by design. The AVX-512 paths run when the CPU has them (as here).
 //
-// Default suites: ops, compress, optim, tensor, comm, algorithms, hardening. Pass names to run fewer.
+// Default suites: ops, compress, optim, tensor, comm, algorithms, and the hardening defects and fuzz
+// tests. Pass suite folders or test files (relative to test/) to run others.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -42,7 +43,7 @@ function newestHeader() {
 }
 
 const libasan = execFileSync('g++', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
-const suites = process.argv.slice(2).length ? process.argv.slice(2) : ['ops', 'compress', 'optim', 'tensor', 'comm', 'algorithms', 'hardening'];
+const suites = process.argv.slice(2).length ? process.argv.slice(2) : ['ops', 'compress', 'optim', 'tensor', 'comm', 'algorithms', 'hardening/defects.test.ts', 'hardening/fuzz.test.ts'];
 const env = {
   ...process.env,
   GRADCOMP_BINDING: addon,

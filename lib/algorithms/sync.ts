@@ -84,7 +84,7 @@ export class SyncSgd extends BaseDistributed {
       return null;
     }
     const i = u.tensors[0];
-    return this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shapes[i], out: u.flat, deferScale: true }));
+    return this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shaped[i] ? L.shapes[i] : undefined, out: u.flat, deferScale: true }));
   }
 
   /** Issues a unit's (first) collective; what comes back is awaited by #finish. */

@@ -1,33 +1,63 @@
 #!/usr/bin/env node
 /**
  * The `gradcomp` command.
+ *   gradcomp train [flags]     train a small model with N workers (the main job; train --help for flags)
+ *   gradcomp run -n N script   run N ranks of a script on the local backend
  *   gradcomp doctor [--json]   what gradcomp runs on and why (the probe runs in a child process)
  *   gradcomp bench [flags]     the microbenchmark suite (flags: --quick, --json)
- *   gradcomp train [flags]     train a small model with N workers (the main job; --help for flags)
- *   gradcomp run -n N script   run N ranks of a script on the local backend
+ *   gradcomp --version
+ * Every subcommand refuses unknown flags, naming them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs, ParseArgsConfig } from 'node:util';
 
-const USAGE = `usage: gradcomp <command>
+const USAGE = `usage: gradcomp <command> [flags]
   train [flags]               train a model with N workers and compressed communication (train --help)
+  run -n N [--timeout S] script.js [args]
+                              run N ranks of a script on the local backend (worker_threads)
   doctor [--json]             report the backend, SIMD level, threads and versions
   bench [--quick] [--json]    run the microbenchmark suite
-  run -n N script.js [args]   run N ranks of a script on the local backend (worker_threads)`;
+  --version                   print gradcomp's version`;
 
-function doctor(json: boolean): number {
-  // A broken native stack must not take the caller down: probe in a child process.
-  const probe = `const g = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))});
+const RUN_USAGE = `usage: gradcomp run -n N [--timeout S] script.js [args...]
+  -n, --workers N   ranks to start (worker_threads sharing memory)
+  --timeout S       a collective with no progress for S seconds ends the job (default 60)
+  Flags after script.js go to the script.`;
+
+function version(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** parseArgs with the subcommand's name in its errors; undefined when it printed an error. */
+function flags(cmd: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>, usage: string): Record<string, unknown> | undefined {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, unknown>;
+  } catch (e) {
+    process.stderr.write(`gradcomp ${cmd}: ${(e as Error).message.split('\n')[0]}\n${usage}\n`);
+    return undefined;
+  }
+}
+
+function doctor(argv: string[]): number {
+  const f = flags('doctor', argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'usage: gradcomp doctor [--json]');
+  if (!f) return 2;
+  if (f.help) { process.stdout.write('usage: gradcomp doctor [--json]\n  what gradcomp runs on: backend, SIMD level, threads, versions, and why\n'); return 0; }
+  // A broken native stack must not take the caller down: probe in a child process, which reports
+  // a load failure as its message (what was looked for and how to fix it), not a stack.
+  const probe = `let g; try { g = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))}); g.backendInfo(); }
+    catch (e) { process.stderr.write(String(e && e.message || e) + '\\n'); process.exit(1); }
     process.stdout.write(JSON.stringify(g.backendInfo()));`;
   let info: Record<string, unknown>;
   try {
     info = JSON.parse(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    process.stderr.write(`gradcomp doctor: the native addon could not be loaded\n${err.stderr || err.message}\n`);
+    process.stderr.write(`gradcomp doctor: the native addon could not be loaded\n${(err.stderr || err.message).trim()}\n`);
     return 1;
   }
-  if (json) {
+  if (f.json) {
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');
     return 0;
   }
@@ -40,18 +70,27 @@ function doctor(json: boolean): number {
   return 0;
 }
 
-async function run(rest: string[]): Promise<number> {
-  let n = 1, timeoutMs: number | undefined;
-  while (rest.length && rest[0].startsWith('-')) {
-    const flag = rest.shift()!;
-    if (flag === '-n' || flag === '--workers') n = Number(rest.shift());
-    else if (flag === '--timeout') timeoutMs = Number(rest.shift()) * 1000;
-    else { process.stderr.write(`gradcomp run: unknown flag ${flag}\n${USAGE}\n`); return 2; }
+async function run(argv: string[]): Promise<number> {
+  // The launcher's own flags come before the script; everything after it belongs to the script.
+  let n = 1, timeoutMs: number | undefined, i = 0;
+  const fail = (msg: string) => { process.stderr.write(`gradcomp run: ${msg}\n${RUN_USAGE}\n`); return 2; };
+  for (; i < argv.length && argv[i].startsWith('-'); i++) {
+    const flag = argv[i];
+    if (flag === '-h' || flag === '--help') { process.stdout.write(RUN_USAGE + '\n'); return 0; }
+    if (flag === '-n' || flag === '--workers') {
+      n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 256) return fail(`${flag} expects an integer in [1, 256], got ${argv[i] ?? 'nothing'}`);
+    } else if (flag === '--timeout') {
+      const s = Number(argv[++i]);
+      if (!(s > 0) || !Number.isFinite(s)) return fail(`--timeout expects a number of seconds > 0, got ${argv[i] ?? 'nothing'}`);
+      timeoutMs = s * 1000;
+    } else return fail(`unknown flag ${flag}`);
   }
-  const script = rest.shift();
-  if (!script || !Number.isInteger(n) || n < 1) { process.stderr.write(`gradcomp run: expected -n N script.js\n${USAGE}\n`); return 2; }
+  const script = argv[i];
+  if (!script) return fail('expected a script to run');
+  if (!fs.existsSync(script)) return fail(`no such script: ${script}`);
   const { runLocal } = await import('../comm/launcher');
-  return (await runLocal(script, n, rest, { timeoutMs })).code;
+  return (await runLocal(script, n, argv.slice(i + 1), { timeoutMs })).code;
 }
 
 async function train(rest: string[]): Promise<number> {
@@ -82,27 +121,28 @@ async function train(rest: string[]): Promise<number> {
   return (await runLocal(path.join(__dirname, '..', 'train', 'worker.js'), o.workers, rest)).code;
 }
 
+function bench(argv: string[]): number {
+  const f = flags('bench', argv, { quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'usage: gradcomp bench [--quick] [--json]');
+  if (!f) return 2;
+  if (f.help) { process.stdout.write('usage: gradcomp bench [--quick] [--json]\n  every kernel against its memory floor and baselines measured in the same run\n'); return 0; }
+  const r = spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bench', 'main.js'), ...argv], { stdio: 'inherit' });
+  return r.status ?? 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
-    case 'train':
-      return train(rest);
-    case 'run':
-      return run(rest);
-    case 'doctor':
-      return doctor(rest.includes('--json'));
-    case 'bench': {
-      const r = spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bench', 'main.js'), ...rest], { stdio: 'inherit' });
-      return r.status ?? 1;
-    }
-    case undefined:
-    case '-h':
-    case '--help':
+    case 'train': return train(rest);
+    case 'run': return run(rest);
+    case 'doctor': return doctor(rest);
+    case 'bench': return bench(rest);
+    case '-v': case '--version': process.stdout.write(`${version()}\n`); return 0;
+    case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 1 : 0;
     default:
-      process.stderr.write(`gradcomp: unknown command '${cmd}'\n${USAGE}\n`);
-      return 1;
+      process.stderr.write(`gradcomp: unknown ${cmd.startsWith('-') ? 'flag' : 'command'} '${cmd}'\n${USAGE}\n`);
+      return 2;
   }
 }
 

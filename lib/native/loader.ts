@@ -49,7 +49,7 @@ function loadError(root: string, cause: unknown): GradcompError {
   const msg = [
     `gradcomp could not load its native addon for ${process.platform}-${process.arch}` +
       ` (Node ${process.versions.node}, N-API ${process.versions.napi}).`,
-    `Cause: ${cause instanceof Error ? cause.message : String(cause)}`,
+    `Cause: ${(cause instanceof Error ? cause.message : String(cause)).split("\n")[0]}`,
     `Looked in ${root}:`,
     dirs,
     'Possible solutions:',
@@ -81,10 +81,20 @@ export function loadBinding(): NativeBinding {
   return binding;
 }
 
-/** The optional MPI addon (native/mpi, built only where mpicc exists); undefined with the reason. */
+/**
+ * The optional MPI addon, undefined with the reason: GRADCOMP_MPI_BINDING, else a checkout's
+ * build (native/mpi/build/Release), else the package's prebuilt one (prebuilds/<platform>-<arch>/mpi,
+ * linked against Open MPI's libmpi.so.40).
+ */
 export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
-  const file = process.env.GRADCOMP_MPI_BINDING ?? path.join(packageRoot(), 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node');
-  if (!fs.existsSync(file)) return { reason: `the MPI addon is not built (${file} is missing; install openmpi-bin libopenmpi-dev and run npm run build:mpi)` };
+  const root = packageRoot();
+  const candidates = [path.join(root, 'native', 'mpi', 'build', 'Release', 'gradcomp_mpi.node'),
+    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'mpi', 'gradcomp_mpi.node')];
+  const file = process.env.GRADCOMP_MPI_BINDING ?? candidates.find((f) => fs.existsSync(f)) ?? candidates[1];
+  if (!fs.existsSync(file)) {
+    return { reason: `no MPI addon for ${process.platform}-${process.arch} (looked for ${candidates.join(' and ')}); build one against your MPI: ` +
+      'npm run build:mpi in a checkout, or see the README (Launching: mpirun) to build it from the installed package' };
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const binding = require(file) as MpiBinding;
@@ -92,7 +102,9 @@ export function loadMpiBinding(): { binding?: MpiBinding; reason: string } {
     binding.setErrorFactory(nativeError);
     return { binding, reason: `MPI addon loaded from ${file}` };
   } catch (e) {
-    return { reason: `the MPI addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    const hint = /libmpi/.test(msg) ? ' (the prebuilt addon needs Open MPI 4 or 5\'s libmpi.so.40: apt-get install openmpi-bin, or rebuild it against your MPI)' : '';
+    return { reason: `the MPI addon ${file} failed to load: ${msg}${hint}` };
   }
 }
 

@@ -1,12 +1,15 @@
 /**
- * The published shape: `npm run prebuild` writes prebuilds/linux-x64, `npm pack` makes a tarball,
- * and that tarball installs with --ignore-scripts into an empty folder where both require() and
- * import run every op from the prebuilt binary, with no compiler and no build/ folder.
+ * The published shape: `npm run prebuild` (no npm configuration, no network) writes
+ * prebuilds/linux-x64 (the CPU addon and, where mpicc exists, the MPI addon), `npm pack` makes a
+ * tarball, and that tarball installs with --ignore-scripts into an empty folder with CC and CXX
+ * pointing at /bin/false, where require() and import run every op from the prebuilt binary, and
+ * `gradcomp --version`, `doctor`, `train`, `bench --quick` and `mpirun -np 2 gradcomp train` work.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MPI_ENV, mpiSkipReason } from '../helpers/mpi';
 
 const root = path.resolve(__dirname, '..', '..');
 const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
@@ -37,24 +40,34 @@ test('the packed tarball installs with --ignore-scripts and runs every op from t
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-pack-'));
   const stage = path.join(tmp, 'stage');
   fs.mkdirSync(stage);
-  for (const f of ['package.json', 'binding.gyp', 'README.md', 'LICENSE', 'native', 'dist', 'bench']) {
-    fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true });
+  for (const f of ['package.json', 'binding.gyp', 'README.md', 'LICENSE', 'native', 'dist', 'bench', 'scripts', 'lib', 'docs']) {
+    fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true, filter: (src) => !/[/\\]build([/\\]|$)/.test(path.relative(root, src)) });
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'));
-  run('npm', ['run', 'prebuild'], stage);
+  // No npm configuration at all (no npm_config_nodedir), and no way to download headers.
+  const bare = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  run('npm', ['run', 'prebuild'], stage, { ...bare, HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', npm_config_offline: 'true' });
   const prebuilt = path.join(stage, 'prebuilds', `${process.platform}-${process.arch}`);
   expect(fs.readdirSync(prebuilt).some((f) => f.endsWith('.node'))).toBe(true);
+  const mpiWhy = mpiSkipReason();
+  if (!mpiWhy) expect(fs.existsSync(path.join(prebuilt, 'mpi', 'gradcomp_mpi.node'))).toBe(true);
 
   const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], stage))[0];
   const files: string[] = packed.files.map((f: { path: string }) => f.path);
   expect(files.some((f) => f.startsWith('prebuilds/'))).toBe(true);
-  expect(files.some((f) => f.startsWith('build/') || f === 'binding.gyp' || f.startsWith('native/'))).toBe(false);
+  // No compiled-from-source path: no build/, no root binding.gyp, no kernel sources (only what rebuilding the MPI addon needs).
+  expect(files.filter((f) => f.startsWith('build/') || f === 'binding.gyp' || (f.startsWith('native/') && !/^native\/(mpi|napi_util|core\/include)\//.test(f)))).toEqual([]);
+  // Source maps ship with their sources.
+  for (const m of files.filter((f) => f.endsWith('.js.map'))) {
+    const map = JSON.parse(fs.readFileSync(path.join(stage, m), 'utf8')) as { sources: string[] };
+    for (const src of map.sources) expect(files).toContain(path.posix.normalize(path.posix.join(path.posix.dirname(m), src)));
+  }
 
   const app = path.join(tmp, 'app');
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
   // No compiler may be involved: no binding.gyp ships, scripts are ignored, and CC/CXX point nowhere.
-  const env = { ...process.env, PATH: path.dirname(process.execPath), CXX: '/nonexistent', CC: '/nonexistent' };
+  const env = { ...process.env, PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`, CXX: '/bin/false', CC: '/bin/false' };
   run(process.execPath, [path.join(path.dirname(process.execPath), 'npm'), 'install', '--ignore-scripts', '--prefer-offline',
     '--no-audit', '--no-fund', path.join(tmp, packed.filename)], app, env);
   expect(fs.existsSync(path.join(app, 'node_modules', 'gradcomp', 'build'))).toBe(false);
@@ -67,5 +80,18 @@ test('the packed tarball installs with --ignore-scripts and runs every op from t
     "import { topKSync, Tensor } from 'gradcomp'; import g from 'gradcomp'; console.log(topKSync(new Float32Array([1, -3, 2]), 1).indices[0], typeof Tensor, typeof g.efTopK);"],
   app, env);
   expect(esm.trim()).toBe('1 function function');
+
+  // The command, from the installed package.
+  const bin = path.join(app, 'node_modules', '.bin', 'gradcomp');
+  expect(run(bin, ['--version'], app, env).trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+  expect(run(bin, ['doctor'], app, env)).toMatch(/backend: cpu/);
+  const trained = JSON.parse(run(bin, ['train', '--workers', '2', '--model', 'softmax', '--steps', '60', '--json', '--progress', 'none'], app, env));
+  expect(trained).toMatchObject({ workers: 2, steps: 60, backend: 'local' });
+  expect(run(bin, ['bench', '--quick'], app, env)).toMatch(/efTopK/);
+  if (mpiWhy) console.log(`mpirun part skipped: ${mpiWhy}`);
+  else {
+    const mpi = JSON.parse(run('mpirun', ['-np', '2', bin, 'train', '--model', 'softmax', '--steps', '60', '--json', '--progress', 'none'], app, { ...MPI_ENV, ...env }));
+    expect(mpi).toMatchObject({ workers: 2, steps: 60, backend: 'mpi', digest: trained.digest });
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
-}, 300000);
+}, 600000);
