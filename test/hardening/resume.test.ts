@@ -46,6 +46,18 @@ function trainRun(backend: 'local' | 'mpi', args: string[], kill?: Kill): Promis
     p.on('close', (code, signal) => { clearTimeout(timer); clearInterval(poll); clearTimeout(guard); resolve({ code, signal, out, err }); });
   });
 }
+/** Kills every process whose command line mentions `dir` (ranks mpirun may have left in other process groups) and waits until none is left. */
+async function reap(dir: string): Promise<void> {
+  for (let tries = 0; tries < 200; tries++) {
+    const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid).filter((d) => {
+      try { return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(dir); } catch { return false; }
+    });
+    if (pids.length === 0) return;
+    for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`processes of ${dir} survive SIGKILL`);
+}
 const digestOf = (r: Run) => { const m = /"digest":"([0-9a-f]+)"/.exec(r.out); return m ? m[1] : `none (code ${r.code}, ${r.err.slice(-400)})`; };
 
 const reference = new Map<string, string>();
@@ -72,6 +84,7 @@ async function killAndResume(backend: 'local' | 'mpi', algo: string[], trial: nu
       const r = await trainRun(backend, k === 0 ? args : [...args, '--resume'],
         early ? { delayMs: 50 + Math.floor(rand() * 400) } : { delayMs: Math.floor(rand() * 600), afterCheckpointIn: dir });
       if (r.code !== 0) killed++;
+      await reap(dir); // a crash takes every rank: none of the killed job may write on
     }
     expect(killed).toBeGreaterThan(0); // the run is long enough that the kill lands before it ends
     const done = await trainRun(backend, [...args, '--resume']);
