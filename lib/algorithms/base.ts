@@ -149,6 +149,7 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
 
   /** The first step's check that every rank starts from the same parameters. */
   async #checkStart(p: Record<string, Float32Array>): Promise<void> {
+    this.checkLoadedNames();
     if (this.#checked) return;
     this.#checked = true;
     await checkIdentical(this.ex, this.layout!.names.map((n) => [n, p[n]] as const));
@@ -228,5 +229,19 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
     this.st = next as S;
     this.steps = state.step;
     this.#checked = true;
+    this.#loadedNames = [...Object.keys(state.optimizer?.tensors ?? {}), ...Object.keys((state.compressor as { tensors?: object } | undefined)?.tensors ?? {})];
+  }
+
+  /** Tensor names a loaded state carries: checked against the layout on the next step, so renamed tensors are not silently dropped. */
+  #loadedNames: string[] | undefined;
+
+  protected checkLoadedNames(): void {
+    if (!this.#loadedNames || !this.layout) return;
+    const known = new Set(this.layout.names), unknown = [...new Set(this.#loadedNames.filter((n) => !known.has(n)))];
+    this.#loadedNames = undefined;
+    if (unknown.length) {
+      throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `the loaded state holds tensors this model does not have (${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', ...' : ''}): ` +
+        `its tensors were saved under other names (the model's are ${this.layout.names.slice(0, 5).join(', ')}${this.layout.names.length > 5 ? ', ...' : ''})`, 'state');
+    }
   }
 }

@@ -147,6 +147,7 @@ export class SyncSgd extends BaseDistributed {
   override beginStep(params: TensorMap): StepHandle {
     const { p } = this.views(params);
     if (this.steps === 0) return super.beginStep(params); // the first step fixes the layout and checks the start
+    this.checkLoadedNames();
     const L = this.layout!, units = this.#plan(), t = this.steps;
     const unitOf = new Map<string, number>(), grads = new Map<number, Float32Array>(), missing = units.map((u) => u.tensors.length);
     units.forEach((u, k) => u.tensors.forEach((i) => unitOf.set(L.names[i], k)));

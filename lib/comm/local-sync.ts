@@ -31,11 +31,20 @@ export class JobSync {
     this.timeout = job.timeoutMs;
   }
 
+  /** Set while a helper thread acts as this rank (see LocalCommunicator.lend): this side must not issue collectives. */
+  lentTo: string | undefined;
+  /** Operations queued and not yet settled. */
+  pending = 0;
+
   /** Calls from one rank run one at a time, in issue order (collectives must match across ranks). */
   enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.lentTo !== undefined) {
+      return Promise.reject(new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator is lent to ${this.lentTo}, which runs this rank's collectives now; dispose it first`, 'comm'));
+    }
     if (this.closed) return Promise.reject(new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm'));
+    this.pending++;
     const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => undefined);
+    this.#queue = run.catch(() => undefined).finally(() => { this.pending--; });
     return run;
   }
 

@@ -248,7 +248,28 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
     return this.#s.enqueue(async () => { await this.#s.agree(OPS.barrier, 0, true); });
   }
 
+  /**
+   * Lets a helper thread act as this rank (the TF.js optimizer's step thread): returns this rank's
+   * job without its point-to-point ports (collectives only) for `new LocalCommunicator(job)` in that
+   * thread. Until `release()`, this communicator refuses collectives (ERR_GRADCOMP_COMM_LENT); it
+   * must have no operation in flight.
+   */
+  lend(to: string): { job: LocalJob; release(): void } {
+    if (this.#s.closed) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm');
+    if (this.#s.lentTo !== undefined) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator is already lent to ${this.#s.lentTo}`, 'comm');
+    if (this.#s.pending > 0) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator has ${this.#s.pending} operation(s) in flight: await them before lending it to ${to}`, 'comm');
+    this.#s.lentTo = to;
+    const j = this.#job;
+    const job: LocalJob = { marker: j.marker, rank: j.rank, size: j.size, ctrl: j.ctrl, data: j.data, slotBytes: j.slotBytes, timeoutMs: j.timeoutMs,
+      ports: Array(j.size).fill(undefined), outPorts: Array(j.size).fill(undefined) };
+    return { job, release: () => { this.#s.lentTo = undefined; } };
+  }
+
+  /** Hooks run by close() before it closes (a lent communicator's borrower is stopped first). */
+  readonly beforeClose: (() => Promise<void>)[] = [];
+
   async close(): Promise<void> {
+    for (const hook of this.beforeClose.splice(0)) await hook();
     if (this.#s.closed) return;
     await this.#s.idle();
     this.#s.closed = true;

@@ -28,6 +28,7 @@ export type GradcompErrorCode =
   | 'ERR_GRADCOMP_DEVICE'
   | 'ERR_GRADCOMP_PARAMS_MISMATCH'
   | 'ERR_GRADCOMP_CORRUPT_CHECKPOINT'
+  | 'ERR_GRADCOMP_COMM_LENT'
   | 'ERR_GRADCOMP_INTERNAL';
 
 export class GradcompError extends Error {

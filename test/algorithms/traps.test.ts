@@ -68,3 +68,16 @@ describe('DGC and optimizer momentum', () => {
       .toThrow(expect.objectContaining({ param: 'options.compressor.momentum' }));
   });
 });
+
+test('a state saved under other tensor names is refused on the next step, naming them (never silently dropped)', async () => {
+  const mk = () => createDistributedOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.1 }, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, minCompressSize: 1 });
+  const a = mk();
+  await a.step({ 'fc.w': new Float32Array(100) }, { 'fc.w': grad(100, 0) });
+  const b = mk();
+  b.load(a.state());
+  await expect(b.step({ 'fc.weight': new Float32Array(100) }, { 'fc.weight': grad(100, 1) }))
+    .rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG', param: 'state', message: expect.stringMatching(/fc\.w\b.*fc\.weight/) });
+  const c = mk();
+  c.load(a.state());
+  await c.step({ 'fc.w': new Float32Array(100) }, { 'fc.w': grad(100, 1) }); // the same names: fine
+});

@@ -1,0 +1,11 @@
+/**
+ * gradcomp/tfjs: TensorFlow.js integration. A tf.Optimizer running any distributed algorithm
+ * inside model.fit, rank 0's weights broadcast to every rank, DropIT layers that keep a packed
+ * input for the backward pass, and the Fashion-MNIST / IDX loaders.
+ */
+export { createTfjsOptimizer, broadcastWeights } from './optimizer';
+export type { TfjsOptimizerOptions, TfjsDistributedOptimizer } from './optimizer';
+export { dropitDense, dropitConv2d, dropitMemory } from './layers';
+export type { DropitDenseConfig, DropitConv2dConfig, DropitBytes } from './layers';
+export { loadFashionMnist, readIdx, FASHION_MNIST_CLASSES } from '../../train/idx';
+export type { FashionMnist, ImageSplit, IdxArray } from '../../train/idx';

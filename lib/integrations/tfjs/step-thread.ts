@@ -1,0 +1,76 @@
+/**
+ * The step thread of a TF.js optimizer (see optimizer.ts): acts as this rank on the communicator
+ * the training thread lent it, runs createDistributedOptimizer's steps on request, and answers
+ * state requests (getWeights/setWeights) by message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createDistributedOptimizer } from '../../algorithms/create';
+import type { AlgorithmState } from '../../algorithms/types';
+import { LocalCommunicator } from '../../comm/local';
+import type { LocalJob } from '../../comm/shared';
+import { Tensor } from '../../tensor/tensor';
+import { CTRL, STATS, StepShared, TensorLayout, matrixShape } from './protocol';
+
+interface Init { job: LocalJob; options: Record<string, unknown>; layout: TensorLayout; shared: StepShared; state?: AlgorithmState }
+
+async function main(): Promise<void> {
+  const { job, options, layout, shared, state } = workerData as Init;
+  const ctrl = new Int32Array(shared.ctrl), lr = new Float64Array(shared.lr);
+  const weights = new Float32Array(shared.weights), grads = new Float32Array(shared.grads);
+  const comm = new LocalCommunicator(job, 'the step thread of a TF.js optimizer (lent)');
+  const shapes: Record<string, number[]> = {};
+  const params: Record<string, Tensor> = {}, g: Record<string, Float32Array> = {};
+  layout.names.forEach((name, i) => {
+    const n = layout.shapes[i].reduce((a, b) => a * b, 1), at = layout.offsets[i];
+    shapes[name] = matrixShape(layout.shapes[i]);
+    params[name] = Tensor.from(weights.subarray(at, at + n), shapes[name]);
+    g[name] = grads.subarray(at, at + n);
+  });
+  const opt = createDistributedOptimizer({ ...options, comm, shapes } as never);
+  if (state) opt.load(state); // setWeights before the first step
+  parentPort!.on('message', (m: { id: number; op: 'state' | 'load'; state?: AlgorithmState }) => {
+    void (async () => {
+      try {
+        if (m.op === 'state') { await opt.drain(); parentPort!.postMessage({ id: m.id, state: opt.state() }); }
+        else { opt.load(m.state!); parentPort!.postMessage({ id: m.id }); }
+      } catch (e) { parentPort!.postMessage({ id: m.id, error: errorOf(e) }); }
+    })();
+  });
+  Atomics.store(ctrl, CTRL.READY, 1);
+  Atomics.notify(ctrl, CTRL.READY);
+  let seen = 0;
+  for (;;) {
+    const w = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string } }).waitAsync(ctrl, CTRL.REQUEST, seen);
+    if (w.async) {
+      // A pending waitAsync alone does not keep the event loop alive.
+      const keep = setInterval(() => undefined, 1 << 30);
+      await w.value;
+      clearInterval(keep);
+    }
+    const req = Atomics.load(ctrl, CTRL.REQUEST);
+    if (req === seen) continue;
+    seen = req;
+    if (req < 0) break; // stop
+    try {
+      opt.optimizer.lr = lr[0];
+      await opt.step(params, g);
+      const st = opt.stats() as unknown as Record<string, number>, out = new Float64Array(shared.stats);
+      STATS.forEach((k, i) => { out[i] = st[k] ?? 0; });
+      Atomics.store(ctrl, CTRL.STATUS, 0);
+    } catch (e) {
+      const bytes = new TextEncoder().encode(JSON.stringify(errorOf(e))).subarray(0, shared.error.byteLength);
+      new Uint8Array(shared.error).set(bytes);
+      Atomics.store(ctrl, CTRL.ERROR_BYTES, bytes.length);
+      Atomics.store(ctrl, CTRL.STATUS, 1);
+    }
+    Atomics.store(ctrl, CTRL.DONE, req);
+    Atomics.notify(ctrl, CTRL.DONE);
+  }
+}
+
+function errorOf(e: unknown): { code?: string; param?: string; message: string; name?: string } {
+  const x = e as { code?: string; param?: string; message?: string; name?: string };
+  return { code: x?.code, param: x?.param, message: String(x?.message ?? e), name: x?.name };
+}
+
+main().catch((e) => { process.stderr.write(`gradcomp tfjs step thread: ${(e as Error)?.stack ?? e}\n`); process.exit(1); });

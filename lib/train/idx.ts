@@ -1,0 +1,97 @@
+/**
+ * The IDX format of MNIST and Fashion-MNIST (gzipped or not): a 4-byte magic (0, 0, type, number
+ * of dimensions), big-endian uint32 dimensions, then the values. And Fashion-MNIST itself, from a
+ * folder you give, GRADCOMP_FASHION_MNIST, or Debian's dataset-fashion-mnist package
+ * (/usr/share/datasets/fashion-mnist).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { GradcompError, typeError } from '../native/errors';
+
+export interface IdxArray { dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64'; shape: number[]; data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array }
+
+const TYPES: Record<number, [IdxArray['dtype'], number]> = { 0x08: ['uint8', 1], 0x09: ['int8', 1], 0x0b: ['int16', 2], 0x0c: ['int32', 4], 0x0d: ['float32', 4], 0x0e: ['float64', 8] };
+
+const bad = (file: string, why: string) => new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${file}: not a valid IDX file: ${why}`, 'file');
+
+/** Reads an IDX file (or its bytes), gunzipping when it starts with the gzip magic. */
+export function readIdx(file: string | Uint8Array, name = typeof file === 'string' ? file : 'IDX data'): IdxArray {
+  let raw: Uint8Array;
+  if (typeof file === 'string') {
+    try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
+  } else if (file instanceof Uint8Array) raw = file;
+  else throw typeError('file', 'a path or a Uint8Array', file);
+  let bytes = raw;
+  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
+    try { bytes = gunzipSync(raw, { maxOutputLength: 2 ** 31 }); } catch (e) { throw bad(name, `gzip: ${(e as Error).message}`); }
+  }
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw bad(name, 'wrong magic number');
+  const t = TYPES[bytes[2]], dims = bytes[3];
+  if (!t) throw bad(name, `unknown element type 0x${bytes[2].toString(16)}`);
+  if (dims < 1 || bytes.length < 4 + 4 * dims) throw bad(name, 'truncated header');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shape = Array.from({ length: dims }, (_, i) => dv.getUint32(4 + 4 * i, false));
+  const count = shape.reduce((a, b) => a * b, 1), start = 4 + 4 * dims;
+  if (bytes.length !== start + count * t[1]) throw bad(name, `its ${bytes.length - start} value bytes do not match the shape [${shape.join(', ')}]`);
+  const [dtype, size] = t;
+  let data: IdxArray['data'];
+  if (dtype === 'uint8') data = bytes.slice(start);
+  else if (dtype === 'int8') data = new Int8Array(bytes.slice(start).buffer);
+  else {
+    const Ctor = { int16: Int16Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[dtype];
+    data = new Ctor(count);
+    for (let i = 0; i < count; i++) {
+      const at = start + i * size;
+      data[i] = dtype === 'int16' ? dv.getInt16(at, false) : dtype === 'int32' ? dv.getInt32(at, false) : dtype === 'float32' ? dv.getFloat32(at, false) : dv.getFloat64(at, false);
+    }
+  }
+  return { dtype, shape, data };
+}
+
+export interface ImageSplit {
+  /** count x rows x cols pixels scaled to [0, 1], row-major. */
+  images: Float32Array;
+  labels: Uint8Array;
+  count: number;
+  rows: number;
+  cols: number;
+}
+export interface FashionMnist { train: ImageSplit; test: ImageSplit; classes: string[]; dir: string }
+
+export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist'];
+
+function findFile(dir: string, base: string): string | undefined {
+  return [base, `${base}.gz`].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+}
+
+function split(dir: string, prefix: 'train' | 't10k', limit: number | undefined): ImageSplit {
+  const imgFile = findFile(dir, `${prefix}-images-idx3-ubyte`)!, labFile = findFile(dir, `${prefix}-labels-idx1-ubyte`)!;
+  const img = readIdx(imgFile), lab = readIdx(labFile);
+  if (img.dtype !== 'uint8' || img.shape.length !== 3) throw bad(imgFile, `expected uint8 images [count, rows, cols], found ${img.dtype} [${img.shape.join(', ')}]`);
+  if (lab.dtype !== 'uint8' || lab.shape.length !== 1 || lab.shape[0] !== img.shape[0]) throw bad(labFile, `expected ${img.shape[0]} uint8 labels`);
+  const [n0, rows, cols] = img.shape, count = Math.min(n0, limit ?? n0);
+  const px = img.data as Uint8Array, images = new Float32Array(count * rows * cols);
+  for (let i = 0; i < images.length; i++) images[i] = px[i] / 255;
+  return { images, labels: (lab.data as Uint8Array).slice(0, count), count, rows, cols };
+}
+
+/**
+ * Fashion-MNIST (60000 training and 10000 test images of 28 x 28, 10 classes) from `dir`, else
+ * GRADCOMP_FASHION_MNIST, else Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
+ * The four IDX files keep their original names, gzipped or not. `limit` reads only the first
+ * images of each split.
+ */
+export function loadFashionMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
+  if (dir !== undefined && typeof dir !== 'string') throw typeError('dir', 'a folder', dir);
+  const candidates = dir !== undefined ? [dir] : [process.env.GRADCOMP_FASHION_MNIST, ...FASHION_MNIST_DIRS].filter((d): d is string => !!d);
+  const need = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
+  const found = candidates.find((d) => need.every((f) => findFile(d, f)));
+  if (!found) {
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `Fashion-MNIST not found in ${candidates.join(', ') || '(no folder)'}: it needs ${need.join(', ')} (each may be .gz). ` +
+      'On Debian or Ubuntu: apt-get install dataset-fashion-mnist; elsewhere download the four files from https://github.com/zalandoresearch/fashion-mnist ' +
+      'into a folder and pass it (or set GRADCOMP_FASHION_MNIST).', 'dir');
+  }
+  return { train: split(found, 'train', options.trainLimit), test: split(found, 't10k', options.testLimit), classes: FASHION_MNIST_CLASSES, dir: found };
+}

@@ -1,0 +1,219 @@
+/**
+ * gradcomp/tfjs: the optimizer inside plain model.fit (every rank bit-identical, the same
+ * trajectory as createDistributedOptimizer driven by hand), broadcastWeights and the identical-start
+ * check, optimizer checkpoints through getWeights/setWeights, DropIT layers against the plain
+ * layers and a reference weight gradient, the IDX and Fashion-MNIST loaders, and the example.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as tf from '@tensorflow/tfjs';
+import { createDistributedOptimizer, init, Communicator } from '../../lib';
+import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
+import { dropitKeepCount } from '../../lib/ops/dropit';
+
+const root = path.resolve(__dirname, '..', '..');
+const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
+let comm: Communicator;
+beforeAll(async () => { await tf.setBackend('cpu'); comm = await init(); });
+afterAll(async () => { await comm.close(); });
+
+function gradcompRun(n: number, script: string, args: string[], timeout = 240000): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => execFile(process.execPath, [cli, 'run', '-n', String(n), script, ...args], { cwd: root, timeout, maxBuffer: 1 << 24 },
+    (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err })));
+}
+const rows = (out: string) => out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+const fixture = path.join(__dirname, 'fixtures', 'tfjs-fit.js');
+
+describe('createTfjsOptimizer in model.fit across ranks', () => {
+  test.each([
+    ['sync', {}], ['ef-sgd', { compressor: { type: 'topk', ratio: 0.05 } }], ['powersgd', { compressor: { type: 'powersgd', rank: 2 } }],
+    ['local', { period: 3 }], ['double-squeeze', {}], ['sync', { compressor: { type: 'qsgd', levels: 7 } }],
+  ])('%s %j: learns, every rank ends bit-identical, bytes counted', async (algorithm, extra) => {
+    const r = await gradcompRun(3, fixture, [JSON.stringify({ algorithm, ...extra, steps: 6 })]);
+    expect(r.err.split('\n').filter((l) => /rror/.test(l))).toEqual([]);
+    const out = rows(r.out);
+    expect(out).toHaveLength(3);
+    for (const o of out) {
+      expect(o.error).toBeUndefined();
+      expect(o.digest).toBe(out[0].digest);
+      expect(o.steps).toBe(12);
+      const [first, second] = o.losses as number[];
+      expect(second).toBeLessThan(first);
+      const s = o.stats as { bytesSent: number; denseBytes: number };
+      expect(s.bytesSent).toBeGreaterThan(0);
+      if ((extra as { compressor?: unknown }).compressor || algorithm !== 'sync') expect(s.bytesSent).toBeLessThan(s.denseBytes);
+    }
+  }, 240000);
+
+  test('ranks that start from different weights are refused on the first step, naming the weight; broadcastWeights fixes it', async () => {
+    const r = await gradcompRun(2, fixture, [JSON.stringify({ algorithm: 'sync', steps: 2, broadcast: false })]);
+    const out = rows(r.out);
+    expect(out).toHaveLength(2);
+    for (const o of out) expect(o.error).toMatchObject({ code: 'ERR_GRADCOMP_PARAMS_MISMATCH', param: expect.stringMatching(/^params\.dense_\w+\/kernel$/) });
+  }, 120000);
+
+  test('the MLP trains on the wasm backend too', async () => {
+    const r = await gradcompRun(2, fixture, [JSON.stringify({ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.1 }, steps: 4, backend: 'wasm' })]);
+    const out = rows(r.out);
+    expect(out).toHaveLength(2);
+    expect(out[0].digest).toBe(out[1].digest);
+  }, 120000);
+});
+
+describe('one rank', () => {
+  const model = (seed: number) => tf.sequential({ layers: [
+    tf.layers.dense({ inputShape: [6], units: 16, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
+    tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) })] });
+  const batch = (t: number) => ({ x: tf.randomNormal([16, 6], 0, 1, 'float32', t + 1), y: tf.randomNormal([16, 3], 0, 1, 'float32', 50 + t) });
+  const loss = (m: tf.Sequential, t: number) => () => { const { x, y } = batch(t); return tf.losses.meanSquaredError(y, m.predict(x) as tf.Tensor) as tf.Scalar; };
+
+  test('minimize() gives exactly the trajectory of createDistributedOptimizer driven by hand with tf.variableGrads', async () => {
+    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
+    const a = model(3), b = model(3);
+    const optA = createTfjsOptimizer({ comm, ...opts });
+    for (let t = 0; t < 8; t++) optA.minimize(loss(a, t));
+    optA.dispose();
+    const optB = createDistributedOptimizer({ comm, ...opts, shapes: Object.fromEntries(b.trainableWeights.map((w) => [(w as unknown as { val: tf.Variable }).val.name, w.shape])), checkIdentical: false } as never);
+    for (let t = 0; t < 8; t++) {
+      const { grads } = tf.variableGrads(loss(b, t));
+      const params: Record<string, Float32Array> = {}, g: Record<string, Float32Array> = {};
+      for (const v of b.trainableWeights) {
+        const name = (v as unknown as { val: tf.Variable }).val.name;
+        params[name] = Float32Array.from(v.read().dataSync() as Float32Array);
+        g[name] = Float32Array.from(grads[name].dataSync() as Float32Array);
+      }
+      await optB.step(params, g);
+      for (const v of b.trainableWeights) v.write(tf.tensor(params[(v as unknown as { val: tf.Variable }).val.name], v.shape));
+    }
+    a.getWeights().forEach((w, i) => expect(Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((b.getWeights()[i].dataSync() as Float32Array).buffer))).toBe(true));
+  });
+
+  test('getWeights/setWeights carry the distributed state: save after 4 steps, restore into a fresh model and optimizer, continue bit-identically', async () => {
+    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
+    // Named layers, so the restored model's variables have the names the state was saved under (as after tf.loadLayersModel).
+    const named = (seed: number) => tf.sequential({ layers: [
+      tf.layers.dense({ name: 'h', inputShape: [6], units: 16, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
+      tf.layers.dense({ name: 'out', units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) })] });
+    const a = named(5), optA = createTfjsOptimizer({ comm, ...opts });
+    for (let t = 0; t < 4; t++) optA.minimize(loss(a, t));
+    const saved = (await optA.getWeights()).map((w) => ({ name: w.name, tensor: w.tensor.clone() })), weights = a.getWeights().map((w) => w.clone());
+    for (let t = 4; t < 8; t++) optA.minimize(loss(a, t));
+    const want = a.getWeights().map((w) => Array.from(w.dataSync()));
+    optA.dispose();
+    a.dispose();
+    const b = named(9), optB = createTfjsOptimizer({ comm, ...opts });
+    b.setWeights(weights);
+    await optB.setWeights(saved);
+    expect(optB.iterations).toBe(4);
+    for (let t = 4; t < 8; t++) optB.minimize(loss(b, t));
+    optB.dispose();
+    b.getWeights().forEach((w, i) => expect(Array.from(w.dataSync())).toEqual(want[i]));
+  });
+
+  test('bad options are refused naming them; an MPI communicator is refused with the reason', () => {
+    expect(() => createTfjsOptimizer({ comm: {} as never })).toThrow(expect.objectContaining({ param: 'options.comm' }));
+    expect(() => createTfjsOptimizer({ comm: { backend: 'mpi' } as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE', param: 'options.comm' }));
+    expect(() => createTfjsOptimizer({ comm, optimizer: { type: 'sgd', lr: 0.1 }, hook: () => 1 })).toThrow(expect.objectContaining({ param: 'options' }));
+  });
+});
+
+describe('DropIT layers', () => {
+  function grads(m: tf.Sequential, x: tf.Tensor, y: tf.Tensor): Float32Array[] {
+    const { grads: g } = tf.variableGrads(() => tf.losses.meanSquaredError(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+    return m.trainableWeights.map((w) => g[(w as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array);
+  }
+  const close = (a: Float32Array, b: Float32Array) => a.every((v, i) => Math.abs(v - b[i]) <= 1e-5 * (1 + Math.abs(b[i])));
+
+  test('gamma 0 computes what tf.layers.dense and tf.layers.conv2d compute (outputs and gradients)', () => {
+    const x = tf.randomNormal([4, 9, 9, 3], 0, 1, 'float32', 1), y = tf.randomNormal([4, 10], 0, 1, 'float32', 2);
+    const plain = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [9, 9, 3], filters: 5, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }),
+      tf.layers.flatten(), tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 5 }) })] });
+    const drop = tf.sequential({ layers: [dropitConv2d({ inputShape: [9, 9, 3], filters: 5, kernelSize: 3, activation: 'relu', gamma: 0, seed: 4 }) as tf.layers.Layer,
+      tf.layers.flatten(), dropitDense({ units: 10, gamma: 0, seed: 5 }) as tf.layers.Layer] });
+    drop.setWeights(plain.getWeights());
+    expect(close((drop.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array, (plain.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array)).toBe(true);
+    const gp = grads(plain, x, y), gd = grads(drop, x, y);
+    gp.forEach((g, i) => expect(close(gd[i], g)).toBe(true));
+  });
+
+  test('gamma 0.9: the kernel gradient is the one of the kept entries (reference by hand), the input gradient exact, >= 80% fewer bytes held', () => {
+    const x = tf.randomNormal([8, 20], 0, 1, 'float32', 7), dy = tf.randomNormal([8, 6], 0, 1, 'float32', 8);
+    const m = tf.sequential({ layers: [dropitDense({ inputShape: [20], units: 6, gamma: 0.9, seed: 2 }) as tf.layers.Layer] });
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar);
+    const kernel = m.trainableWeights[0], gk = g[(kernel as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array;
+    // Reference: keep the top ceil(0.1 n) |x| (ties to the lower index), zero the rest, dW = x~ᵀ dy.
+    const xv = x.dataSync() as Float32Array, k = dropitKeepCount(xv.length, 0.9);
+    const order = Array.from(xv.keys()).sort((a, b) => Math.abs(xv[b]) - Math.abs(xv[a]) || a - b).slice(0, k);
+    const kept = new Float32Array(xv.length);
+    for (const i of order) kept[i] = xv[i];
+    const ref = tf.matMul(tf.tensor2d(kept, [8, 20]), dy, true, false).dataSync() as Float32Array;
+    expect(close(gk, ref)).toBe(true);
+    const [mem] = dropitMemory(m);
+    expect(mem.dense).toBe(4 * 8 * 20);
+    expect(mem.kept).toBeLessThanOrEqual(0.2 * mem.dense);
+    // The input gradient does not depend on the dropped entries.
+    const gx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(m.apply(xx, { training: true }) as tf.Tensor, dy)))(x).dataSync() as Float32Array;
+    const ref2 = tf.matMul(dy, kernel.read() as tf.Tensor2D, false, true).dataSync() as Float32Array;
+    expect(close(gx, ref2)).toBe(true);
+  });
+
+  test('bad configs are refused naming the field', () => {
+    expect(() => dropitDense({ units: 4, gamma: 1 })).toThrow(expect.objectContaining({ param: 'config.gamma' }));
+    expect(() => dropitConv2d({ filters: 4, kernelSize: 0, gamma: 0.5 })).toThrow(expect.objectContaining({ param: 'config.kernelSize' }));
+    expect(() => dropitDense({ units: 4, gamma: 0.5, activation: 'gelu' as never }).apply(tf.zeros([1, 3]))).toThrow(expect.objectContaining({ param: 'config.activation' }));
+  });
+});
+
+describe('IDX and Fashion-MNIST', () => {
+  const idx = (type: number, shape: number[], body: Uint8Array) => {
+    const head = new Uint8Array(4 + 4 * shape.length), dv = new DataView(head.buffer);
+    head[2] = type; head[3] = shape.length;
+    shape.forEach((d, i) => dv.setUint32(4 + 4 * i, d, false));
+    return new Uint8Array([...head, ...body]);
+  };
+
+  test('reads uint8 and big-endian float IDX files, gzipped or not; refuses damaged ones with a coded error', () => {
+    const px = Uint8Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 7);
+    expect(readIdx(idx(0x08, [2, 3, 4], px))).toMatchObject({ dtype: 'uint8', shape: [2, 3, 4] });
+    expect(Array.from(readIdx(gzipSync(idx(0x08, [2, 3, 4], px))).data)).toEqual(Array.from(px));
+    const f = new Uint8Array(8); new DataView(f.buffer).setFloat32(0, 1.5, false); new DataView(f.buffer).setFloat32(4, -2, false);
+    expect(Array.from(readIdx(idx(0x0d, [2], f)).data)).toEqual([1.5, -2]);
+    for (const bad of [idx(0x08, [2, 3, 4], px.subarray(1)), new Uint8Array([1, 0, 8, 1]), idx(0x07, [1], new Uint8Array(1)), gzipSync(idx(0x08, [5], px)).subarray(0, 10)]) {
+      expect(() => readIdx(bad)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
+    }
+  });
+
+  test('loadFashionMnist reads a folder of the four files, and says how to get them when absent', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-fmnist-'));
+    try {
+      const img = Uint8Array.from({ length: 5 * 28 * 28 }, (_, i) => i % 256), lab = Uint8Array.of(3, 1, 4, 1, 5);
+      for (const p of ['train', 't10k']) {
+        fs.writeFileSync(path.join(dir, `${p}-images-idx3-ubyte.gz`), gzipSync(idx(0x08, [5, 28, 28], img)));
+        fs.writeFileSync(path.join(dir, `${p}-labels-idx1-ubyte`), idx(0x08, [5], lab));
+      }
+      const d = loadFashionMnist(dir, { testLimit: 2 });
+      expect(d.train).toMatchObject({ count: 5, rows: 28, cols: 28 });
+      expect(d.test.count).toBe(2);
+      expect(d.train.images[300]).toBeCloseTo((300 % 256) / 255, 6);
+      expect(Array.from(d.train.labels)).toEqual([3, 1, 4, 1, 5]);
+      expect(() => loadFashionMnist(path.join(dir, 'nope'))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', message: expect.stringMatching(/dataset-fashion-mnist/) }));
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
+});
+
+const haveFashion = fs.existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
+(haveFashion ? test : test.skip)('examples/tfjs-fashion.js: an MLP (cpu and wasm) and a small DropIT CNN on a Fashion-MNIST slice under gradcomp run', async () => {
+  const ex = path.join(root, 'examples', 'tfjs-fashion.js');
+  for (const args of [['--model', 'mlp', '--train', '2400', '--test', '300', '--epochs', '2'], ['--model', 'mlp', '--backend', 'wasm', '--train', '600', '--test', '200', '--epochs', '1'],
+    ['--model', 'cnn', '--gamma', '0.9', '--train', '256', '--test', '100', '--epochs', '1', '--compressor', 'powersgd', '--algo', 'powersgd']]) {
+    const r = await gradcompRun(2, ex, args, 600000);
+    const out = rows(r.out);
+    expect({ code: r.code, n: out.length }).toEqual({ code: 0, n: 2 });
+    expect(out[0].digest).toBe(out[1].digest);
+    if (args[1] === 'mlp' && args[3] !== 'wasm') expect(out[0].accuracy).toBeGreaterThan(0.45); // 10 classes: chance is 0.1
+    if (args.includes('--gamma')) expect((out[0].memory as { kept: number; dense: number }).kept).toBeLessThan(0.2 * (out[0].memory as { dense: number }).dense);
+  }
+}, 900000);
