@@ -1,0 +1,104 @@
+// One rank of the TF.js benchmark (bench/tfjs.ts runs it under gradcomp run -n 4). argv[2] is a
+// JSON config:
+//   { mode: 'overhead', steps }: the same MLP, data and algorithm (ef-sgd top-k 1%) driven two
+//     ways in one run: createTfjsOptimizer through optimizer.minimize (TF.js's synchronous
+//     applyGradients), and a hand-written async loop (tf.variableGrads, then
+//     createDistributedOptimizer's step, then assign). Median ms per step of each.
+//   { mode: 'fit', model, algo, compressor?, gamma?, epochs, train, test }: the CNN (or MLP) on
+//     Fashion-MNIST through plain model.fit; test accuracy, bytes, DropIT memory, time.
+// Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
+'use strict';
+const { writeSync } = require('node:fs');
+const { createHash } = require('node:crypto');
+const tf = require('@tensorflow/tfjs');
+const g = require(process.env.GRADCOMP_ENTRY || 'gradcomp');
+const gt = require(process.env.GRADCOMP_TFJS_ENTRY || 'gradcomp/tfjs');
+
+const cfg = JSON.parse(process.argv[2]);
+const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+
+function shard(data, rank, size, limit) {
+  const idx = [];
+  for (let i = rank; i < Math.min(limit, data.count); i += size) idx.push(i);
+  const px = 784, xs = new Float32Array(idx.length * px), ys = new Int32Array(idx.length);
+  idx.forEach((i, j) => { xs.set(data.images.subarray(i * px, (i + 1) * px), j * px); ys[j] = data.labels[i]; });
+  return { x: tf.tensor4d(xs, [idx.length, 28, 28, 1]), y: tf.oneHot(tf.tensor1d(ys, 'int32'), 10), n: idx.length };
+}
+
+function build(kind, gamma, seed) {
+  const dense = (c) => (gamma == null ? tf.layers.dense({ ...c, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }) : gt.dropitDense({ ...c, gamma, seed: seed++ }));
+  const conv = (c) => (gamma == null ? tf.layers.conv2d({ ...c, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }) : gt.dropitConv2d({ ...c, gamma, seed: seed++ }));
+  const layers = kind === 'mlp'
+    ? [tf.layers.flatten({ inputShape: [28, 28, 1] }), dense({ units: 256, activation: 'relu' }), dense({ units: 10, activation: 'softmax' })]
+    : [conv({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv({ filters: 16, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }), tf.layers.flatten(), dense({ units: 10, activation: 'softmax' })];
+  return tf.sequential({ layers });
+}
+
+async function overhead(comm, data) {
+  const { x, y } = shard(data.train, comm.rank, comm.size, 32 * comm.size * (cfg.steps + 2));
+  const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 256 };
+  const batchOf = (t) => [x.slice([t * 32, 0, 0, 0], [32, 28, 28, 1]), y.slice([t * 32, 0], [32, 10])];
+  const lossOf = (m, t) => () => { const [bx, by] = batchOf(t); return tf.losses.softmaxCrossEntropy(by, m.apply(bx, { training: true })); };
+  // TF.js optimizer.
+  const a = build('mlp', null, 7);
+  await gt.broadcastWeights(a, comm);
+  const oa = gt.createTfjsOptimizer({ comm, ...opts });
+  const ta = [];
+  for (let t = 0; t < cfg.steps; t++) { const t0 = performance.now(); tf.tidy(() => { oa.minimize(lossOf(a, t)); }); ta.push(performance.now() - t0); }
+  oa.dispose();
+  await new Promise((r) => setTimeout(r, 200));
+  // Hand-written async loop, same algorithm.
+  const b = build('mlp', null, 7);
+  await gt.broadcastWeights(b, comm);
+  const vars = b.trainableWeights, names = vars.map((_, i) => `w${i}`);
+  const ob = g.createDistributedOptimizer({ comm, ...opts, shapes: Object.fromEntries(vars.map((v, i) => [names[i], v.shape])) });
+  const tb = [];
+  for (let t = 0; t < cfg.steps; t++) {
+    const t0 = performance.now();
+    const { grads } = tf.variableGrads(lossOf(b, t));
+    const params = {}, gr = {};
+    vars.forEach((v, i) => { params[names[i]] = Float32Array.from(v.read().dataSync()); gr[names[i]] = Float32Array.from(grads[v.val.name].dataSync()); });
+    tf.dispose(grads);
+    await ob.step(params, gr);
+    vars.forEach((v, i) => v.write(tf.tensor(params[names[i]], v.shape)));
+    tb.push(performance.now() - t0);
+  }
+  return { tfjsOptimizerMs: med(ta.slice(2)), handLoopMs: med(tb.slice(2)), overhead: med(ta.slice(2)) / med(tb.slice(2)) - 1, steps: cfg.steps };
+}
+
+async function fit(comm, data) {
+  const { x, y, n } = shard(data.train, comm.rank, comm.size, cfg.train);
+  const model = build(cfg.model, cfg.gamma, 1000);
+  await gt.broadcastWeights(model, comm);
+  const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: cfg.lr ?? 0.05, momentum: 0.9 }, minCompressSize: 256 });
+  model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+  let peak = 0;
+  const t0 = performance.now();
+  await model.fit(x, y, { epochs: cfg.epochs, batchSize: 32, shuffle: false, verbose: 0, callbacks: { onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } });
+  const seconds = (performance.now() - t0) / 1000;
+  const mem = gt.dropitMemory(model);
+  const tx = tf.tensor4d(data.test.images.subarray(0, cfg.test * 784), [cfg.test, 28, 28, 1]);
+  const pred = model.predict(tx).argMax(-1).dataSync();
+  let right = 0;
+  for (let i = 0; i < cfg.test; i++) if (pred[i] === data.test.labels[i]) right++;
+  const h = createHash('sha256');
+  for (const w of model.getWeights()) h.update(Buffer.from(w.dataSync().buffer));
+  const s = opt.stats();
+  opt.dispose();
+  const kept = mem.reduce((a, m) => a + m.kept, 0), dense = mem.reduce((a, m) => a + m.dense, 0);
+  // Backward-pass bytes of the layers (DropIT: packed; plain: the dense inputs they keep, from the same layer shapes).
+  return { accuracy: right / cfg.test, seconds, steps: opt.stepCount, samplesPerRank: n, bytesSent: s.bytesSent, denseBytes: s.denseBytes,
+    digest: h.digest('hex').slice(0, 16), backwardBytes: mem.length ? { dense, kept } : null, peakTfBytes: peak };
+}
+
+(async () => {
+  await tf.setBackend(cfg.backend ?? 'cpu');
+  const comm = await g.init();
+  const data = gt.loadFashionMnist(undefined, { trainLimit: cfg.train ?? 60000, testLimit: cfg.test ?? 10000 });
+  const out = cfg.mode === 'overhead' ? await overhead(comm, data) : await fit(comm, data);
+  const all = await comm.allgather(Float64Array.of(out.digest ? parseInt(out.digest.slice(0, 12), 16) : 0));
+  out.ranksIdentical = all.every((v) => v === all[0]);
+  if (comm.rank === 0) writeSync(1, 'GRADCOMP_TFJS ' + JSON.stringify({ ...cfg, ...out, ranks: comm.size }) + '\n');
+  await comm.close();
+})().catch((e) => { writeSync(2, String(e && e.stack || e) + '\n'); process.exit(1); });
