@@ -10,6 +10,7 @@
         "native/core/cpu.cc",
         "native/core/dropit.cc",
         "native/core/dropit_unpack.cc",
+        "native/core/gemm.cc",
         "native/core/optim.cc",
         "native/core/pool.cc",
         "native/core/powersgd.cc",

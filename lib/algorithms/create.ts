@@ -59,10 +59,23 @@ export interface DistributedOptions {
   shapes?: Record<string, readonly number[]>;
   /** Check on the first step that every rank starts from identical parameters (default true). */
   checkIdentical?: boolean;
+  /**
+   * sync family: 'tensor' (default) compresses each tensor on its own; 'model' concatenates every
+   * compressed tensor into one vector, so top-k and DGC select across the whole model (global top-k).
+   */
+  scope?: 'tensor' | 'model';
+  /**
+   * With an SGD optimizer with momentum: apply the momentum on each worker before compression
+   * (the compressor then sees, and error feedback keeps, the momentum-corrected update; the
+   * compressed tensors get plain SGD). Default: true for scaled-sign compressors (efsign, and the
+   * double-squeeze and liec algorithms), where momentum applied after a biased compressor diverges;
+   * false otherwise. DGC always takes the momentum itself.
+   */
+  momentumBeforeCompression?: boolean;
 }
 
 const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'bucketBytes', 'server', 'period',
-  'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical'];
+  'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical', 'scope', 'momentumBeforeCompression'];
 
 /** Per algorithm: the compressor it uses when none is given, and what it accepts (derived from the compressors' capabilities). */
 const RULES: Partial<Record<AlgorithmName, { fallback: CompressorSpec; accepts: (type: string, c: Capabilities) => boolean; what: string }>> = {
@@ -93,11 +106,12 @@ function validate(options: DistributedOptions): Record<string, unknown> {
   const comm = options.comm;
   if (comm === null || typeof comm !== 'object' || typeof comm.allgather !== 'function' || !Number.isInteger(comm.size)) throw typeError('options.comm', 'a Communicator (from init())', comm);
   if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm)) throw typeError('options.algorithm', `one of ${ALGORITHMS.join(', ')}`, options.algorithm);
-  for (const k of ['deterministic', 'checkIdentical']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
+  for (const k of ['deterministic', 'checkIdentical', 'momentumBeforeCompression']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
   int(o, 'minCompressSize', 0);
   int(o, 'bucketBytes', 4);
   int(o, 'period', 1);
   int(o, 'stageSteps', 1);
+  if (options.scope !== undefined && options.scope !== 'tensor' && options.scope !== 'model') throw typeError('options.scope', "'tensor' or 'model'", options.scope);
   if (options.server !== undefined && options.server !== 'root' && options.server !== 'sharded') throw typeError('options.server', "'root' or 'sharded'", options.server);
   if (options.growth !== undefined && options.growth !== 'iid' && options.growth !== 'non-iid') throw typeError('options.growth', "'iid' or 'non-iid'", options.growth);
   if (options.lrDecay !== undefined && (typeof options.lrDecay !== 'number' || !(options.lrDecay > 0 && options.lrDecay <= 1))) throw typeError('options.lrDecay', 'a number in (0, 1]', options.lrDecay);
@@ -167,11 +181,22 @@ export function createDistributedOptimizer(options: DistributedOptions): Distrib
   if (!caps || !rule.accepts(compressor.type, caps)) {
     throw new GradcompTypeError('options.compressor', `Expected ${rule.what} for ${algorithm} but received ${compressor.type}`);
   }
-  if (algorithm === 'double-squeeze' || algorithm === 'liec') {
+  // Momentum before compression: the compressed tensors' optimizer becomes plain SGD.
+  const server = algorithm === 'double-squeeze' || algorithm === 'liec';
+  const before = options.momentumBeforeCompression ?? (server || compressor.type === 'efsign');
+  let workerMomentum: { momentum: number; nesterov: boolean } | undefined;
+  if (before && compressor.type !== 'dgc' && optimizer instanceof Sgd && optimizer.momentum > 0) {
+    workerMomentum = { momentum: optimizer.momentum, nesterov: optimizer.nesterov };
+    compressedOptimizer = new Sgd({ lr: optimizer.lr, weightDecay: optimizer.weightDecay });
+  }
+  if (options.scope === 'model' && caps.needsShape) throw new GradcompTypeError('options.scope', `${compressor.type} compresses matrices one by one: scope 'model' needs a compressor that takes a vector`);
+  if (server) {
     if (!(compressor instanceof GatherCompressor)) throw typeError('options.compressor', 'a gather compressor (efsign, topk, qsgd, fp16, bf16, terngrad)', compressor);
-    const s = { ...base, server: options.server, period: options.period };
-    return algorithm === 'liec' ? new Liec(ex, optimizer, compressor, s) : new DoubleSqueeze(ex, optimizer, compressor, s);
+    const s = { ...base, server: options.server, period: options.period, workerMomentum };
+    const opt = compressedOptimizer ?? optimizer;
+    return algorithm === 'liec' ? new Liec(ex, opt, compressor, s) : new DoubleSqueeze(ex, opt, compressor, s);
   }
   void o;
-  return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, bucketBytes: options.bucketBytes, compressedOptimizer });
+  return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, bucketBytes: options.bucketBytes, compressedOptimizer,
+    scope: options.scope, workerMomentum });
 }

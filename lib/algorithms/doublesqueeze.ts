@@ -15,11 +15,11 @@ import type { Exchange } from './exchange';
 import { ServerOptions, ServerSgd } from './server';
 
 /** workerError: e_w, what this worker's compression dropped (d floats); serverError: e_s of the chunk this rank serves. */
-export interface DoubleSqueezeState { workerError?: Float32Array; serverError?: Float32Array }
+export interface DoubleSqueezeState { workerError?: Float32Array; serverError?: Float32Array; workerMomentum?: Float32Array }
 
 export class DoubleSqueeze extends ServerSgd<DoubleSqueezeState> {
   readonly algorithm = 'double-squeeze';
-  protected readonly fields: StateFields<DoubleSqueezeState> = { workerError: 'array', serverError: 'array' };
+  protected readonly fields: StateFields<DoubleSqueezeState> = { workerError: 'array', serverError: 'array', workerMomentum: 'array' };
   #mine = new Float32Array(0);
   #u = new Float32Array(0);
 
@@ -33,7 +33,7 @@ export class DoubleSqueeze extends ServerSgd<DoubleSqueezeState> {
     const lr = this.optimizer.lr, d = this.layout!.total;
     if (this.#u.length !== d) { this.#mine = new Float32Array(d); this.#u = new Float32Array(d); }
     const ew = this.arr('workerError', d);
-    const src = this.flatten(g, this.scratch('grad'));
+    const src = this.momentumFirst(this.flatten(g, this.scratch('grad')));
     vecAdd(src, src, ew); // p = g + e_w
     await this.roundTrip(src, t, this.#mine, this.#u);
     ew.set(src);

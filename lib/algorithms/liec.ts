@@ -16,11 +16,11 @@ import type { Exchange } from './exchange';
 import { ServerOptions, ServerSgd } from './server';
 
 /** serverError: e_s of the chunk this rank serves (flushed at every full sync). */
-export interface LiecState { serverError?: Float32Array }
+export interface LiecState { serverError?: Float32Array; workerMomentum?: Float32Array }
 
 export class Liec extends ServerSgd<LiecState> {
   readonly algorithm = 'liec';
-  protected readonly fields: StateFields<LiecState> = { serverError: 'array' };
+  protected readonly fields: StateFields<LiecState> = { serverError: 'array', workerMomentum: 'array' };
   readonly period: number;
   #mine = new Float32Array(0);
   #u = new Float32Array(0);
@@ -37,7 +37,7 @@ export class Liec extends ServerSgd<LiecState> {
       return { lr, synced: true };
     }
     if (this.#u.length !== d) { this.#mine = new Float32Array(d); this.#u = new Float32Array(d); }
-    const grad = this.flatten(g, this.scratch('grad'));
+    const grad = this.momentumFirst(this.flatten(g, this.scratch('grad')));
     await this.roundTrip(grad, t, this.#mine, this.#u);
     vecAxpy(grad, this.#mine, -1); // r = g - c
     vecAxpy(this.#u, grad);        // u = q + r

@@ -24,21 +24,43 @@ export interface ServerOptions extends BaseOptions {
   server?: 'root' | 'sharded';
   /** LIEC-SGD only: full-precision sync every `period` steps (default 32). */
   period?: number;
+  /** Momentum applied on the worker before compression (the optimizer then runs plain SGD). */
+  workerMomentum?: { momentum: number; nesterov: boolean };
 }
 
 interface Piece { name: string; lo: number; hi: number }
 
 const corrupt = (why: string) => new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `a server-algorithm message is corrupt: ${why}`, 'payload');
 
-/** The State both algorithms keep on the server side: serverError, e_s of this rank's chunk (all of it on rank 0 with a root server). */
-export interface ServerState { serverError?: Float32Array }
+/**
+ * The State both algorithms keep: serverError, e_s of this rank's chunk (all of it on rank 0 with a
+ * root server); workerMomentum, the worker-side momentum when it runs before compression.
+ */
+export interface ServerState { serverError?: Float32Array; workerMomentum?: Float32Array }
 
 export abstract class ServerSgd<S extends ServerState> extends BaseDistributed<S> {
   readonly server: 'root' | 'sharded';
 
+  protected readonly opts2: ServerOptions;
+
   constructor(ex: Exchange, optimizer: Optimizer, readonly codec: GatherCompressor<object>, o: ServerOptions = {}) {
     super(ex, optimizer, undefined, o);
     this.server = o.server ?? 'root';
+    this.opts2 = o;
+  }
+
+  /**
+   * The worker's update before compression: the flat gradient itself, or with worker momentum
+   * m = mu m + g (heavy ball; Nesterov: g + mu m), written into `g` in place.
+   */
+  protected momentumFirst(g: Float32Array): Float32Array {
+    const wm = this.opts2.workerMomentum;
+    if (!wm) return g;
+    const m = this.arr('workerMomentum' as keyof S, g.length);
+    vecScale(m, wm.momentum);
+    vecAxpy(m, g);
+    if (wm.nesterov) vecAxpy(g, m, wm.momentum); else g.set(m);
+    return g;
   }
 
   /** [lo, hi) of the flat model that rank j serves. */

@@ -23,6 +23,7 @@
 import { GradcompError, GradcompRangeError } from '../native/errors';
 import type { Compressor, RoundResult, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
+import { vecAxpy, vecScale } from '../ops/kernels';
 import { Tensor } from '../tensor/tensor';
 import { BaseDistributed, BaseOptions, StateFields, StepHandle, StepInfo, TensorMap } from './base';
 import type { Exchange } from './exchange';
@@ -34,18 +35,30 @@ export interface SyncOptions extends BaseOptions {
   bucketBytes?: number;
   /** The optimizer of the compressed tensors when it must differ (DGC: its momentum moved into the compressor). */
   compressedOptimizer?: Optimizer;
+  /**
+   * 'tensor' (default): each compressed tensor is compressed on its own. 'model': every compressed
+   * tensor is concatenated into one vector, so top-k (or DGC) selects across the whole model.
+   */
+  scope?: 'tensor' | 'model';
+  /** Momentum applied on the worker before compression (the optimizer's, moved here): the compressor sees the momentum-corrected update. */
+  workerMomentum?: { momentum: number; nesterov: boolean };
 }
+
+/** The sync family's state: workerMomentum, the momentum of the compressed tensors when it is applied before compression (flat over the layout). */
+export interface SyncState { workerMomentum?: Float32Array }
 
 interface Unit {
   /** Tensor indices in the layout. */
   tensors: number[];
-  /** A dense bucket (its flat buffer, persistent) or one compressed tensor (its average buffer). */
+  /** A dense bucket (its flat buffer, persistent) or the compressed tensors' average buffer. */
   flat: Float32Array;
   dense: boolean;
+  /** A compressed unit's input when it is assembled (several tensors, or momentum first); persistent. */
+  input?: Float32Array;
 }
 
-export class SyncSgd extends BaseDistributed {
-  protected readonly fields: StateFields<Record<string, never>> = {};
+export class SyncSgd extends BaseDistributed<SyncState> {
+  protected readonly fields: StateFields<SyncState> = { workerMomentum: 'array' };
   readonly minCompressSize: number;
   readonly bucketBytes: number;
   #units: Unit[] | undefined;
@@ -64,14 +77,25 @@ export class SyncSgd extends BaseDistributed {
     const L = this.layout!, units: Unit[] = [];
     let cur: number[] = [], bytes = 0;
     const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: new Float32Array(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
+    const model: number[] = [];
     for (let i = L.names.length - 1; i >= 0; i--) {
       const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || (L.shaped[i] && L.shapes[i].length <= 1);
-      if (!dense) { close(); units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]) }); continue; }
+      if (!dense && this.o.scope === 'model') { model.push(i); continue; }
+      if (!dense) {
+        close();
+        units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]), ...(this.o.workerMomentum ? { input: new Float32Array(L.sizes[i]) } : {}) });
+        continue;
+      }
       if (cur.length > 0 && bytes + 4 * L.sizes[i] > this.bucketBytes) close();
       cur.push(i);
       bytes += 4 * L.sizes[i];
     }
     close();
+    if (model.length) {
+      // One vector of every compressed tensor, compressed first (it is the largest unit).
+      const n = model.reduce((a, i) => a + L.sizes[i], 0);
+      units.unshift({ tensors: model, dense: false, flat: new Float32Array(n), input: new Float32Array(n) });
+    }
     return (this.#units = units);
   }
 
@@ -84,7 +108,26 @@ export class SyncSgd extends BaseDistributed {
       return null;
     }
     const i = u.tensors[0];
-    return this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), { step: t, rank: this.rank, workers: this.workers, shape: L.shaped[i] ? L.shapes[i] : undefined, out: u.flat, deferScale: true }));
+    let input = g(i);
+    if (u.input) {
+      // Assemble the unit's input: the tensors one after another, each momentum-corrected first when momentum runs here.
+      let off = 0;
+      const wm = this.o.workerMomentum, mom = wm ? this.arr('workerMomentum', L.total) : undefined;
+      for (const j of u.tensors) {
+        const dst = u.input.subarray(off, off + L.sizes[j]);
+        if (wm && mom) {
+          const m = mom.subarray(L.offsets[j], L.offsets[j] + L.sizes[j]);
+          vecScale(m, wm.momentum);
+          vecAxpy(m, g(j)); // m = mu m + g
+          if (wm.nesterov) { dst.set(g(j)); vecAxpy(dst, m, wm.momentum); } else dst.set(m); // Nesterov: g + mu m
+        } else dst.set(g(j));
+        off += L.sizes[j];
+      }
+      input = u.input;
+    }
+    const name = u.tensors.length === 1 ? L.names[i] : 'model';
+    const shape = u.tensors.length === 1 && L.shaped[i] ? L.shapes[i] : undefined;
+    return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true }));
   }
 
   /** Issues a unit's (first) collective; what comes back is awaited by #finish. */

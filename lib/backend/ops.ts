@@ -131,6 +131,19 @@ export const signDecodeAll = defineOp('signDecodeAll', {
 export const signPack = defineOp('signPack', { x: buf('float32', 'r'), bits: buf('uint8', 'w') }, {
   check: (a) => { if (len(a.bits) < Math.ceil(len(a.x) / 8)) throw rangeError('bits', `at least ${Math.ceil(len(a.x) / 8)} bytes`, `${len(a.bits)} bytes`); },
 });
+const blockOk = (a: Record<string, unknown>, n: number) => {
+  const b = a.block as number;
+  if (b % 8 !== 0) throw rangeError('block', 'a multiple of 8', b);
+  if (len(a.scales) < Math.ceil(n / b)) throw rangeError('scales', `at least ${Math.ceil(n / b)} entries`, `${len(a.scales)}`);
+  if (len(a.bits) < Math.ceil(n / 8)) throw rangeError('bits', `at least ${Math.ceil(n / 8)} bytes`, `${len(a.bits)} bytes`);
+};
+/** Blockwise scaled sign with error feedback: p = grad + e per block, its sign bits, one scale per block, e = p - scale sign(p). */
+export const efsignEncodeBlocks = defineOp('efsignEncodeBlocks', {
+  grad: optBuf('float32', 'r'), residual: buf('float32', 'rw'), block: int(8, U32), bits: buf('uint8', 'w'), scales: buf('float32', 'w'),
+}, { check: (a) => { if (a.grad) sameLength('grad', a.grad, 'residual', a.residual); blockOk(a, len(a.residual)); } });
+/** out += scale_b * sign for every block b. */
+export const signUnpackAddBlocks = defineOp('signUnpackAddBlocks', { bits: buf('uint8', 'r'), block: int(8, U32), scales: buf('float32', 'r'), out: buf('float32', 'rw') },
+  { check: (a) => blockOk(a, len(a.out)) });
 /** AdaComp's selection: R += dW; sel gets the bin-local selection; resolves to [count, sum |G| over it]. */
 export const adacompSelect = defineOp('adacompSelect', { dW: buf('float32', 'r'), R: buf('float32', 'rw'), bin: int(1, U32), sel: buf('uint32', 'w') }, {
   check: (a) => {
@@ -158,6 +171,18 @@ export const signUnpackAdd = defineOp('signUnpackAdd', { bits: buf('uint8', 'r')
 /** kind 0 uniform [0, 1), 1 standard normal; the same stream mapping as QSGD. */
 export const philoxFill = defineOp('philoxFill', { out: buf('float32', 'w'), seed: any<[number, number]>(), step: int(0, U32), stream: int(0, U32), kind: int(0, 1) });
 export const reduceInto = defineOp('reduceInto', { dst: any<Float32Array | Float64Array>(), src: any<Float32Array | Float64Array>(), op: int(0, 1) });
+/** c = alpha op(a) op(b) + beta c for row-major matrices (a: m x k, or k x m when ta; b: k x n, or n x k when tb; c: m x n). */
+export const gemm = defineOp('gemm', {
+  ta: any<boolean>(), tb: any<boolean>(), m: int(0, U32), n: int(0, U32), k: int(0, U32), alpha: num(finite, 'a finite number', 1),
+  a: buf('float32', 'r'), b: buf('float32', 'r'), beta: num(finite, 'a finite number', 0), c: buf('float32', 'rw'),
+}, {
+  check: (x) => {
+    const m = x.m as number, n = x.n as number, k = x.k as number;
+    if (len(x.a) < m * k) throw rangeError('a', `at least m*k = ${m * k} elements`, `${len(x.a)}`);
+    if (len(x.b) < k * n) throw rangeError('b', `at least k*n = ${k * n} elements`, `${len(x.b)}`);
+    if (len(x.c) < m * n) throw rangeError('c', `at least m*n = ${m * n} elements`, `${len(x.c)}`);
+  },
+});
 /** dst = ((data[o_0 ..] op data[o_1 ..]) op ...) over the element offsets, in one pass. */
 export const reduceMany = defineOp('reduceMany', { dst: any<Float32Array | Float64Array>(), data: any<Float32Array | Float64Array>(), offsets: buf('uint32', 'r'), op: int(0, 1) });
 export const vecAdd = defineOp('vecAdd', { out: buf('float32', 'w'), a: buf('float32', 'r'), b: buf('float32', 'r') }, {

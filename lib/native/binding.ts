@@ -35,6 +35,8 @@ export interface NativeBinding extends AddonCommon {
   /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
   reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
   /** dst = fold over j of data[offsets[j] ..] (0 sum, 1 max), in order, one pass. */
+  /** c = alpha op(a) op(b) + beta c, row-major; each element summed over k in order (no FMA). */
+  gemm(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number): void;
   reduceMany(dst: Float32Array | Float64Array, data: Float32Array | Float64Array, offsets: Uint32Array, op: 0 | 1): void;
   /** kind 0: fp16, 1: bf16, 2: fp16 saturating at ±65504 (round to nearest even, canonical NaN). */
   halfPack(x: Float32Array, out: Uint16Array, kind: 0 | 1 | 2): void;
@@ -42,6 +44,9 @@ export interface NativeBinding extends AddonCommon {
   /** Writes bit i = x[i] < 0 into bits; returns sum |x| (float64, fixed order). */
   signPack(x: Float32Array, bits: Uint8Array): number;
   signUnpackAdd(bits: Uint8Array, out: Float32Array, scale: number): void;
+  /** Blockwise scaled sign with error feedback (blocks of `block`, a multiple of 8), one scale per block into scales. */
+  efsignEncodeBlocks(grad: Float32Array | null, e: Float32Array, block: number, bits: Uint8Array, scales: Float32Array): void;
+  signUnpackAddBlocks(bits: Uint8Array, block: number, scales: Float32Array, out: Float32Array): void;
   /** AdaComp: R += dW, bin-local selection into sel; returns [count, sum |G| over the selected]. */
   adacompSelect(dW: Float32Array, R: Float32Array, bin: number, sel: Uint32Array): [number, number];
   adacompEmit(R: Float32Array, sel: Uint32Array, m: number, scale: number, idx: Uint32Array, signs: Uint8Array): void;

@@ -4,6 +4,7 @@
  * only. The `...Async` forms run off the main thread with their inputs pinned.
  */
 import { kernels as k, runAsync, runSync } from '../backend';
+const kernelOps = k; // (gemm's k is its depth)
 
 type Seed = number | bigint;
 const seed64 = (s: Seed): [number, number] => {
@@ -24,6 +25,10 @@ export const sumAbs = (x: Float32Array): number => runSync(k.normSum, { x, kind:
 /** out[idx[j]] += scale * vals[j]; throws ERR_GRADCOMP_CORRUPT_PAYLOAD unless idx is strictly ascending and in range. */
 export const scatterAdd = (out: Float32Array, idx: Uint32Array, vals: Float32Array, scale = 1): void => {
   runSync(k.scatterAdd, { out, idx, vals, scale });
+};
+/** c = alpha op(a) op(b) + beta c, row-major (a: m x k or k x m when ta; b: k x n or n x k when tb); each element summed over k in order. */
+export const gemm = (ta: boolean, tb: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, alpha = 1, beta = 0): void => {
+  runSync(kernelOps.gemm, { ta, tb, m, n, k, alpha, a, b, beta, c });
 };
 /** dst = ((data[o_0 + i] op data[o_1 + i]) op ...) for the element offsets o_j, in order, in one pass. */
 export const reduceMany = (dst: Float32Array | Float64Array, data: Float32Array | Float64Array, offsets: Uint32Array, op: 0 | 1): void => {
@@ -57,6 +62,13 @@ export const efsignEncode = (grad: Float32Array | null, residual: Float32Array, 
 export const efsignEncodeAsync = async (grad: Float32Array | null, residual: Float32Array, bits: Uint8Array): Promise<number> =>
   (await runAsync(k.efsignEncode, { grad, residual, bits })).value as number;
 /** bit i = x[i] < 0; returns sum |x|. */
+/** Blockwise scaled sign with error feedback (see the op table). */
+export const efsignEncodeBlocks = (grad: Float32Array | null, residual: Float32Array, block: number, bits: Uint8Array, scales: Float32Array): void => {
+  runSync(k.efsignEncodeBlocks, { grad, residual, block, bits, scales });
+};
+export const signUnpackAddBlocks = (bits: Uint8Array, block: number, scales: Float32Array, out: Float32Array): void => {
+  runSync(k.signUnpackAddBlocks, { bits, block, scales, out });
+};
 /** AdaComp's selection (R += dW, bin-local rule); returns the count and sum |G| over the selected. */
 export const adacompSelect = (dW: Float32Array, R: Float32Array, bin: number, sel: Uint32Array): [number, number] =>
   runSync(k.adacompSelect, { dW, R, bin, sel }).value as [number, number];

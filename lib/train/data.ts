@@ -83,3 +83,26 @@ export function batch(shardIdx: Int32Array, size: number, seed: number, rank: nu
   const u = rng(mix(seed, rank, step, 0xba7c));
   return Int32Array.from({ length: size }, () => shardIdx[Math.floor(u() * shardIdx.length)]);
 }
+
+/**
+ * The minibatch worker `rank` uses at `step` when training by epochs: its shard in a fresh seeded
+ * order each epoch, cut into consecutive batches (the last batch of an epoch may be short). A pure
+ * function of (seed, rank, step), like `batch`.
+ */
+export function epochBatch(shardIdx: Int32Array, size: number, seed: number, rank: number, step: number, perEpoch: number): Int32Array {
+  const epoch = Math.floor(step / perEpoch), at = (step % perEpoch) * size;
+  const order = shardIdx.slice(), u = rng(mix(seed, rank, epoch, 0xe90c));
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(u() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order.slice(at, Math.min(order.length, at + size));
+}
+
+/** Steps per epoch, the same on every rank: the smallest shard (floor(samples / workers)) at batch `size`. */
+export const stepsPerEpoch = (samples: number, workers: number, size: number): number => Math.max(1, Math.ceil(Math.floor(samples / workers) / size));
+
+/** An image set (loadFashionMnist's split) as a Dataset. */
+export function imageDataset(s: { images: Float32Array; labels: Uint8Array; count: number; rows: number; cols: number }, classes: number): Dataset {
+  return { x: s.images, y: Int32Array.from(s.labels), samples: s.count, features: s.rows * s.cols, classes };
+}

@@ -85,13 +85,25 @@ function split(dir: string, prefix: 'train' | 't10k', limit: number | undefined)
  */
 export function loadFashionMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
   if (dir !== undefined && typeof dir !== 'string') throw typeError('dir', 'a folder', dir);
-  const candidates = dir !== undefined ? [dir] : [process.env.GRADCOMP_FASHION_MNIST, ...FASHION_MNIST_DIRS].filter((d): d is string => !!d);
+  return loadIdxImages(dir !== undefined ? [dir] : [process.env.GRADCOMP_FASHION_MNIST, ...FASHION_MNIST_DIRS].filter((d): d is string => !!d), options, FASHION_MNIST_CLASSES,
+    'On Debian or Ubuntu: apt-get install dataset-fashion-mnist; elsewhere download the four files from https://github.com/zalandoresearch/fashion-mnist ' +
+    'into a folder and pass it (or set GRADCOMP_FASHION_MNIST).');
+}
+
+/** MNIST's files (the same four names) from `dir` or GRADCOMP_MNIST. */
+export function loadMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
+  const candidates = [dir ?? process.env.GRADCOMP_MNIST].filter((d): d is string => !!d);
+  return loadIdxImages(candidates, options, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+    'Download the four MNIST files (train-images-idx3-ubyte.gz, ...) into a folder and pass it (--data-dir DIR, or set GRADCOMP_MNIST).');
+}
+
+/** Any folder with the four MNIST-format files (train-/t10k- images and labels). */
+export function loadIdxImages(candidates: string[], options: { trainLimit?: number; testLimit?: number }, classes: string[], howTo: string): FashionMnist {
   const need = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
   const found = candidates.find((d) => need.every((f) => findFile(d, f)));
   if (!found) {
-    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `Fashion-MNIST not found in ${candidates.join(', ') || '(no folder)'}: it needs ${need.join(', ')} (each may be .gz). ` +
-      'On Debian or Ubuntu: apt-get install dataset-fashion-mnist; elsewhere download the four files from https://github.com/zalandoresearch/fashion-mnist ' +
-      'into a folder and pass it (or set GRADCOMP_FASHION_MNIST).', 'dir');
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `image data not found in ${candidates.join(', ') || '(no folder given)'}: it needs ${need.join(', ')} (each may be .gz). ` +
+      howTo, 'dir');
   }
-  return { train: split(found, 'train', options.trainLimit), test: split(found, 't10k', options.testLimit), classes: FASHION_MNIST_CLASSES, dir: found };
+  return { train: split(found, 'train', options.trainLimit), test: split(found, 't10k', options.testLimit), classes, dir: found };
 }

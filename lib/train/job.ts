@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
-import { batch, makeDataset, shard } from './data';
+import { batch, Dataset, epochBatch, imageDataset, makeDataset, shard, stepsPerEpoch } from './data';
+import { loadFashionMnist, loadIdxImages, loadMnist } from './idx';
 import { createModel } from './model';
 import { TrainOptions, compressorLabel, distributedOptions } from './options';
 
@@ -17,6 +18,10 @@ export interface TrainResult {
   algo: string;
   compressor: string;
   model: string;
+  /** The data set: 'synthetic', 'fashion-mnist', 'mnist' or 'idx'. */
+  data: string;
+  /** Epochs of each worker's shard, when trained by epochs. */
+  epochs: number | null;
   workers: number;
   steps: number;
   nonIid: boolean;
@@ -41,14 +46,34 @@ export interface TrainResult {
   digest: string;
 }
 
+/** The training and test sets the options describe: the synthetic mixture, or images (scaled to [0, 1]). */
+export function loadData(o: TrainOptions): { train: Dataset; test: Dataset } {
+  if (o.data === 'synthetic') return makeDataset({ samples: o.samples, features: o.features, classes: o.classes, separation: o.separation, seed: o.seed });
+  const limits = { trainLimit: o.trainLimit };
+  const d = o.data === 'fashion-mnist' ? loadFashionMnist(o.dataDir, limits) : o.data === 'mnist' ? loadMnist(o.dataDir, limits)
+    : loadIdxImages([o.dataDir!], limits, Array.from({ length: 10 }, (_, i) => String(i)), 'Give --data-dir a folder with the four MNIST-format files.');
+  const classes = Math.max(d.classes.length, d.train.labels.reduce((m, v) => Math.max(m, v + 1), 0));
+  return { train: imageDataset(d.train, classes), test: imageDataset(d.test, classes) };
+}
+
 export type Progress = (step: number, steps: number, loss: number) => void;
 
 export async function trainRank(comm: Communicator, o: TrainOptions, progress?: Progress): Promise<TrainResult | null> {
-  const { train, test } = makeDataset({ samples: o.samples, features: o.features, classes: o.classes, separation: o.separation, seed: o.seed });
-  const model = createModel(o.model, o.features, o.classes, o.hidden, o.seed);
+  const { train, test } = loadData(o);
+  const images = o.data !== 'synthetic';
+  const model = createModel({ kind: o.model, features: train.features, classes: train.classes, hidden: o.hidden ?? (images ? [256, 128] : [64]), seed: o.seed,
+    ...(images ? { image: { h: 28, w: train.features / 28, c: 1 } } : {}) });
   const params = Object.fromEntries(Object.entries(model.params).map(([n, t]) => [n, t.data]));
   const mine = shard(train, comm.rank, comm.size, o.nonIid, o.seed);
-  const opt = createDistributedOptimizer(distributedOptions(o, comm));
+  // By epochs (real data, or --epochs): every rank takes the same number of steps.
+  const epochs = o.epochs ?? (images ? 3 : undefined), perEpoch = stepsPerEpoch(train.samples, comm.size, o.batch);
+  const steps = epochs !== undefined ? epochs * perEpoch : o.steps;
+  const batchAt = (t: number) => (epochs !== undefined ? epochBatch(mine, o.batch, o.seed, comm.rank, t, perEpoch) : batch(mine, o.batch, o.seed, comm.rank, t));
+  const dopts = distributedOptions(o, comm);
+  // DGC warms its sparsity up over the first epoch(s) when training by epochs (the paper's schedule).
+  const c = dopts.compressor as { type?: string; warmupSteps?: number } | undefined;
+  if (c?.type === 'dgc' && (o.warmupEpochs !== undefined || epochs !== undefined)) dopts.compressor = { ...c, warmupSteps: (o.warmupEpochs ?? 1) * perEpoch } as never;
+  const opt = createDistributedOptimizer(dopts);
   let start = 0;
   if (o.resume) {
     const ck = await loadTrainCheckpoint(o, comm);
@@ -60,12 +85,12 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   }
   const t0 = performance.now();
   let ema = NaN;
-  for (let t = start; t < o.steps; t++) {
-    const { loss, grads } = model.lossAndGrad(params, train, batch(mine, o.batch, o.seed, comm.rank, t));
+  for (let t = start; t < steps; t++) {
+    const { loss, grads } = model.lossAndGrad(params, train, batchAt(t));
     await opt.step(model.params, grads);
     ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
-    progress?.(t + 1, o.steps, ema);
-    if (o.checkpoint !== undefined && (t + 1) % o.checkpointEvery === 0 && t + 1 < o.steps) await saveTrainCheckpoint(o, comm, opt, params, t + 1);
+    progress?.(t + 1, steps, ema);
+    if (o.checkpoint !== undefined && (t + 1) % o.checkpointEvery === 0 && t + 1 < steps) await saveTrainCheckpoint(o, comm, opt, params, t + 1);
   }
   const avg = await opt.averaged(model.params);
   const seconds = (performance.now() - t0) / 1000;
@@ -79,9 +104,9 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   for (const v of Object.values(avg)) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   const d = Object.values(avg).reduce((a, v) => a + v.length, 0);
   return {
-    algo: o.algo, compressor: compressorLabel(o), model: o.model, workers: comm.size, steps: o.steps, nonIid: o.nonIid, backend: comm.backend,
+    algo: o.algo, compressor: compressorLabel(o), model: o.model, data: o.data, epochs: epochs ?? null, workers: comm.size, steps, nonIid: o.nonIid, backend: comm.backend,
     finalLoss: evTrain.loss, accuracy: evTest.accuracy, trainAccuracy: evTrain.accuracy,
-    bytesPerWorker: mean(0), bytesReceivedPerWorker: mean(1), denseBytesPerWorker: 4 * d * o.steps, rounds: mean(2), parameters: d,
+    bytesPerWorker: mean(0), bytesReceivedPerWorker: mean(1), denseBytesPerWorker: 4 * d * steps, rounds: mean(2), parameters: d,
     seconds, compressSeconds: s.compressMs / 1000, commSeconds: s.commMs / 1000, digest: h.digest('hex').slice(0, 16),
   };
 }
@@ -96,7 +121,7 @@ export function formatResult(r: TrainResult): string {
   const w = head.map((h, i) => Math.max(h.length, row[i].length));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
   return [
-    `gradcomp train: ${r.model} (${r.parameters} parameters) on synthetic data, ${r.nonIid ? 'non-IID' : 'IID'} shards, ${r.workers} workers (${r.backend}), ${r.steps} steps`,
+    `gradcomp train: ${r.model} (${r.parameters} parameters) on ${r.data === 'synthetic' ? 'synthetic data' : r.data}, ${r.nonIid ? 'non-IID' : 'IID'} shards, ${r.workers} workers (${r.backend}), ${r.steps} steps${r.epochs ? ` (${r.epochs} epochs)` : ''}`,
     line(head), line(row),
     `(communication ${r.commSeconds.toFixed(2)} s, compression ${r.compressSeconds.toFixed(2)} s; bytes are payload bytes sent per worker)`,
   ].join('\n');

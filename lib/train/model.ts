@@ -1,15 +1,19 @@
 /**
- * The two models `gradcomp train` trains, forward and backward written out by hand: softmax
- * regression (W: classes x features, b) and a one-hidden-layer ReLU MLP (W1: hidden x features,
- * b1, W2: classes x hidden, b2). Loss: mean cross-entropy over the batch, computed with a
- * max-shifted log-sum-exp. Parameters are float32 Tensors (so their shapes reach the compressor
- * policy: biases are 1-D and stay dense).
+ * The models `gradcomp train` trains, with forward and backward on the native gemm kernel
+ * (layers.ts): softmax regression; an MLP with ReLU hidden layers (default one layer of 64 on the
+ * synthetic data, 256 and 128 on images); and a small CNN for 28 x 28 images (conv 3x3 8, ReLU,
+ * max-pool 2, conv 3x3 16, ReLU, max-pool 2, dense). Loss: mean softmax cross-entropy. Weights are
+ * out x in (PyTorch's layout), He-initialized from the seed; parameters are float32 Tensors, so
+ * their shapes reach the compressor policy (biases are 1-D and stay dense).
  */
 import { Tensor } from '../tensor/tensor';
 import type { Dataset } from './data';
 import { mix, normal, rng } from './data';
+import { convBackward, convForward, denseBackward, denseForward, poolBackward, poolForward, reluBackward, reluForward, softmaxXent } from './layers';
 
-export type ModelKind = 'softmax' | 'mlp';
+export type ModelKind = 'softmax' | 'mlp' | 'cnn';
+
+export interface ModelSpec { kind: ModelKind; features: number; classes: number; hidden: number[]; seed: number; image?: { h: number; w: number; c: number } }
 
 export interface Model {
   kind: ModelKind;
@@ -20,80 +24,103 @@ export interface Model {
   evaluate(params: Record<string, Float32Array>, data: Dataset): { loss: number; accuracy: number };
 }
 
-/** Softmax cross-entropy of one row of logits z (length C) against label y; writes dL/dz into dz. */
-function xent(z: Float64Array, y: number, dz: Float64Array | undefined): { loss: number; argmax: number } {
-  let m = -Infinity, arg = 0;
-  for (let c = 0; c < z.length; c++) if (z[c] > m) { m = z[c]; arg = c; }
-  let s = 0;
-  for (let c = 0; c < z.length; c++) s += Math.exp(z[c] - m);
-  const lse = m + Math.log(s);
-  if (dz) for (let c = 0; c < z.length; c++) dz[c] = Math.exp(z[c] - lse) - (c === y ? 1 : 0);
-  return { loss: lse - z[y], argmax: arg };
+interface Net {
+  params: Record<string, Tensor<'float32'>>;
+  /** Logits of a batch; with `grads`, also backpropagates dLogits from `back` into them. */
+  forward(p: Record<string, Float32Array>, x: Float32Array, batch: number): { z: Float32Array; back(dz: Float32Array, grads: Record<string, Float32Array>): void };
 }
 
-export function createModel(kind: ModelKind, features: number, classes: number, hidden: number, seed: number): Model {
-  const D = features, C = classes, H = hidden;
-  const u = rng(mix(seed, 0x30de1));
-  const he = (n: number, fanIn: number) => Float32Array.from({ length: n }, () => normal(u) * Math.sqrt(2 / fanIn));
-  const params: Record<string, Tensor<'float32'>> = kind === 'softmax'
-    ? { 'fc.weight': Tensor.from(new Float32Array(C * D), [C, D]), 'fc.bias': Tensor.from(new Float32Array(C), [C]) }
-    : {
-      'fc1.weight': Tensor.from(he(H * D, D), [H, D]), 'fc1.bias': Tensor.from(new Float32Array(H), [H]),
-      'fc2.weight': Tensor.from(he(C * H, H), [C, H]), 'fc2.bias': Tensor.from(new Float32Array(C), [C]),
+function dense(names: string[], dims: number[], p0: Record<string, Tensor<'float32'>>, he: (n: number, fanIn: number) => Float32Array, zeroLast: boolean): Net['forward'] {
+  names.forEach((n, l) => {
+    const inD = dims[l], outD = dims[l + 1], last = l === names.length - 1;
+    p0[`${n}.weight`] = Tensor.from(zeroLast && last && names.length === 1 ? new Float32Array(outD * inD) : he(outD * inD, inD), [outD, inD]);
+    p0[`${n}.bias`] = Tensor.from(new Float32Array(outD), [outD]);
+  });
+  return (p, x, batch) => {
+    const acts: Float32Array[] = [x];
+    let h = x;
+    names.forEach((n, l) => {
+      h = denseForward(h, p[`${n}.weight`], p[`${n}.bias`], batch, dims[l], dims[l + 1]);
+      if (l < names.length - 1) h = reluForward(h);
+      acts.push(h);
+    });
+    return {
+      z: h,
+      back(dz, g) {
+        let d: Float32Array | undefined = dz;
+        for (let l = names.length - 1; l >= 0; l--) {
+          if (l < names.length - 1) d = reluBackward(acts[l + 1], d!);
+          const n = names[l];
+          d = denseBackward(acts[l], p[`${n}.weight`], d!, g[`${n}.weight`], g[`${n}.bias`], batch, dims[l], dims[l + 1], l === 0);
+        }
+      },
     };
-
-  /** Runs the batch; accumulates gradients when `grads` is given. */
-  const run = (p: Record<string, Float32Array>, data: Dataset, idx: ArrayLike<number>, grads?: Record<string, Float32Array>) => {
-    const z = new Float64Array(C), dz = grads ? new Float64Array(C) : undefined;
-    const h = new Float64Array(H), dh = new Float64Array(H);
-    let loss = 0, correct = 0;
-    for (let s = 0; s < idx.length; s++) {
-      const i = idx[s], off = i * D, x = data.x;
-      if (kind === 'softmax') {
-        const W = p['fc.weight'], b = p['fc.bias'];
-        for (let c = 0; c < C; c++) { let a = b[c]; for (let f = 0; f < D; f++) a += W[c * D + f] * x[off + f]; z[c] = a; }
-      } else {
-        const W1 = p['fc1.weight'], b1 = p['fc1.bias'], W2 = p['fc2.weight'], b2 = p['fc2.bias'];
-        for (let j = 0; j < H; j++) { let a = b1[j]; for (let f = 0; f < D; f++) a += W1[j * D + f] * x[off + f]; h[j] = a > 0 ? a : 0; }
-        for (let c = 0; c < C; c++) { let a = b2[c]; for (let j = 0; j < H; j++) a += W2[c * H + j] * h[j]; z[c] = a; }
-      }
-      const r = xent(z, data.y[i], dz);
-      loss += r.loss;
-      if (r.argmax === data.y[i]) correct++;
-      if (!grads || !dz) continue;
-      if (kind === 'softmax') {
-        const gW = grads['fc.weight'], gb = grads['fc.bias'];
-        for (let c = 0; c < C; c++) { gb[c] += dz[c]; for (let f = 0; f < D; f++) gW[c * D + f] += dz[c] * x[off + f]; }
-      } else {
-        const W2 = p['fc2.weight'], gW1 = grads['fc1.weight'], gb1 = grads['fc1.bias'], gW2 = grads['fc2.weight'], gb2 = grads['fc2.bias'];
-        dh.fill(0);
-        for (let c = 0; c < C; c++) {
-          gb2[c] += dz[c];
-          for (let j = 0; j < H; j++) { gW2[c * H + j] += dz[c] * h[j]; dh[j] += dz[c] * W2[c * H + j]; }
-        }
-        for (let j = 0; j < H; j++) {
-          if (h[j] <= 0) continue;
-          gb1[j] += dh[j];
-          for (let f = 0; f < D; f++) gW1[j * D + f] += dh[j] * x[off + f];
-        }
-      }
-    }
-    return { loss: loss / Math.max(1, idx.length), accuracy: correct / Math.max(1, idx.length) };
   };
+}
 
+function cnn(spec: ModelSpec, p0: Record<string, Tensor<'float32'>>, he: (n: number, fanIn: number) => Float32Array): Net['forward'] {
+  const img = spec.image ?? { h: 28, w: 28, c: 1 }, C1 = 8, C2 = 16;
+  const h1 = img.h - 2, w1 = img.w - 2, ph1 = Math.floor(h1 / 2), pw1 = Math.floor(w1 / 2);
+  const h2 = ph1 - 2, w2 = pw1 - 2, ph2 = Math.floor(h2 / 2), pw2 = Math.floor(w2 / 2), flat = ph2 * pw2 * C2;
+  p0['conv1.weight'] = Tensor.from(he(C1 * 9 * img.c, 9 * img.c), [C1, 9 * img.c]);
+  p0['conv1.bias'] = Tensor.from(new Float32Array(C1), [C1]);
+  p0['conv2.weight'] = Tensor.from(he(C2 * 9 * C1, 9 * C1), [C2, 9 * C1]);
+  p0['conv2.bias'] = Tensor.from(new Float32Array(C2), [C2]);
+  p0['fc.weight'] = Tensor.from(he(spec.classes * flat, flat), [spec.classes, flat]);
+  p0['fc.bias'] = Tensor.from(new Float32Array(spec.classes), [spec.classes]);
+  return (p, x, batch) => {
+    const s1 = { batch, h: img.h, w: img.w, c: img.c, k: 3, out: C1 }, s2 = { batch, h: ph1, w: pw1, c: C1, k: 3, out: C2 };
+    const c1 = convForward(x, p['conv1.weight'], p['conv1.bias'], s1), r1 = reluForward(c1.y), q1 = poolForward(r1, batch, h1, w1, C1);
+    const c2 = convForward(q1.y, p['conv2.weight'], p['conv2.bias'], s2), r2 = reluForward(c2.y), q2 = poolForward(r2, batch, h2, w2, C2);
+    const z = denseForward(q2.y, p['fc.weight'], p['fc.bias'], batch, flat, spec.classes);
+    return {
+      z,
+      back(dz, g) {
+        const dq2 = denseBackward(q2.y, p['fc.weight'], dz, g['fc.weight'], g['fc.bias'], batch, flat, spec.classes)!;
+        const dc2 = reluBackward(r2, poolBackward(dq2, q2.arg, r2.length));
+        const dq1 = convBackward(c2.col, p['conv2.weight'], dc2, g['conv2.weight'], g['conv2.bias'], s2)!;
+        const dc1 = reluBackward(r1, poolBackward(dq1, q1.arg, r1.length));
+        convBackward(c1.col, p['conv1.weight'], dc1, g['conv1.weight'], g['conv1.bias'], s1, true);
+      },
+    };
+  };
+}
+
+export function createModel(spec: ModelSpec): Model {
+  const u = rng(mix(spec.seed, 0x30de1));
+  const he = (n: number, fanIn: number) => Float32Array.from({ length: n }, () => normal(u) * Math.sqrt(2 / fanIn));
+  const params: Record<string, Tensor<'float32'>> = {};
+  const D = spec.features, C = spec.classes;
+  const forward = spec.kind === 'cnn' ? cnn(spec, params, he)
+    : spec.kind === 'softmax' ? dense(['fc'], [D, C], params, he, true)
+      : dense([...spec.hidden.map((_, i) => `fc${i + 1}`), `fc${spec.hidden.length + 1}`], [D, ...spec.hidden, C], params, he, false);
+  const gather = (data: Dataset, idx: ArrayLike<number>) => {
+    const x = new Float32Array(idx.length * D), y = new Int32Array(idx.length);
+    for (let s = 0; s < idx.length; s++) { x.set(data.x.subarray(idx[s] * D, (idx[s] + 1) * D), s * D); y[s] = data.y[idx[s]]; }
+    return { x, y };
+  };
   return {
-    kind,
+    kind: spec.kind,
     params,
     lossAndGrad(p, data, idx) {
+      const { x, y } = gather(data, idx);
+      const f = forward(p, x, idx.length);
+      const r = softmaxXent(f.z, y, idx.length, C, true);
       const grads: Record<string, Float32Array> = {};
       for (const [n, t] of Object.entries(params)) grads[n] = new Float32Array(t.size);
-      const { loss } = run(p, data, idx, grads);
-      const inv = 1 / Math.max(1, idx.length);
-      for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) g[i] *= inv;
-      return { loss, grads };
+      f.back(r.dz!, grads);
+      return { loss: r.loss, grads };
     },
     evaluate(p, data) {
-      return run(p, data, Int32Array.from({ length: data.samples }, (_, i) => i));
+      let loss = 0, correct = 0;
+      for (let lo = 0; lo < data.samples; lo += 1000) {
+        const idx = Int32Array.from({ length: Math.min(1000, data.samples - lo) }, (_, i) => lo + i);
+        const { x, y } = gather(data, idx);
+        const r = softmaxXent(forward(p, x, idx.length).z, y, idx.length, C, false);
+        loss += r.loss * idx.length;
+        correct += r.correct;
+      }
+      return { loss: loss / Math.max(1, data.samples), accuracy: correct / Math.max(1, data.samples) };
     },
   };
 }

@@ -24,7 +24,21 @@ export interface TrainOptions {
   nonIid: boolean;
   model: ModelKind;
   batch: number;
-  hidden: number;
+  /** Hidden layer widths of the MLP (default [64] on synthetic data, [256, 128] on images). */
+  hidden?: number[];
+  /** 'synthetic' (the default), 'fashion-mnist', 'mnist', or 'idx' (a folder of MNIST-format files at dataDir). */
+  data: 'synthetic' | 'fashion-mnist' | 'mnist' | 'idx';
+  dataDir?: string;
+  /** Train for this many epochs of each worker's shard instead of --steps (real data defaults to 3). */
+  epochs?: number;
+  /** Use only the first N training images (real data). */
+  trainLimit?: number;
+  /** sync family: compress tensor by tensor, or the whole model as one vector (global top-k). */
+  scope?: 'tensor' | 'model';
+  /** DGC's sparsity warm-up in epochs (default 1 when training by epochs). */
+  warmupEpochs?: number;
+  /** efsign: one scale per block of this many elements. */
+  bucket?: number;
   samples: number;
   features: number;
   classes: number;
@@ -41,7 +55,7 @@ export interface TrainOptions {
 
 export const TRAIN_DEFAULTS: TrainOptions = {
   algo: 'ef-sgd', compressor: 'topk', workers: 4, steps: 600, lr: 0.1, momentum: 0, optimizer: 'sgd', seed: 1, nonIid: false,
-  model: 'mlp', batch: 32, hidden: 64, samples: 8192, features: 32, classes: 10, separation: 0.5, json: false, progress: 'lines',
+  model: 'mlp', batch: 32, data: 'synthetic', samples: 8192, features: 32, classes: 10, separation: 0.5, json: false, progress: 'lines',
   checkpointEvery: 100, resume: false,
 };
 
@@ -54,7 +68,13 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --stage-steps T    STL-SGD's first stage length   --server root|sharded   (DoubleSqueeze, LIEC-SGD)
   --workers N        workers (default 4)            --steps N    steps (default 600)
   --lr LR            learning rate (default 0.1)    --momentum M  (default 0)   --optimizer sgd|novograd
-  --model softmax|mlp (default mlp)  --batch B (per worker, default 32)  --hidden H (default 64)
+  --model softmax|mlp|cnn (default mlp; cnn needs images)   --batch B (per worker, default 32; 64 on images)
+  --hidden H[,H...]  MLP hidden widths (default 64 on synthetic data, 256,128 on images)
+  --data synthetic|fashion-mnist|mnist|idx   (default synthetic)  --data-dir DIR  where the IDX files are
+  --epochs E         epochs of each worker's shard (images: default 3; replaces --steps)  --train-limit N
+  --scope tensor|model   compress tensor by tensor (default) or the whole model at once (global top-k)
+  --warmup-epochs N  DGC's sparsity warm-up (default 1 epoch when training by epochs)
+  --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
   --samples N  --features D  --classes C  --separation S   the synthetic dataset
   --seed S           (default 1)                    --non-iid    class-sorted shards
   --json             print one JSON object          --progress bar|lines|none
@@ -74,7 +94,10 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--momentum': ['momentum', (v) => v >= 0 && v < 1, 'a number in [0, 1)'],
   '--seed': ['seed', (v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'an integer in [0, 2^32)'],
   '--batch': ['batch', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
-  '--hidden': ['hidden', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--bucket': ['bucket', (v) => Number.isInteger(v) && v >= 8, 'an integer >= 8'],
+  '--warmup-epochs': ['warmupEpochs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
+  '--epochs': ['epochs', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--train-limit': ['trainLimit', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--samples': ['samples', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--features': ['features', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--classes': ['classes', (v) => Number.isInteger(v) && v >= 2, 'an integer >= 2'],
@@ -106,8 +129,22 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       compressorGiven = true;
     } else if (flag === '--model') {
       const v = value();
-      if (v !== 'softmax' && v !== 'mlp') throw bad(flag, "'softmax' or 'mlp'", v);
+      if (v !== 'softmax' && v !== 'mlp' && v !== 'cnn') throw bad(flag, "'softmax', 'mlp' or 'cnn'", v);
       o.model = v;
+    } else if (flag === '--hidden') {
+      const raw = value(), v = raw.split(',').map(Number);
+      if (!v.length || !v.every((h) => Number.isInteger(h) && h >= 1 && h <= 65536)) throw bad(flag, 'widths like 256 or 256,128', raw);
+      o.hidden = v;
+    } else if (flag === '--data') {
+      const v = value();
+      if (!['synthetic', 'fashion-mnist', 'mnist', 'idx'].includes(v)) throw bad(flag, "'synthetic', 'fashion-mnist', 'mnist' or 'idx'", v);
+      o.data = v as TrainOptions['data'];
+    } else if (flag === '--scope') {
+      const v = value();
+      if (v !== 'tensor' && v !== 'model') throw bad(flag, "'tensor' or 'model'", v);
+      o.scope = v;
+    } else if (flag === '--data-dir') {
+      o.dataDir = value();
     } else if (flag === '--optimizer') {
       const v = value();
       if (v !== 'sgd' && v !== 'novograd') throw bad(flag, "'sgd' or 'novograd'", v);
@@ -129,6 +166,9 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     else if (flag === '--json') o.json = true;
     else throw new GradcompTypeError(flag, `Unknown flag ${flag}\n${TRAIN_USAGE}`);
   }
+  if (o.model === 'cnn' && o.data === 'synthetic') throw bad('--model', "'cnn' with image data (--data fashion-mnist, mnist or idx)", 'cnn');
+  if (o.data === 'idx' && o.dataDir === undefined) throw bad('--data-dir', 'the folder of IDX files (--data idx)', undefined);
+  if (o.data !== 'synthetic' && !argv.includes('--batch')) o.batch = 64;
   if (o.resume && o.checkpoint === undefined) throw bad('--resume', '--checkpoint DIR as well (where to resume from)', undefined);
   if (argv.includes('--checkpoint-every') && o.checkpoint === undefined) throw bad('--checkpoint-every', '--checkpoint DIR as well', undefined);
   // An explicit --algo without --compressor uses that algorithm's own default compressor.
@@ -161,6 +201,7 @@ export function distributedOptions(o: TrainOptions, comm: Communicator): Distrib
     ...(o.period !== undefined ? { period: o.period } : {}),
     ...(o.stageSteps !== undefined ? { stageSteps: o.stageSteps } : {}),
     ...(o.server !== undefined ? { server: o.server } : {}),
+    ...(o.scope !== undefined ? { scope: o.scope } : {}),
     ...(o.algo === 'stl' ? { growth: o.nonIid ? 'non-iid' as const : 'iid' as const } : {}),
   };
 }
@@ -174,6 +215,7 @@ export function compressorSpec(o: TrainOptions): CompressorSpec | undefined {
     case 'qsgd': return { type: 'qsgd', levels: o.levels ?? 15 };
     case 'powersgd': return { type: 'powersgd', rank: o.rank ?? 2 };
     case 'signum': return { type: 'signum', beta: 0 };
+    case 'efsign': return o.bucket !== undefined ? { type: 'efsign', bucket: o.bucket } : { type: 'efsign' };
     default: return { type: t } as CompressorSpec;
   }
 }

@@ -193,6 +193,36 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
   return GC_OK;
 }
 
+gc_status efsign_encode_blocks(const float* grad, float* e, uint64_t n, uint64_t block, uint8_t* bits, float* scales) {
+  if (block == 0 || block % 8 != 0 || (n > 0 && (e == nullptr || bits == nullptr || scales == nullptr))) return GC_ERR_INVALID_ARG;
+  const uint64_t nb = (n + block - 1) / block;
+  // Each block is one piece: its sum |p| in efsign's lane order, then its own scale.
+  ThreadPool::instance().parallel_for(chunk_count(nb, std::max<uint64_t>(1, kPiece / block)), [&](size_t t) {
+    const uint64_t per = std::max<uint64_t>(1, kPiece / block), b0 = t * per, b1 = std::min<uint64_t>(nb, b0 + per);
+    for (uint64_t b = b0; b < b1; ++b) {
+      const uint64_t lo = b * block, hi = std::min<uint64_t>(n, lo + block);
+      const double l1 = efsign_pass1(grad, e, bits, lo, hi);
+      const float scale = static_cast<float>(l1 / static_cast<double>(hi - lo));
+      scales[b] = scale;
+      efsign_pass2(e, bits, scale, lo, hi);
+    }
+  });
+  return GC_OK;
+}
+
+gc_status sign_unpack_add_blocks(const uint8_t* bits, uint64_t n, uint64_t block, const float* scales, float* out) {
+  if (block == 0 || block % 8 != 0 || (n > 0 && (bits == nullptr || scales == nullptr || out == nullptr))) return GC_ERR_INVALID_ARG;
+  const uint64_t nb = (n + block - 1) / block, per = std::max<uint64_t>(1, kPiece / block);
+  ThreadPool::instance().parallel_for(chunk_count(nb, per), [&](size_t t) {
+    const uint64_t b0 = t * per, b1 = std::min<uint64_t>(nb, b0 + per);
+    for (uint64_t b = b0; b < b1; ++b) {
+      const uint64_t lo = b * block, hi = std::min<uint64_t>(n, lo + block);
+      efsign_pass2(out, bits, -scales[b], lo, hi);
+    }
+  });
+  return GC_OK;
+}
+
 gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1) {
   if ((n > 0 && (x == nullptr || bits == nullptr)) || l1 == nullptr) return GC_ERR_INVALID_ARG;
   const size_t tasks = chunk_count(n, kPiece);

@@ -18,6 +18,11 @@ gc_status efsign_encode(const float* grad, float* e, uint64_t n, uint8_t* bits, 
 // bits (ceil(n/8) bytes): bit i = 1 iff x[i] < 0 (the last byte's unused bits zero). *l1 = sum |x|
 // in float64, in efsign_encode's order (16 lanes per 64K piece, pieces in order): any ISA, any
 // thread count, the same bits.
+// Blockwise scaled sign with error feedback: blocks of `block` elements (a multiple of 8), each
+// with its own scale = sum |p| / size (efsign's order within the block) written to scales[b].
+gc_status efsign_encode_blocks(const float* grad, float* e, uint64_t n, uint64_t block, uint8_t* bits, float* scales);
+// out[i] += bit i ? -scales[b] : scales[b] for the block b holding i.
+gc_status sign_unpack_add_blocks(const uint8_t* bits, uint64_t n, uint64_t block, const float* scales, float* out);
 gc_status sign_pack(const float* x, uint64_t n, uint8_t* bits, double* l1);
 // out[i] += bit i ? -scale : scale.
 gc_status sign_unpack_add(const uint8_t* bits, uint64_t n, float scale, float* out);

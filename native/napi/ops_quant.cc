@@ -127,6 +127,28 @@ GC_JS(JS_signDecodeAll) {
   }, {a.argv[0], a.argv[2], a.argv[3]});
 }
 
+// efsignEncodeBlocks(grad | null, e, block, bits, scales);  signUnpackAddBlocks(bits, block, scales, out)
+GC_JS(JS_efsignEncodeBlocks) {
+  GC_SPAN(float, 0, grad, true);
+  GC_SPAN(float, 1, e);
+  GC_U64(2, block, 0xffffffffULL);
+  GC_SPAN(uint8_t, 3, bits);
+  GC_SPAN(float, 4, scales);
+  GC_CHECK(block >= 8 && block % 8 == 0 && !(grad.present && grad.len != e.len) && bits.len >= (e.len + 7) / 8 && scales.len >= (e.len + block - 1) / block,
+           "efsignEncodeBlocks arguments disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::efsign_encode_blocks(grad.present ? grad.data : nullptr, e.data, e.len, block, bits.data, scales.data), "efsignEncodeBlocks");
+  return nullptr;
+}
+GC_JS(JS_signUnpackAddBlocks) {
+  GC_SPAN(uint8_t, 0, bits);
+  GC_U64(1, block, 0xffffffffULL);
+  GC_SPAN(float, 2, scales);
+  GC_SPAN(float, 3, out);
+  GC_CHECK(block >= 8 && block % 8 == 0 && bits.len >= (out.len + 7) / 8 && scales.len >= (out.len + block - 1) / block, "signUnpackAddBlocks arguments disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::sign_unpack_add_blocks(bits.data, out.len, block, scales.data, out.data), "signUnpackAddBlocks");
+  return nullptr;
+}
+
 // adacompSelect(dW, R, bin, sel) -> [m, sum |G| over the selected]
 GC_JS(JS_adacompSelect) {
   GC_SPAN(float, 0, dw);
@@ -175,7 +197,7 @@ void ExportQuant(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
                             {"halfPack", JS_halfPack}, {"halfUnpackAdd", JS_halfUnpackAdd}, {"signPack", JS_signPack},
                             {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll},
-                            {"adacompSelect", JS_adacompSelect}, {"adacompEmit", JS_adacompEmit}, {"adacompDecodeAdd", JS_adacompDecodeAdd}};
+                            {"adacompSelect", JS_adacompSelect}, {"efsignEncodeBlocks", JS_efsignEncodeBlocks}, {"signUnpackAddBlocks", JS_signUnpackAddBlocks}, {"adacompEmit", JS_adacompEmit}, {"adacompDecodeAdd", JS_adacompDecodeAdd}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 

@@ -2,8 +2,10 @@
 #include <vector>
 
 #include "../core/codec.h"
+#include "../core/gemm.h"
 #include "../core/rng.h"
 #include "../core/vector.h"
+#include "arena.h"
 #include "ops.h"
 
 namespace gradcomp_napi {
@@ -58,6 +60,30 @@ napi_value ReduceMany(const gcnapi::Args& a, gc_dtype dtype) {
 GC_JS(JS_reduceMany) {
   if (gcnapi::TypedArrayKind(a, 0) == napi_float64_array) return ReduceMany<double>(a, GC_FLOAT64);
   return ReduceMany<float>(a, GC_FLOAT32);
+}
+
+// gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): c = alpha op(a) op(b) + beta c, row-major.
+GC_JS(JS_gemm) {
+  const bool ta = gcnapi::Bool(a, 0), tb = gcnapi::Bool(a, 1);
+  GC_U64(2, m, 0xffffffffULL);
+  GC_U64(3, n, 0xffffffffULL);
+  GC_U64(4, k, 0xffffffffULL);
+  GC_F64(5, alpha);
+  GC_SPAN(float, 6, am);
+  GC_U64(7, lda, 0xffffffffULL);
+  GC_SPAN(float, 8, bm);
+  GC_U64(9, ldb, 0xffffffffULL);
+  GC_F64(10, beta);
+  GC_SPAN(float, 11, cm);
+  GC_U64(12, ldc, 0xffffffffULL);
+  // Every row an operand's stride reaches must lie inside its buffer.
+  const auto fits = [](uint64_t rows, uint64_t cols, uint64_t ld, uint64_t len) { return rows == 0 || cols == 0 || (ld >= cols && (rows - 1) * ld + cols <= len); };
+  GC_CHECK(fits(ta ? k : m, ta ? m : k, lda, am.len) && fits(tb ? n : k, tb ? k : n, ldb, bm.len) && fits(m, n, ldc, cm.len), "gemm: an operand is shorter than its shape and stride");
+  Lease lease(4 * gradcomp::gemm_scratch_floats(ta, tb, m, n, k));
+  GC_CHECK(lease.ok(), "gemm: out of memory for scratch");
+  gcnapi::ThrowStatus(a.env, gradcomp::sgemm(ta, tb, m, n, k, static_cast<float>(alpha), am.data, lda, bm.data, ldb, static_cast<float>(beta), cm.data, ldc,
+                                             static_cast<float*>(lease.scratch().ptr)), "gemm");
+  return nullptr;
 }
 
 // vecAdd(dst, a, b): dst = a + b;  vecScale(x, s);  vecAxpy(y, x, s): y += s x
@@ -138,7 +164,7 @@ GC_JS(JS_checksum) {
 }  // namespace
 
 void ExportVector(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"reduceMany", JS_reduceMany}, {"vecAdd", JS_vecAdd},
+  const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"reduceMany", JS_reduceMany}, {"gemm", JS_gemm}, {"vecAdd", JS_vecAdd},
                             {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"normSum", JS_normSum},
                             {"scatterAdd", JS_scatterAdd}, {"randkSupport", JS_randkSupport}, {"dgcAccumulate", JS_dgcAccumulate}, {"checksum", JS_checksum}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);

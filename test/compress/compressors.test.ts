@@ -19,7 +19,7 @@ const EF_SPECS: CompressorSpec[] = [
   { type: 'qsgd', levels: 3, errorFeedback: true }, { type: 'fp16', errorFeedback: true }, { type: 'bf16', errorFeedback: true },
   { type: 'powersgd', rank: 2 }, { type: 'dgc', ratio: 0.05, momentum: 0 }, { type: 'adacomp', binSize: 16 },
   { type: 'scalecom', ratio: 0.05 }, { type: 'gradiveq', sliceSize: 16, components: 4, dense: 2, compressed: 3 },
-  { type: 'terngrad', errorFeedback: true },
+  { type: 'terngrad', errorFeedback: true }, { type: 'efsign', bucket: 64 },
 ];
 
 describe('error feedback conserves mass', () => {
@@ -249,6 +249,28 @@ describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
     for (const [t, g] of [[1, -2, 0.5, 0], [1, 1, 1, 1], [0, 0, 0, 0]].entries()) outs.push(Array.from((await step([c], 'w', [Float32Array.from(g)], { step: t }))[0]));
     expect(outs).toEqual([[0, -2, 0, 0], [2.5, 0, 0, 0], [0, 0, 2.375, 0]]);
     expect(Array.from(c.residual('w')!)).toEqual([0, 1.5, 0, 1.5]);
+  });
+
+  test('blockwise scaled sign: one scale per block (mean |p| of the block), the sign of every element, residue p - sent', async () => {
+    const c = createCompressor({ type: 'efsign', bucket: 16 });
+    const n = 100, g = sample('heavy', n, rand);
+    const [out] = await step([c], 'w', [g], { step: 0 });
+    const e = c.residual('w')!;
+    for (let lo = 0; lo < n; lo += 16) {
+      const hi = Math.min(n, lo + 16), blk = Array.from(g.subarray(lo, hi));
+      const scale = Math.fround(blk.reduce((a, v) => a + Math.abs(v), 0) / blk.length);
+      for (let i = lo; i < hi; i++) {
+        expect(Math.abs(out[i])).toBeCloseTo(scale, 5);
+        expect(Math.sign(out[i])).toBe(g[i] < 0 ? -1 : 1);
+        expect(e[i]).toBeCloseTo(g[i] - out[i], 5);
+      }
+    }
+    // A blockwise payload with a block size that does not match its block count is refused.
+    const raw = c as unknown as { compress(n: string, g: Float32Array, ctx: StepContext): Promise<Uint8Array>; decompress(p: Uint8Array[], n: number): Float32Array };
+    const p = await raw.compress('v', g, { step: 1 });
+    const bad = p.slice();
+    new DataView(bad.buffer).setUint32(16, 24, true);
+    expect(() => raw.decompress([bad], n)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
   });
 
   test('AdaComp bin-local selection, ternary values and residue, by hand (bins of 4)', async () => {

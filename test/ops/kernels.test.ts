@@ -3,6 +3,7 @@
  * against the slow references of test/reference/vector.ts, bit for bit, on every ISA level.
  */
 import * as k from '../../lib/ops/kernels';
+const k_ = k;
 import { loadBinding } from '../../lib/native/loader';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 import * as ref from '../reference/vector';
@@ -159,6 +160,27 @@ test.each(SIZES)('reduceMany (k sources in one pass), n = %i: the sequential fol
           expect(bits(dst)).toBe(bits(want));
         });
       }
+    }
+  }
+});
+
+test.each([[1, 1, 1], [3, 5, 7], [17, 33, 129], [64, 130, 600]])('gemm m=%i n=%i k=%i: all four transposes, alpha and beta, bit for bit on every ISA', (m, n, k) => {
+  const f = Math.fround;
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const a = sample('gaussian', m * k, rand), b = sample('gaussian', k * n, rand), c0 = sample('gaussian', m * n, rand);
+    const A = (i: number, kk: number) => (ta ? a[kk * m + i] : a[i * k + kk]), B = (kk: number, j: number) => (tb ? b[j * k + kk] : b[kk * n + j]);
+    for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
+      const want = new Float32Array(m * n);
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let acc = beta === 0 ? 0 : beta === 1 ? c0[i * n + j] : f(beta * c0[i * n + j]);
+        for (let kk = 0; kk < k; kk++) acc = f(acc + f(f(alpha * A(i, kk)) * B(kk, j)));
+        want[i * n + j] = acc;
+      }
+      eachIsa(() => {
+        const c = c0.slice();
+        k_.gemm(ta, tb, m, n, k, a, b, c, alpha, beta);
+        expect(bits(c)).toBe(bits(want));
+      });
     }
   }
 });

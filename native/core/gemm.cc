@@ -1,0 +1,75 @@
+#include "gemm.h"
+
+#include <algorithm>
+
+#include "cpu.h"
+#include "pool.h"
+
+namespace gradcomp {
+
+namespace {
+
+constexpr uint64_t kColBlock = 512;  // C columns per block: a row of B's block stays in L1
+constexpr uint64_t kDepthBlock = 128;  // k per block
+
+// C[i0:i1, j0:j1] += alpha * A[i, k] * B[k, j] for k in [k0, k1), k ascending for every element.
+// a_at(i, kk) reads A (transposed or not); B is row-major k x n here.
+inline void block_body(const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
+                       uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1) {
+  for (uint64_t i = i0; i < i1; ++i) {
+    float* crow = c + i * ldc;
+    for (uint64_t kk = k0; kk < k1; ++kk) {
+      const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
+      const float* brow = b + kk * ldb;
+      for (uint64_t j = j0; j < j1; ++j) crow[j] = crow[j] + av * brow[j];
+    }
+  }
+}
+GC_ISA_VARIANTS(block, (const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
+                        uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1),
+                (a, lda, ta, b, ldb, alpha, c, ldc, i0, i1, j0, j1, k0, k1))
+
+}  // namespace
+
+uint64_t gemm_scratch_floats(bool ta, bool tb, uint64_t m, uint64_t n, uint64_t k) {
+  (void)ta;
+  (void)m;
+  return tb ? n * k : 0;
+}
+
+gc_status sgemm(bool ta, bool tb, uint64_t m, uint64_t n, uint64_t k, float alpha, const float* a, uint64_t lda, const float* b, uint64_t ldb,
+                float beta, float* c, uint64_t ldc, float* scratch) {
+  if (m == 0 || n == 0) return GC_OK;
+  if (c == nullptr || (k > 0 && (a == nullptr || b == nullptr)) || (tb && k > 0 && scratch == nullptr)) return GC_ERR_INVALID_ARG;
+  ThreadPool& pool = ThreadPool::instance();
+  // beta * C first (beta 0 writes zeros, so NaNs in an uninitialized C do not survive).
+  pool.parallel_for(chunk_count(m, 64), [&](size_t t) {
+    const uint64_t lo = t * 64, hi = std::min<uint64_t>(m, lo + 64);
+    for (uint64_t i = lo; i < hi; ++i)
+      for (uint64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
+  });
+  if (k == 0 || alpha == 0.0f) return GC_OK;
+  // B transposed (n x k) becomes k x n in scratch, so every variant runs the same row-axpy kernel.
+  const float* bb = b;
+  uint64_t ldbb = ldb;
+  if (tb) {
+    pool.parallel_for(chunk_count(k, 64), [&](size_t t) {
+      const uint64_t lo = t * 64, hi = std::min<uint64_t>(k, lo + 64);
+      for (uint64_t kk = lo; kk < hi; ++kk)
+        for (uint64_t j = 0; j < n; ++j) scratch[kk * n + j] = b[j * ldb + kk];
+    });
+    bb = scratch;
+    ldbb = n;
+  }
+  // Tasks own disjoint rows of C (row blocks x column blocks); depth blocks run in order inside a task.
+  const uint64_t rows = std::max<uint64_t>(1, std::min<uint64_t>(64, (m + 15) / 16));
+  const uint64_t row_tasks = (m + rows - 1) / rows, col_tasks = (n + kColBlock - 1) / kColBlock;
+  pool.parallel_for(row_tasks * col_tasks, [&](size_t t) {
+    const uint64_t ri = t / col_tasks, ci = t % col_tasks;
+    const uint64_t i0 = ri * rows, i1 = std::min<uint64_t>(m, i0 + rows), j0 = ci * kColBlock, j1 = std::min<uint64_t>(n, j0 + kColBlock);
+    for (uint64_t k0 = 0; k0 < k; k0 += kDepthBlock) block_run(a, lda, ta, bb, ldbb, alpha, c, ldc, i0, i1, j0, j1, k0, std::min<uint64_t>(k, k0 + kDepthBlock));
+  });
+  return GC_OK;
+}
+
+}  // namespace gradcomp
