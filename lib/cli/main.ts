@@ -17,6 +17,7 @@ const USAGE = `usage: gradcomp <command> [flags]
   train [flags]               train a model with N workers and compressed communication (train --help)
   run -n N [--timeout S] script.js [args]
                               run N ranks of a script on the local backend (worker_threads)
+  influence --checkpoint DIR  TracIn over gradcomp train's checkpoints: self-influence, proponents (influence --help)
   doctor [--json]             report the backend, SIMD level, threads and versions
   bench [--quick] [--json]    run the microbenchmark suite
   --version                   print gradcomp's version`;
@@ -121,6 +122,21 @@ async function train(rest: string[]): Promise<number> {
   return (await runLocal(path.join(__dirname, '..', 'train', 'worker.js'), o.workers, rest)).code;
 }
 
+async function influence(argv: string[]): Promise<number> {
+  const { parseInfluenceArgs, INFLUENCE_USAGE } = await import('../analysis/influence');
+  if (argv.includes('--help') || argv.includes('-h')) { process.stdout.write(INFLUENCE_USAGE + '\n'); return 0; }
+  let o;
+  try { o = parseInfluenceArgs(argv); } catch (e) { process.stderr.write(`gradcomp influence: ${(e as Error).message}\n`); return 2; }
+  const { launchedByMpi } = await import('../comm/init');
+  if (launchedByMpi()) {
+    const { main: worker } = await import('../analysis/worker');
+    await worker(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  }
+  const { runLocal } = await import('../comm/launcher');
+  return (await runLocal(path.join(__dirname, '..', 'analysis', 'worker.js'), o.workers, argv)).code;
+}
+
 function bench(argv: string[]): number {
   const f = flags('bench', argv, { quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'usage: gradcomp bench [--quick] [--json]');
   if (!f) return 2;
@@ -136,6 +152,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run': return run(rest);
     case 'doctor': return doctor(rest);
     case 'bench': return bench(rest);
+    case 'influence': return influence(rest);
     case '-v': case '--version': process.stdout.write(`${version()}\n`); return 0;
     case undefined: case '-h': case '--help': case 'help':
       process.stdout.write(USAGE + '\n');

@@ -16,7 +16,7 @@ import type { Communicator } from '../comm/types';
 import { GradcompError } from '../native/errors';
 import type { TrainOptions } from './options';
 
-interface TrainCheckpoint {
+export interface TrainCheckpoint {
   format: 'gradcomp.train-checkpoint';
   version: 1;
   /** The options that shape the trajectory: a resume with different ones is refused. */
@@ -28,15 +28,15 @@ interface TrainCheckpoint {
   params: Record<string, Float32Array>;
 }
 
-const fileOf = (dir: string, rank: number, step: number) => path.join(dir, `rank-${rank}-step-${step}.gckp`);
+export const fileOf = (dir: string, rank: number, step: number) => path.join(dir, `rank-${rank}-step-${step}.gckp`);
 
 /** The options a checkpoint must agree on (everything but output, progress and checkpoint flags). */
-function trajectoryOptions(o: TrainOptions): Record<string, unknown> {
-  const { json: _j, progress: _p, checkpoint: _c, checkpointEvery: _e, resume: _r, ...rest } = o;
+export function trajectoryOptions(o: TrainOptions): Record<string, unknown> {
+  const { json: _j, progress: _p, checkpoint: _c, checkpointEvery: _e, resume: _r, keepCheckpoints: _k, ...rest } = o;
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
-function stepsOnDisk(dir: string, rank: number): number[] {
+export function stepsOnDisk(dir: string, rank: number): number[] {
   if (!fs.existsSync(dir)) return [];
   const re = new RegExp(`^rank-${rank}-step-(\\d+)\\.gckp$`);
   return fs.readdirSync(dir).map((f) => re.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
@@ -50,7 +50,7 @@ export async function saveTrainCheckpoint(o: TrainOptions, comm: Communicator, o
   const ck: TrainCheckpoint = { format: 'gradcomp.train-checkpoint', version: 1, options: trajectoryOptions(o), step, rank: comm.rank, workers: comm.size, state: opt.state(), params };
   writeCheckpointFile(fileOf(dir, comm.rank, step), ck);
   await comm.barrier(); // every rank holds step `step` now: older sets beyond the previous one can go
-  for (const s of stepsOnDisk(dir, comm.rank).slice(2)) fs.rmSync(fileOf(dir, comm.rank, s), { force: true });
+  for (const s of stepsOnDisk(dir, comm.rank).slice(Math.max(2, o.keepCheckpoints ?? 2))) fs.rmSync(fileOf(dir, comm.rank, s), { force: true });
 }
 
 /** The checkpoint to resume from (the newest step every rank holds intact), or null to start fresh. */

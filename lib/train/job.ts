@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
-import { batch, Dataset, epochBatch, imageDataset, makeDataset, shard, stepsPerEpoch } from './data';
+import { batch, Dataset, epochBatch, imageDataset, makeDataset, mix, rng, shard, stepsPerEpoch } from './data';
 import { loadFashionMnist, loadIdxImages, loadMnist } from './idx';
 import { createModel } from './model';
 import { TrainOptions, compressorLabel, distributedOptions } from './options';
@@ -53,7 +53,18 @@ export function loadData(o: TrainOptions): { train: Dataset; test: Dataset } {
   const d = o.data === 'fashion-mnist' ? loadFashionMnist(o.dataDir, limits) : o.data === 'mnist' ? loadMnist(o.dataDir, limits)
     : loadIdxImages([o.dataDir!], limits, Array.from({ length: 10 }, (_, i) => String(i)), 'Give --data-dir a folder with the four MNIST-format files.');
   const classes = Math.max(d.classes.length, d.train.labels.reduce((m, v) => Math.max(m, v + 1), 0));
-  return { train: imageDataset(d.train, classes), test: imageDataset(d.test, classes) };
+  const train = imageDataset(d.train, classes);
+  for (const i of flippedLabels(o, train.samples)) train.y[i] = (train.y[i] + 1 + (mix(o.seed, i, 0xf1a9) % (classes - 1))) % classes;
+  return { train, test: imageDataset(d.test, classes) };
+}
+
+/** The training examples whose labels --flip-labels changes (ascending): a seeded choice of floor(F n). */
+export function flippedLabels(o: TrainOptions, n: number): Int32Array {
+  const count = Math.floor((o.flipLabels ?? 0) * n);
+  if (count === 0) return new Int32Array(0);
+  const order = Int32Array.from({ length: n }, (_, i) => i), u = rng(mix(o.seed, 0xf11b));
+  for (let i = n - 1; i > 0; i--) { const j = Math.floor(u() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+  return order.slice(0, count).sort();
 }
 
 export type Progress = (step: number, steps: number, loss: number) => void;

@@ -121,8 +121,8 @@ export function poolBackward(dy: Float32Array, arg: Int32Array, inputSize: numbe
   return dx;
 }
 
-/** Mean softmax cross-entropy of logits (batch x classes) against labels; dLogits (already divided by the batch) when asked. */
-export function softmaxXent(z: Float32Array, labels: ArrayLike<number>, batch: number, classes: number, withGrad: boolean): { loss: number; correct: number; dz?: Float32Array } {
+/** Mean softmax cross-entropy of logits (batch x classes) against labels; dLogits when asked (divided by the batch unless perExample). */
+export function softmaxXent(z: Float32Array, labels: ArrayLike<number>, batch: number, classes: number, withGrad: boolean, perExample = false): { loss: number; correct: number; dz?: Float32Array } {
   const dz = withGrad ? new Float32Array(z.length) : undefined;
   let loss = 0, correct = 0;
   for (let b = 0; b < batch; b++) {
@@ -134,7 +134,8 @@ export function softmaxXent(z: Float32Array, labels: ArrayLike<number>, batch: n
     const lse = m + Math.log(s), y = labels[b];
     loss += lse - z[row + y];
     if (arg === y) correct++;
-    if (dz) for (let c = 0; c < classes; c++) dz[row + c] = (Math.exp(z[row + c] - lse) - (c === y ? 1 : 0)) / batch;
+    // perExample: each row's own gradient (not divided by the batch), independent of the batch it came in.
+    if (dz) for (let c = 0; c < classes; c++) dz[row + c] = (Math.exp(z[row + c] - lse) - (c === y ? 1 : 0)) / (perExample ? 1 : batch);
   }
   return { loss: loss / Math.max(1, batch), correct, dz };
 }

@@ -22,12 +22,18 @@ export interface Model {
   lossAndGrad(params: Record<string, Float32Array>, data: Dataset, idx: ArrayLike<number>): { loss: number; grads: Record<string, Float32Array> };
   /** Mean loss and accuracy over the whole dataset. */
   evaluate(params: Record<string, Float32Array>, data: Dataset): { loss: number; accuracy: number };
+  /**
+   * Per example of `idx`: the input of the last dense layer (`a`, rows of `inputs`) and dLoss/dLogits
+   * (`delta`, rows of `classes`), the factors of that layer's per-example gradient (delta aᵀ for
+   * the weight, delta for the bias). The layer's parameters are `weight` and `bias`.
+   */
+  lastLayer(params: Record<string, Float32Array>, data: Dataset, idx: ArrayLike<number>): { a: Float32Array; delta: Float32Array; inputs: number; classes: number; weight: string; bias: string };
 }
 
 interface Net {
   params: Record<string, Tensor<'float32'>>;
-  /** Logits of a batch; with `grads`, also backpropagates dLogits from `back` into them. */
-  forward(p: Record<string, Float32Array>, x: Float32Array, batch: number): { z: Float32Array; back(dz: Float32Array, grads: Record<string, Float32Array>): void };
+  /** Logits of a batch (and the last dense layer's input); `back` backpropagates dLogits into grads. */
+  forward(p: Record<string, Float32Array>, x: Float32Array, batch: number): { z: Float32Array; last: Float32Array; back(dz: Float32Array, grads: Record<string, Float32Array>): void };
 }
 
 function dense(names: string[], dims: number[], p0: Record<string, Tensor<'float32'>>, he: (n: number, fanIn: number) => Float32Array, zeroLast: boolean): Net['forward'] {
@@ -46,6 +52,7 @@ function dense(names: string[], dims: number[], p0: Record<string, Tensor<'float
     });
     return {
       z: h,
+      last: acts[names.length - 1],
       back(dz, g) {
         let d: Float32Array | undefined = dz;
         for (let l = names.length - 1; l >= 0; l--) {
@@ -75,6 +82,7 @@ function cnn(spec: ModelSpec, p0: Record<string, Tensor<'float32'>>, he: (n: num
     const z = denseForward(q2.y, p['fc.weight'], p['fc.bias'], batch, flat, spec.classes);
     return {
       z,
+      last: q2.y,
       back(dz, g) {
         const dq2 = denseBackward(q2.y, p['fc.weight'], dz, g['fc.weight'], g['fc.bias'], batch, flat, spec.classes)!;
         const dc2 = reluBackward(r2, poolBackward(dq2, q2.arg, r2.length));
@@ -99,9 +107,17 @@ export function createModel(spec: ModelSpec): Model {
     for (let s = 0; s < idx.length; s++) { x.set(data.x.subarray(idx[s] * D, (idx[s] + 1) * D), s * D); y[s] = data.y[idx[s]]; }
     return { x, y };
   };
+  const lastName = spec.kind === 'mlp' ? `fc${spec.hidden.length + 1}` : 'fc';
+  const lastInputs = params[`${lastName}.weight`].shape[1];
   return {
     kind: spec.kind,
     params,
+    lastLayer(p, data, idx) {
+      const { x, y } = gather(data, idx);
+      const f = forward(p, x, idx.length);
+      const delta = softmaxXent(f.z, y, idx.length, C, true, true).dz!;
+      return { a: f.last, delta, inputs: lastInputs, classes: C, weight: `${lastName}.weight`, bias: `${lastName}.bias` };
+    },
     lossAndGrad(p, data, idx) {
       const { x, y } = gather(data, idx);
       const f = forward(p, x, idx.length);

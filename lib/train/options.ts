@@ -39,6 +39,10 @@ export interface TrainOptions {
   warmupEpochs?: number;
   /** efsign: one scale per block of this many elements. */
   bucket?: number;
+  /** Checkpoint sets kept on disk (default 2; TracIn wants several). */
+  keepCheckpoints?: number;
+  /** Flip this fraction of the training labels to another class (seeded): the mislabel-finding experiment. */
+  flipLabels?: number;
   samples: number;
   features: number;
   classes: number;
@@ -75,6 +79,8 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --scope tensor|model   compress tensor by tensor (default) or the whole model at once (global top-k)
   --warmup-epochs N  DGC's sparsity warm-up (default 1 epoch when training by epochs)
   --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
+  --keep-checkpoints N  checkpoint sets kept (default 2; gradcomp influence uses them all)
+  --flip-labels F    flip a seeded fraction F of the training labels (to test mislabel finding)
   --samples N  --features D  --classes C  --separation S   the synthetic dataset
   --seed S           (default 1)                    --non-iid    class-sorted shards
   --json             print one JSON object          --progress bar|lines|none
@@ -94,6 +100,8 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--momentum': ['momentum', (v) => v >= 0 && v < 1, 'a number in [0, 1)'],
   '--seed': ['seed', (v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'an integer in [0, 2^32)'],
   '--batch': ['batch', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--keep-checkpoints': ['keepCheckpoints', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
+  '--flip-labels': ['flipLabels', (v) => v >= 0 && v < 1, 'a fraction in [0, 1)'],
   '--bucket': ['bucket', (v) => Number.isInteger(v) && v >= 8, 'an integer >= 8'],
   '--warmup-epochs': ['warmupEpochs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
   '--epochs': ['epochs', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
