@@ -1,6 +1,10 @@
 // The N-API helper, part 2: kernels on the libuv pool settling Promises, type-tagged handles,
 // and export tables (part 1, napi_util.h, has errors and argument unpacking).
 #pragma once
+#include <dlfcn.h>
+
+#include <atomic>
+
 #include "napi_util.h"
 
 namespace gcnapi {
@@ -132,9 +136,23 @@ inline void Export(napi_env env, napi_value exports, const Fn* fns, size_t n) {
   }
 }
 
+// Node unloads an addon (dlclose) when the last worker_thread that loaded it exits, while threads
+// the addon started (its kernel pool, a comm thread) still run or sleep in its code: their next
+// instruction is then unmapped memory (seen as a SIGSEGV at the end of jobs on a busy machine).
+// An addon keeps itself loaded for the life of the process instead: RTLD_NODELETE on its own path.
+inline void PinLibrary() {
+  static std::atomic<bool> pinned{false};
+  if (pinned.load(std::memory_order_acquire)) return;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PinLibrary), &info) != 0 && info.dli_fname != nullptr &&
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr)
+    pinned.store(true, std::memory_order_release);
+}
+
 // Every addon exports `abi` (GC_ABI_VERSION, from package.json's gradcomp.abi at build time) and
 // `setErrorFactory`.
 inline void ExportCommon(napi_env env, napi_value exports) {
+  PinLibrary();
   InitInstance(env);
   SetNamed(env, exports, "abi", Number(env, GC_ABI_VERSION));
   const Fn common[] = {{"setErrorFactory", SetErrorFactory}};

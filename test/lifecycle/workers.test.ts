@@ -4,6 +4,7 @@
  * corrupts the main thread's results.
  */
 import { Worker } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { topKSync } from '../../lib';
 import { refTopK } from '../reference/topk';
@@ -49,4 +50,31 @@ test('terminating a worker with async ops in flight is safe', async () => {
   }
   const x = new Float32Array([5, -1, 7, 3]);
   expect(Array.from(topKSync(x, 2).indices)).toEqual([0, 2]);
+});
+
+// A process whose main thread never loads the addon (what `gradcomp run` and `gradcomp train` do):
+// when the last worker that loaded it exits, Node would dlclose it while the addon's kernel-pool
+// threads still sleep in its code, and the next thing they run is unmapped memory (a SIGSEGV at the
+// end of a job, now and then, on a busy machine). The addon must stay mapped, and loading it again
+// in a later worker must work.
+test('the addon stays loaded after the last worker that loaded it exits (no dlclose under its own threads)', () => {
+  const script = `
+const { Worker } = require('node:worker_threads');
+const fs = require('node:fs');
+const body = 'const g = require(' + JSON.stringify(process.argv[1]) + ');' +
+  'const x = new Float32Array(1 << 20).map((_, i) => Math.sin(i * 0.37));' +
+  'g.topKSync(x, 1000); g.efTopK(x, new Float32Array(x.length), 1000).then(() => {});';
+const once = () => new Promise((resolve, reject) => { const w = new Worker(body, { eval: true }); w.on('error', reject); w.on('exit', resolve); });
+const mapped = () => /gradcomp\\.node/.test(fs.readFileSync('/proc/self/maps', 'utf8'));
+(async () => {
+  const before = mapped();
+  await once();
+  await new Promise((r) => setTimeout(r, 100));
+  const after = mapped();
+  await once();
+  console.log(JSON.stringify({ before, after }));
+})();`;
+  const r = spawnSync(process.execPath, ['-e', script, entry], { encoding: 'utf8', timeout: 60000 });
+  expect({ status: r.status, signal: r.signal, err: r.stderr }).toEqual({ status: 0, signal: null, err: '' });
+  expect(JSON.parse(r.stdout.trim())).toEqual({ before: false, after: true });
 });
