@@ -6,12 +6,12 @@ export const root = path.resolve(__dirname, '..', '..');
 export const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
 export const probe = path.join(__dirname, 'fixtures', 'probe.js');
 
-export interface Launch { code: number; out: string; err: string }
+export interface Launch { code: number; out: string; err: string; signal?: string | null }
 
 export function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeout = 100000): Promise<Launch> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd: root, env, timeout, maxBuffer: 64 << 20 }, (e, out, err) =>
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }));
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err, signal: e?.signal ?? null }));
   });
 }
 
@@ -22,7 +22,7 @@ export interface TrainJson {
 
 export async function train(args: string[]): Promise<TrainJson> {
   const r = await launch(process.execPath, [cli, 'train', '--json', '--progress', 'none', ...args]);
-  if (r.code !== 0) throw new Error(`gradcomp train ${args.join(' ')} failed (${r.code}): ${r.err}`);
+  if (r.code !== 0) throw new Error(`gradcomp train ${args.join(' ')} failed (code ${r.code}, signal ${r.signal}): ${r.err.slice(-2000)}\nstdout: ${r.out.slice(-500)}`);
   return JSON.parse(r.out);
 }
 

@@ -9,7 +9,14 @@ import * as path from 'node:path';
 
 const root = path.resolve(__dirname, '..', '..');
 const bin = (name: string) => path.join(root, 'node_modules', '.bin', name);
-const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 120000 });
+// Plain text whatever the caller's terminal settings (CI may set FORCE_COLOR): no colour codes to match around.
+const plainEnv = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' };
+const ESC = String.fromCharCode(27);
+const stripAnsi = (s: string) => s.split(ESC).map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*m/, ''))).join('');
+const run = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: 120000, env: plainEnv });
+  return { status: r.status, stdout: stripAnsi(r.stdout ?? ''), stderr: stripAnsi(r.stderr ?? '') };
+};
 
 test('no import cycles in lib/, and every import follows the layers (dependency-cruiser)', () => {
   const r = run(bin('depcruise'), ['lib', '--config', '.dependency-cruiser.cjs', '--output-type', 'err']);
@@ -42,3 +49,11 @@ test('ESLint (typescript-eslint) reports nothing on lib/ and test/', () => {
   expect(r.stdout + r.stderr).toBe('');
   expect(r.status).toBe(0);
 });
+
+// The tests run through ts-jest without type checking each file against the others: the whole
+// project (lib/, test/, bench/) is type-checked here, so a test cannot drift from the API it tests.
+test('the whole project type-checks (tsc --noEmit)', () => {
+  const r = run(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  expect(r.stdout + r.stderr).toBe('');
+  expect(r.status).toBe(0);
+}, 120000);

@@ -43,7 +43,7 @@ describe('1. an async kernel\'s inputs cannot be freed under it', () => {
 
   test('a buffer already detached, or a resizable one, is refused before the kernel starts', async () => {
     const x = sample('gaussian', 1000, rand);
-    structuredClone(x.buffer, { transfer: [x.buffer] });
+    structuredClone(x.buffer, { transfer: [x.buffer as ArrayBuffer] });
     await expect(gc.topK(x, 10)).rejects.toThrow(coded('ERR_GRADCOMP_DETACHED'));
     const rb = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer)(4000, { maxByteLength: 8000 });
     await expect(gc.topK(new Float32Array(rb), 10)).rejects.toThrow(coded('ERR_GRADCOMP_INVALID_ARG'));
@@ -121,7 +121,7 @@ describe('4. collective results of the wrong length are refused', () => {
         while (s.round) {
           const d = s.round.data;
           if (s.round.collective === 'allreduce') s.receive(new Float32Array(d.length + delta));
-          else s.receive(delta < 0 ? [d] : [d, d, d]); // gathers: too few or too many ranks
+          else s.receive((delta < 0 ? [d] : [d, d, d]) as Uint8Array[]); // gathers: too few or too many ranks
         }
         const r = s.result();
         expect(r.length).toBe(256);

@@ -101,7 +101,9 @@ describe('kill and resume: the uninterrupted digest every time', () => {
   }, 120000);
 
   const why = mpiSkipReason();
-  (why ? test.skip : test.each(Array.from({ length: 10 }, (_, i) => [i, ALGOS[i % ALGOS.length].join(' ')] as const)))('mpirun, trial %i (%s)', async (i) => {
+  const mpiTrials = Array.from({ length: 10 }, (_, i) => [i, ALGOS[i % ALGOS.length].join(' ')] as const);
+  if (why) test.skip(`mpirun trials (${why})`, () => undefined);
+  else test.each(mpiTrials)('mpirun, trial %i (%s)', async (i: number) => {
     await killAndResume('mpi', ALGOS[i % ALGOS.length], i);
   }, 120000);
 });

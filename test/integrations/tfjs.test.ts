@@ -86,7 +86,7 @@ describe('one rank', () => {
         g[name] = Float32Array.from(grads[name].dataSync() as Float32Array);
       }
       await optB.step(params, g);
-      for (const v of b.trainableWeights) v.write(tf.tensor(params[(v as unknown as { val: tf.Variable }).val.name], v.shape));
+      for (const v of b.trainableWeights) v.write(tf.tensor(params[(v as unknown as { val: tf.Variable }).val.name], v.shape as number[]));
     }
     a.getWeights().forEach((w, i) => expect(Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((b.getWeights()[i].dataSync() as Float32Array).buffer))).toBe(true));
   });

@@ -14,6 +14,7 @@ import { dropitPackSync, dropitUnpackSync } from '../../ops/dropit';
 import { rangeError, typeError } from '../../native/errors';
 import { tfCore, tfLayers } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
+import type * as TfLayers from '@tensorflow/tfjs-layers';
 
 export interface DropitBytes { dense: number; kept: number }
 
@@ -225,13 +226,13 @@ function define(): NonNullable<typeof classes> {
 }
 
 /** A tf.layers.dense that keeps a DropIT-packed input for the backward pass. */
-export function dropitDense(config: DropitDenseConfig): TfCore.serialization.Serializable {
-  return new (define().Dense)(config);
+export function dropitDense(config: DropitDenseConfig): TfLayers.layers.Layer {
+  return new (define().Dense)(config) as unknown as TfLayers.layers.Layer;
 }
 
 /** A tf.layers.conv2d (NHWC) that keeps a DropIT-packed input for the backward pass. */
-export function dropitConv2d(config: DropitConv2dConfig): TfCore.serialization.Serializable {
-  return new (define().Conv)(config);
+export function dropitConv2d(config: DropitConv2dConfig): TfLayers.layers.Layer {
+  return new (define().Conv)(config) as unknown as TfLayers.layers.Layer;
 }
 
 /** Per layer, the bytes held for the backward pass by the last training forward pass: the dense input, and what DropIT keeps. */
