@@ -83,7 +83,9 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const dopts = distributedOptions(o, comm);
   // DGC warms its sparsity up over the first epoch(s) when training by epochs (the paper's schedule).
   const c = dopts.compressor as { type?: string; warmupSteps?: number } | undefined;
-  if (c?.type === 'dgc' && (o.warmupEpochs !== undefined || epochs !== undefined)) dopts.compressor = { ...c, warmupSteps: (o.warmupEpochs ?? 1) * perEpoch } as never;
+  if (c?.type === 'dgc' && (o.warmupSteps !== undefined || o.warmupEpochs !== undefined || epochs !== undefined)) {
+    dopts.compressor = { ...c, warmupSteps: o.warmupSteps ?? (o.warmupEpochs ?? 1) * perEpoch } as never;
+  }
   const opt = createDistributedOptimizer(dopts);
   let start = 0;
   if (o.resume) {

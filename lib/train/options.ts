@@ -37,6 +37,10 @@ export interface TrainOptions {
   scope?: 'tensor' | 'model';
   /** DGC's sparsity warm-up in epochs (default 1 when training by epochs). */
   warmupEpochs?: number;
+  /** DGC's sparsity warm-up in steps (overrides warmupEpochs). */
+  warmupSteps?: number;
+  /** Apply the optimizer's momentum on the workers before compression (default: the algorithm's choice). */
+  momentumBefore?: boolean;
   /** efsign: one scale per block of this many elements. */
   bucket?: number;
   /** Checkpoint sets kept on disk (default 2; TracIn wants several). */
@@ -77,7 +81,8 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --data synthetic|fashion-mnist|mnist|idx   (default synthetic)  --data-dir DIR  where the IDX files are
   --epochs E         epochs of each worker's shard (images: default 3; replaces --steps)  --train-limit N
   --scope tensor|model   compress tensor by tensor (default) or the whole model at once (global top-k)
-  --warmup-epochs N  DGC's sparsity warm-up (default 1 epoch when training by epochs)
+  --warmup-epochs N  DGC's sparsity warm-up (default 1 epoch when training by epochs)   --warmup-steps N
+  --momentum-before true|false   apply momentum on the workers before compression (default: on for scaled sign)
   --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
   --keep-checkpoints N  checkpoint sets kept (default 2; gradcomp influence uses them all)
   --flip-labels F    flip a seeded fraction F of the training labels (to test mislabel finding)
@@ -103,6 +108,7 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--keep-checkpoints': ['keepCheckpoints', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--flip-labels': ['flipLabels', (v) => v >= 0 && v < 1, 'a fraction in [0, 1)'],
   '--bucket': ['bucket', (v) => Number.isInteger(v) && v >= 8, 'an integer >= 8'],
+  '--warmup-steps': ['warmupSteps', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
   '--warmup-epochs': ['warmupEpochs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
   '--epochs': ['epochs', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--train-limit': ['trainLimit', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
@@ -147,6 +153,10 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       const v = value();
       if (!['synthetic', 'fashion-mnist', 'mnist', 'idx'].includes(v)) throw bad(flag, "'synthetic', 'fashion-mnist', 'mnist' or 'idx'", v);
       o.data = v as TrainOptions['data'];
+    } else if (flag === '--momentum-before') {
+      const v = value();
+      if (v !== 'true' && v !== 'false') throw bad(flag, "'true' or 'false'", v);
+      o.momentumBefore = v === 'true';
     } else if (flag === '--scope') {
       const v = value();
       if (v !== 'tensor' && v !== 'model') throw bad(flag, "'tensor' or 'model'", v);
@@ -210,6 +220,7 @@ export function distributedOptions(o: TrainOptions, comm: Communicator): Distrib
     ...(o.stageSteps !== undefined ? { stageSteps: o.stageSteps } : {}),
     ...(o.server !== undefined ? { server: o.server } : {}),
     ...(o.scope !== undefined ? { scope: o.scope } : {}),
+    ...(o.momentumBefore !== undefined ? { momentumBeforeCompression: o.momentumBefore } : {}),
     ...(o.algo === 'stl' ? { growth: o.nonIid ? 'non-iid' as const : 'iid' as const } : {}),
   };
 }

@@ -12,16 +12,45 @@ namespace {
 constexpr uint64_t kColBlock = 512;  // C columns per block: a row of B's block stays in L1
 constexpr uint64_t kDepthBlock = 128;  // k per block
 
+constexpr uint64_t kMr = 4, kNr = 32;  // the register tile: 4 rows x 32 columns of C stay in registers over k
+
 // C[i0:i1, j0:j1] += alpha * A[i, k] * B[k, j] for k in [k0, k1), k ascending for every element.
-// a_at(i, kk) reads A (transposed or not); B is row-major k x n here.
-inline void block_body(const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
+// A is read transposed or not; B is row-major k x n here. Full 4 x 32 tiles keep their sums in
+// registers across k (the same operations per element, in the same order, as the plain loop).
+__attribute__((always_inline)) inline void block_body(const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
                        uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1) {
-  for (uint64_t i = i0; i < i1; ++i) {
+  const uint64_t it = i0 + (i1 - i0) / kMr * kMr, jt = j0 + (j1 - j0) / kNr * kNr;
+  for (uint64_t i = i0; i < it; i += kMr) {
+    for (uint64_t j = j0; j < jt; j += kNr) {
+      float acc[kMr][kNr];
+      for (uint64_t r = 0; r < kMr; ++r)
+        for (uint64_t q = 0; q < kNr; ++q) acc[r][q] = c[(i + r) * ldc + j + q];
+      for (uint64_t kk = k0; kk < k1; ++kk) {
+        float av[kMr];
+        for (uint64_t r = 0; r < kMr; ++r) av[r] = alpha * (ta ? a[kk * lda + i + r] : a[(i + r) * lda + kk]);
+        const float* brow = b + kk * ldb + j;
+        for (uint64_t r = 0; r < kMr; ++r)
+          for (uint64_t q = 0; q < kNr; ++q) acc[r][q] = acc[r][q] + av[r] * brow[q];
+      }
+      for (uint64_t r = 0; r < kMr; ++r)
+        for (uint64_t q = 0; q < kNr; ++q) c[(i + r) * ldc + j + q] = acc[r][q];
+    }
+  }
+  // The edges: rows past the last full tile (all columns), then the columns past it for the tiled rows.
+  for (uint64_t i = it; i < i1; ++i) {
     float* crow = c + i * ldc;
     for (uint64_t kk = k0; kk < k1; ++kk) {
       const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
       const float* brow = b + kk * ldb;
       for (uint64_t j = j0; j < j1; ++j) crow[j] = crow[j] + av * brow[j];
+    }
+  }
+  for (uint64_t i = i0; i < it; ++i) {
+    float* crow = c + i * ldc;
+    for (uint64_t kk = k0; kk < k1; ++kk) {
+      const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
+      const float* brow = b + kk * ldb;
+      for (uint64_t j = jt; j < j1; ++j) crow[j] = crow[j] + av * brow[j];
     }
   }
 }
