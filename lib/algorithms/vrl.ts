@@ -1,14 +1,15 @@
 /**
  * VRL-SGD (Liang et al. 2019): Local SGD with a per-worker correction that removes the drift of
  * non-IID shards. Worker i steps with g_i - Delta_i; at a sync, before the models are overwritten,
- * Delta_i += (mean(x) - x_i) / (sum of the lrs used in the period). The Delta_i sum to zero; with
- * H = 1 it is synchronous SGD.
+ * Delta_i += (mean(x) - x_i) / (sum of the lrs used in the period, each times the optimizer's
+ * momentum gain 1 / (1 - momentum)). The Delta_i sum to zero; with H = 1 it is synchronous SGD.
  *
  * Tuning guide: as Local SGD; VRL-SGD pays off on non-IID data, where it allows a larger period
  * for the same accuracy.
  */
 import { vecAdd, vecAxpy, vecScale } from '../ops/kernels';
 import type { StateFields } from './base';
+import type { Sgd } from '../optim/sgd';
 import { PeriodicSgd } from './periodic';
 
 /** delta: Delta_i, this worker's correction (d floats); periodLr: the sum of the lrs used since the last sync. */
@@ -26,7 +27,18 @@ export class VrlSgd extends PeriodicSgd<VrlState> {
     const step = this.flatten(g, this.#corrected);
     vecAxpy(step, delta, -1); // g - Delta
     await super.localStep(p, this.split(step), lr, t);
-    this.st.periodLr = (this.st.periodLr ?? 0) + lr;
+    this.st.periodLr = (this.st.periodLr ?? 0) + lr * this.#gain();
+  }
+
+  /**
+   * How far one unit of lr times gradient moves the model once the optimizer's momentum has built
+   * up: (1 - dampening) / (1 - momentum) for SGD with momentum, 1 otherwise. The drift between
+   * syncs is that many times plain SGD's, so Delta divides by it too; without it, momentum 0.9
+   * made Delta ten times too large and VRL-SGD diverged.
+   */
+  #gain(): number {
+    const o = this.optimizer as Partial<Sgd>;
+    return o.type === 'sgd' && (o.momentum ?? 0) > 0 ? (1 - (o.dampening ?? 0)) / (1 - (o.momentum ?? 0)) : 1;
   }
 
   protected override async sync(p: Record<string, Float32Array>): Promise<void> {

@@ -46,6 +46,13 @@ test('VRL-SGD beats Local SGD on a non-IID split at the same period', async () =
   expect(vrl.finalLoss).toBeLessThan(sync.finalLoss + 0.003);
 });
 
+test('VRL-SGD with momentum 0.9: its correction scaled by the momentum gain, it still beats Local SGD on a non-IID split', async () => {
+  const args = ['--model', 'softmax', '--non-iid', '--period', '20', '--lr', '0.02', '--momentum', '0.9', '--steps', '600', '--seed', '1'];
+  const [local, vrl, sync] = [await train([...args, '--algo', 'local']), await train([...args, '--algo', 'vrl']), await train([...args, '--algo', 'sync'])];
+  expect(vrl.finalLoss).toBeLessThan(local.finalLoss - 0.008);
+  expect(vrl.finalLoss).toBeLessThan(sync.finalLoss + 0.003);
+});
+
 test('STL-SGD reaches Local SGD\'s loss in fewer rounds', async () => {
   const args = ['--model', 'softmax', '--lr', '0.5', '--steps', '1050', '--period', '4', '--seed', '1'];
   const local = await train([...args, '--algo', 'local']);
