@@ -45,6 +45,11 @@ export interface DistributedOptions {
   deterministic?: boolean;
   /** sync family: tensors below this size are bucketed dense (default 1024). */
   minCompressSize?: number;
+  /**
+   * sync family: tensors sent dense whatever their size, by name (e.g. the classifier layer, which
+   * many papers keep uncompressed: it is small and top-k of it starves whole classes).
+   */
+  denseTensors?: readonly string[];
   /** sync family: dense bucket capacity in bytes (default 25 MiB). */
   bucketBytes?: number;
   /** double-squeeze, liec: where the server lives (default 'root'). */
@@ -74,7 +79,7 @@ export interface DistributedOptions {
   momentumBeforeCompression?: boolean;
 }
 
-const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'bucketBytes', 'server', 'period',
+const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'denseTensors', 'bucketBytes', 'server', 'period',
   'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical', 'scope', 'momentumBeforeCompression'];
 
 /** Per algorithm: the compressor it uses when none is given, and what it accepts (derived from the compressors' capabilities). */
@@ -108,6 +113,9 @@ function validate(options: DistributedOptions): Record<string, unknown> {
   if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm)) throw typeError('options.algorithm', `one of ${ALGORITHMS.join(', ')}`, options.algorithm);
   for (const k of ['deterministic', 'checkIdentical', 'momentumBeforeCompression']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
   int(o, 'minCompressSize', 0);
+  if (options.denseTensors !== undefined && (!Array.isArray(options.denseTensors) || options.denseTensors.some((n) => typeof n !== 'string'))) {
+    throw typeError('options.denseTensors', 'an array of tensor names', options.denseTensors);
+  }
   int(o, 'bucketBytes', 4);
   int(o, 'period', 1);
   int(o, 'stageSteps', 1);
@@ -197,6 +205,6 @@ export function createDistributedOptimizer(options: DistributedOptions): Distrib
     return algorithm === 'liec' ? new Liec(ex, opt, compressor, s) : new DoubleSqueeze(ex, opt, compressor, s);
   }
   void o;
-  return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, bucketBytes: options.bucketBytes, compressedOptimizer,
+  return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, denseTensors: options.denseTensors, bucketBytes: options.bucketBytes, compressedOptimizer,
     scope: options.scope, workerMomentum });
 }

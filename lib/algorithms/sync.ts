@@ -31,6 +31,8 @@ import type { Exchange } from './exchange';
 export interface SyncOptions extends BaseOptions {
   /** Tensors smaller than this go through the dense bucket (default 1024). */
   minCompressSize?: number;
+  /** Tensors that go through the dense bucket whatever their size, by name. */
+  denseTensors?: readonly string[];
   /** Dense bucket capacity in bytes (default 25 MiB). */
   bucketBytes?: number;
   /** The optimizer of the compressed tensors when it must differ (DGC: its momentum moved into the compressor). */
@@ -79,7 +81,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: new Float32Array(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
     const model: number[] = [];
     for (let i = L.names.length - 1; i >= 0; i--) {
-      const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || (L.shaped[i] && L.shapes[i].length <= 1);
+      const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || this.o.denseTensors?.includes(L.names[i]) === true || (L.shaped[i] && L.shapes[i].length <= 1);
       if (!dense && this.o.scope === 'model') { model.push(i); continue; }
       if (!dense) {
         close();

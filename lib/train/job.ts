@@ -81,10 +81,16 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const steps = epochs !== undefined ? epochs * perEpoch : o.steps;
   const batchAt = (t: number) => (epochs !== undefined ? epochBatch(mine, o.batch, o.seed, comm.rank, t, perEpoch) : batch(mine, o.batch, o.seed, comm.rank, t));
   const dopts = distributedOptions(o, comm);
-  // DGC warms its sparsity up over the first epoch(s) when training by epochs (the paper's schedule).
+  // The classifier layer stays dense on image data where it is a small part of the model (at most a
+  // tenth: the MLP's, not the small CNN's, whose classifier is most of it), or when --keep-dense last.
+  const total = Object.values(model.params).reduce((s, t) => s + t.size, 0), last = model.params[model.lastWeight].size;
+  const keepLast = o.keepDense !== undefined ? o.keepDense === 'last' : images && last <= total / 10;
+  if (keepLast && o.model !== 'softmax') dopts.denseTensors = [model.lastWeight];
+  // DGC's warm-up of sparsity when asked for, by steps or epochs (the paper warms up over 4 of ~90
+  // epochs; in a run of a few epochs it costs more bytes than it saves accuracy: docs/training.md).
   const c = dopts.compressor as { type?: string; warmupSteps?: number } | undefined;
-  if (c?.type === 'dgc' && (o.warmupSteps !== undefined || o.warmupEpochs !== undefined || epochs !== undefined)) {
-    dopts.compressor = { ...c, warmupSteps: o.warmupSteps ?? (o.warmupEpochs ?? 1) * perEpoch } as never;
+  if (c?.type === 'dgc' && (o.warmupSteps !== undefined || o.warmupEpochs !== undefined)) {
+    dopts.compressor = { ...c, warmupSteps: o.warmupSteps ?? (o.warmupEpochs ?? 0) * perEpoch } as never;
   }
   const opt = createDistributedOptimizer(dopts);
   let start = 0;

@@ -18,6 +18,8 @@ export interface ModelSpec { kind: ModelKind; features: number; classes: number;
 export interface Model {
   kind: ModelKind;
   params: Record<string, Tensor<'float32'>>;
+  /** The name of the last (classifier) layer's weight. */
+  lastWeight: string;
   /** Mean loss over `idx` and its gradients (fresh Float32Arrays, named as params). */
   lossAndGrad(params: Record<string, Float32Array>, data: Dataset, idx: ArrayLike<number>): { loss: number; grads: Record<string, Float32Array> };
   /** Mean loss and accuracy over the whole dataset. */
@@ -112,6 +114,7 @@ export function createModel(spec: ModelSpec): Model {
   return {
     kind: spec.kind,
     params,
+    lastWeight: `${lastName}.weight`,
     lastLayer(p, data, idx) {
       const { x, y } = gather(data, idx);
       const f = forward(p, x, idx.length);

@@ -35,7 +35,7 @@ export interface TrainOptions {
   trainLimit?: number;
   /** sync family: compress tensor by tensor, or the whole model as one vector (global top-k). */
   scope?: 'tensor' | 'model';
-  /** DGC's sparsity warm-up in epochs (default 1 when training by epochs). */
+  /** DGC's sparsity warm-up in epochs (default none). */
   warmupEpochs?: number;
   /** DGC's sparsity warm-up in steps (overrides warmupEpochs). */
   warmupSteps?: number;
@@ -43,6 +43,10 @@ export interface TrainOptions {
   momentumBefore?: boolean;
   /** efsign: one scale per block of this many elements. */
   bucket?: number;
+  /** Tensors with fewer elements go dense (default 64). */
+  minCompress?: number;
+  /** Tensors sent dense whatever their size: 'last' (the classifier layer) or 'none'. Default: 'last' on image data when that layer holds at most a tenth of the parameters. */
+  keepDense?: 'last' | 'none';
   /** Checkpoint sets kept on disk (default 2; TracIn wants several). */
   keepCheckpoints?: number;
   /** Flip this fraction of the training labels to another class (seeded): the mislabel-finding experiment. */
@@ -81,9 +85,12 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --data synthetic|fashion-mnist|mnist|idx   (default synthetic)  --data-dir DIR  where the IDX files are
   --epochs E         epochs of each worker's shard (images: default 3; replaces --steps)  --train-limit N
   --scope tensor|model   compress tensor by tensor (default) or the whole model at once (global top-k)
-  --warmup-epochs N  DGC's sparsity warm-up (default 1 epoch when training by epochs)   --warmup-steps N
+  --warmup-epochs N  DGC's sparsity warm-up (default none)   --warmup-steps N
   --momentum-before true|false   apply momentum on the workers before compression (default: on for scaled sign)
   --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
+  --min-compress N   tensors with fewer elements go dense (default 64)
+  --keep-dense last|none   send the last (classifier) layer dense (default: last on image data
+                     when it holds at most a tenth of the parameters)
   --keep-checkpoints N  checkpoint sets kept (default 2; gradcomp influence uses them all)
   --flip-labels F    flip a seeded fraction F of the training labels (to test mislabel finding)
   --samples N  --features D  --classes C  --separation S   the synthetic dataset
@@ -107,6 +114,7 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--batch': ['batch', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--keep-checkpoints': ['keepCheckpoints', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
   '--flip-labels': ['flipLabels', (v) => v >= 0 && v < 1, 'a fraction in [0, 1)'],
+  '--min-compress': ['minCompress', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
   '--bucket': ['bucket', (v) => Number.isInteger(v) && v >= 8, 'an integer >= 8'],
   '--warmup-steps': ['warmupSteps', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
   '--warmup-epochs': ['warmupEpochs', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0'],
@@ -153,6 +161,10 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       const v = value();
       if (!['synthetic', 'fashion-mnist', 'mnist', 'idx'].includes(v)) throw bad(flag, "'synthetic', 'fashion-mnist', 'mnist' or 'idx'", v);
       o.data = v as TrainOptions['data'];
+    } else if (flag === '--keep-dense') {
+      const v = value();
+      if (v !== 'last' && v !== 'none') throw bad(flag, "'last' or 'none'", v);
+      o.keepDense = v;
     } else if (flag === '--momentum-before') {
       const v = value();
       if (v !== 'true' && v !== 'false') throw bad(flag, "'true' or 'false'", v);
@@ -213,7 +225,7 @@ function checkCombination(o: TrainOptions): void {
 export function distributedOptions(o: TrainOptions, comm: Communicator): DistributedOptions {
   const compressor = compressorSpec(o);
   return {
-    comm, algorithm: o.algo, minCompressSize: 64,
+    comm, algorithm: o.algo, minCompressSize: o.minCompress ?? 64,
     optimizer: o.optimizer === 'novograd' ? { type: 'novograd', lr: o.lr } : { type: 'sgd', lr: o.lr, ...(o.momentum > 0 ? { momentum: o.momentum } : {}) },
     ...(compressor ? { compressor } : {}),
     ...(o.period !== undefined ? { period: o.period } : {}),

@@ -22,6 +22,8 @@ describe('option validation names the option', () => {
     [{ lr: 0.1, algorithm: 'liec', server: 'everywhere' }, 'options.server'],
     [{ lr: 0.1, algorithm: 'stl', growth: 'fast' }, 'options.growth'],
     [{ lr: 0.1, deterministic: 'yes' }, 'options.deterministic'],
+    [{ lr: 0.1, denseTensors: 'w' }, 'options.denseTensors'],
+    [{ lr: 0.1, denseTensors: ['w', 3] }, 'options.denseTensors'],
     [{ lr: -1 }, 'options.lr'],
   ])('%j -> %s', (opts, param) => {
     expect(() => createDistributedOptimizer({ comm, ...(opts as object) } as never)).toThrow(expect.objectContaining({ param }));
@@ -128,4 +130,18 @@ describe('STL-SGD schedule (specs/algorithms.md §2.2)', () => {
       expect(r[s] / r[s - 1]).toBeLessThan(1.6);
     }
   });
+});
+
+test('denseTensors: the named tensors go dense whatever their size (exact SGD on one rank), the others are compressed', async () => {
+  const mk = (dense?: string[]) => createDistributedOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, lr: 0.1, minCompressSize: 1, ...(dense ? { denseTensors: dense } : {}) });
+  const n = 3000, g = grads(n), v = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.37));
+  const a = mk(['w']), b = mk();
+  const pa = { w: new Float32Array(n), b: new Float32Array(2), v: new Float32Array(n) }, pb = { w: new Float32Array(n), b: new Float32Array(2), v: new Float32Array(n) };
+  await a.step(pa, { ...g, v });
+  await b.step(pb, { ...g, v });
+  // w took the plain SGD step in full; v (not named) only its top 1%.
+  pa.w.forEach((x, i) => expect(Math.abs(x + 0.1 * g.w[i])).toBeLessThan(1e-6));
+  expect(pa.v.filter((x) => x !== 0).length).toBe(30);
+  expect(pb.w.filter((x) => x !== 0).length).toBe(30);
+  expect(a.stats().bytesSent).toBeGreaterThan(b.stats().bytesSent + 4 * (n - 30) * 0.9);
 });
