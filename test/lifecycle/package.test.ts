@@ -34,14 +34,21 @@ Promise.all([g.efTopK(x, r.slice(), 5), g.topK(x, 5), g.qsgdEncode(x, { levels: 
 });
 `;
 
+// What the stage copies: not build outputs, the CUDA binary, results other runs write, or the
+// probe files the architecture test writes into lib/ and removes (they may vanish mid-copy).
+const stageFilter = (src: string) => {
+  const rel = path.relative(root, src);
+  return !/[/\\]build([/\\]|$)/.test(rel) && !rel.endsWith('gradcomp_cuda.node') && !/zz_probe/.test(rel) && !/^bench[/\\]results/.test(rel);
+};
+
 test('the packed tarball installs with --ignore-scripts and runs every op from the prebuild', () => {
   // Stage a copy of the package: prebuildify rebuilds build/, which the other test files are
   // loading the addon from at the same time.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-pack-'));
   const stage = path.join(tmp, 'stage');
   fs.mkdirSync(stage);
-  for (const f of ['package.json', 'binding.gyp', 'README.md', 'LICENSE', 'native', 'dist', 'bench', 'scripts', 'lib', 'docs']) {
-    fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true, filter: (src) => !/[/\\]build([/\\]|$)/.test(path.relative(root, src)) });
+  for (const f of ['package.json', 'binding.gyp', 'README.md', 'LICENSE', 'native', 'dist', 'bench', 'scripts', 'lib', 'docs', 'examples', 'packages']) {
+    fs.cpSync(path.join(root, f), path.join(stage, f), { recursive: true, filter: stageFilter });
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'));
   // No npm configuration at all (no npm_config_nodedir), and no way to download headers.
@@ -52,8 +59,16 @@ test('the packed tarball installs with --ignore-scripts and runs every op from t
   const mpiWhy = mpiSkipReason();
   if (!mpiWhy) expect(fs.existsSync(path.join(prebuilt, 'mpi', 'gradcomp_mpi.node'))).toBe(true);
 
+  const before = fs.readFileSync(path.join(stage, 'package.json'), 'utf8');
   const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], stage))[0];
   const files: string[] = packed.files.map((f: { path: string }) => f.path);
+  // The published manifest names the CUDA package as an optional dependency (its own manifest
+  // gates it by os, cpu and libc); the checkout's package.json is left as it was.
+  const cuda = JSON.parse(fs.readFileSync(path.join(root, 'packages', 'cuda-linux-x64', 'package.json'), 'utf8'));
+  expect(cuda).toMatchObject({ os: ['linux'], cpu: ['x64'], libc: ['glibc'] });
+  const manifest = JSON.parse(execFileSync('tar', ['-xOzf', path.join(tmp, packed.filename), 'package/package.json'], { encoding: 'utf8' }));
+  expect(manifest.optionalDependencies).toEqual({ [cuda.name]: cuda.version });
+  expect(fs.readFileSync(path.join(stage, 'package.json'), 'utf8')).toBe(before);
   expect(files.some((f) => f.startsWith('prebuilds/'))).toBe(true);
   // No compiled-from-source path: no build/, no root binding.gyp, no kernel sources (only what rebuilding the MPI addon needs).
   expect(files.filter((f) => f.startsWith('build/') || f === 'binding.gyp' || (f.startsWith('native/') && !/^native\/(mpi|napi_util|core\/include)\//.test(f)))).toEqual([]);
