@@ -94,7 +94,7 @@ test('--json has the documented fields', async () => {
 });
 
 test.each([
-  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/],
+  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'first'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/],
   [['--algo', 'local', '--compressor', 'topk'], /--compressor: local averages dense models/],
   [['--algo', 'signsgd', '--compressor', 'topk'], /--compressor: Expected a compressor of type signum/],
 ])('bad flags %j fail with a message naming the flag', async (args, re) => {
