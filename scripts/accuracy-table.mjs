@@ -6,6 +6,8 @@
 // bench/results/accuracy-<machine>.json, docs/img/accuracy.svg (vega-lite: test accuracy against
 // bytes sent) and the table between the accuracy markers of docs/training.md.
 //   node scripts/accuracy-table.mjs [--only substring] [--quick]   (--quick: 8000 images, 1 epoch)
+//   node scripts/accuracy-table.mjs --render bench/results/accuracy-<machine>.json [--render more.json]
+//     (the docs, README summary and chart from saved runs; an --only run saves accuracy-<machine>-<only>.json)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,34 +18,54 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, render: { type: 'string', multiple: true } } });
 const base = ['--data', 'fashion-mnist', '--workers', '4', '--batch', '64', '--lr', '0.05', '--momentum', '0.9', '--seed', '1', '--json', '--progress', 'none',
   ...(values.quick ? ['--train-limit', '8000', '--epochs', '1'] : ['--epochs', '3'])];
-const R = (group, name, args) => ({ group, name, args });
+// rec: the row appears in the README's summary (the recommended setting of each method).
+const R = (group, name, args, rec = false) => ({ group, name, args, rec });
 const runs = [
-  R('mlp', 'sync dense (baseline)', ['--algo', 'sync']),
-  R('mlp', 'ef-sgd, top-k 1%', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01']),
+  R('mlp', 'sync dense (baseline)', ['--algo', 'sync'], true),
+  R('mlp', 'ef-sgd, top-k 1% (classifier dense)', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01'], true),
+  R('mlp', 'ef-sgd, top-k 1%, momentum before compression', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--momentum-before', 'true']),
+  R('mlp', 'ef-sgd, top-k 1%, every layer compressed', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--keep-dense', 'none']),
   R('mlp', 'ef-sgd, top-k 1%, global (scope model)', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--scope', 'model']),
-  R('mlp', 'sync + DGC 1% (warm-up 1 epoch)', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01']),
-  R('mlp', 'PowerSGD rank 4', ['--algo', 'powersgd', '--rank', '4']),
-  R('mlp', 'sync + QSGD 4-bit (7 levels)', ['--algo', 'sync', '--compressor', 'qsgd', '--levels', '7']),
-  R('mlp', 'ScaleCom 1%', ['--algo', 'scalecom', '--ratio', '0.01']),
-  R('mlp', 'ef-sgd, scaled sign, blocks of 256', ['--algo', 'ef-sgd', '--compressor', 'efsign', '--bucket', '256']),
-  R('mlp', 'LIEC-SGD (scaled sign, blocks of 256, tau 32)', ['--algo', 'liec', '--compressor', 'efsign', '--bucket', '256']),
-  R('mlp', 'DoubleSqueeze (scaled sign, blocks of 256, sharded)', ['--algo', 'double-squeeze', '--compressor', 'efsign', '--bucket', '256', '--server', 'sharded']),
-  R('mlp', 'Local SGD, H = 8', ['--algo', 'local', '--period', '8']),
+  R('mlp', 'sync + DGC 1% (classifier dense)', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01'], true),
+  R('mlp', 'sync + DGC 1%, every layer compressed', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01', '--keep-dense', 'none']),
+  R('mlp', 'sync + DGC 1%, warm-up 50 steps', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01', '--warmup-steps', '50']),
+  R('mlp', 'PowerSGD rank 4', ['--algo', 'powersgd', '--rank', '4'], true),
+  R('mlp', 'sync + QSGD 4-bit (7 levels)', ['--algo', 'sync', '--compressor', 'qsgd', '--levels', '7'], true),
+  R('mlp', 'ScaleCom 1%', ['--algo', 'scalecom', '--ratio', '0.01'], true),
+  R('mlp', 'ef-sgd, scaled sign, blocks of 256', ['--algo', 'ef-sgd', '--compressor', 'efsign', '--bucket', '256'], true),
+  R('mlp', 'LIEC-SGD (scaled sign, blocks of 256, tau 32)', ['--algo', 'liec', '--compressor', 'efsign', '--bucket', '256'], true),
+  R('mlp', 'DoubleSqueeze (scaled sign, blocks of 256, sharded server)', ['--algo', 'double-squeeze', '--compressor', 'efsign', '--bucket', '256', '--server', 'sharded'], true),
+  R('mlp', 'Local SGD, H = 8', ['--algo', 'local', '--period', '8'], true),
   R('mlp', 'CoCoD-SGD, H = 8', ['--algo', 'cocod', '--period', '8']),
-  R('mlp non-IID', 'Local SGD, H = 8, non-IID', ['--algo', 'local', '--period', '8', '--non-iid']),
-  R('mlp non-IID', 'VRL-SGD, H = 8, non-IID', ['--algo', 'vrl', '--period', '8', '--non-iid']),
-  R('mlp non-IID', 'STL-SGD, k1 = 4, non-IID', ['--algo', 'stl', '--period', '4', '--non-iid']),
-  R('cnn', 'CNN: sync dense (baseline)', ['--model', 'cnn', '--algo', 'sync']),
-  R('cnn', 'CNN: ef-sgd, top-k 1%', ['--model', 'cnn', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--scope', 'model']),
-  R('cnn', 'CNN: PowerSGD rank 4', ['--model', 'cnn', '--algo', 'powersgd', '--rank', '4']),
-  R('cnn', 'CNN: sync + QSGD 4-bit', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'qsgd', '--levels', '7']),
+  // Non-IID (shards sorted by class), plain SGD as in the VRL-SGD and STL-SGD papers.
+  R('mlp non-IID', 'non-IID: sync dense, no momentum (baseline)', ['--algo', 'sync', '--non-iid', '--momentum', '0'], true),
+  R('mlp non-IID', 'non-IID: Local SGD, H = 8', ['--algo', 'local', '--period', '8', '--non-iid', '--momentum', '0'], true),
+  R('mlp non-IID', 'non-IID: VRL-SGD, H = 8', ['--algo', 'vrl', '--period', '8', '--non-iid', '--momentum', '0'], true),
+  R('mlp non-IID', 'non-IID: STL-SGD, k1 = 4', ['--algo', 'stl', '--period', '4', '--non-iid', '--momentum', '0']),
+  // Longer runs: the gap of the sparsifiers closes with training time.
+  R('mlp, 10 epochs', '10 epochs: sync dense (baseline)', ['--algo', 'sync', '--epochs', '10'], true),
+  R('mlp, 10 epochs', '10 epochs: ef-sgd, top-k 1%, momentum before compression', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--momentum-before', 'true', '--epochs', '10'], true),
+  R('mlp, 10 epochs', '10 epochs: sync + DGC 1%, every layer compressed', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01', '--keep-dense', 'none', '--epochs', '10'], true),
+  R('cnn', 'CNN: sync dense (baseline)', ['--model', 'cnn', '--algo', 'sync'], true),
+  R('cnn', 'CNN: ef-sgd, top-k 1%', ['--model', 'cnn', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01'], true),
+  R('cnn', 'CNN: sync + DGC 1%', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01']),
+  R('cnn', 'CNN: PowerSGD rank 4', ['--model', 'cnn', '--algo', 'powersgd', '--rank', '4'], true),
+  R('cnn', 'CNN: sync + QSGD 4-bit', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'qsgd', '--levels', '7'], true),
 ].filter((r) => !values.only || r.name.includes(values.only));
 
-const rows = [];
-for (const r of runs) {
+// --render: one or more saved runs (a full run and, say, an --only run of more rows), rows in order.
+const files = (values.render ?? []).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+// A row of a later file replaces the row of the same name in an earlier one (a rerun), in place.
+const merged = [];
+for (const r of files.flatMap((f) => f.rows)) { const i = merged.findIndex((x) => x.name === r.name); if (i >= 0) merged[i] = r; else merged.push(r); }
+const saved = files.length ? { ...files[0], rows: merged } : undefined;
+// Rendered rows follow this script's list (its order, its recommended marks); rows it no longer has are left out.
+const order = (r) => runs.findIndex((x) => x.name === r.name);
+const rows = saved ? saved.rows.filter((r) => order(r) >= 0).sort((a, b) => order(a) - order(b)).map((r) => ({ ...r, rec: runs[order(r)].rec })) : [];
+for (const r of saved ? [] : runs) {
   const t0 = Date.now();
   const p = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'train', ...base, ...r.args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
   const line = p.stdout.trim().split('\n').pop();
@@ -54,17 +76,26 @@ for (const r of runs) {
   console.error(`${r.name}: ${(100 * res.accuracy).toFixed(1)}% (${(rows.at(-1).ratio).toFixed(1)}x fewer bytes) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 const host = os.hostname().replace(/[^\w-]/g, '') || 'machine';
-const doc = { machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString() }, settings: base.join(' '), rows };
-fs.writeFileSync(path.join(root, 'bench', 'results', `accuracy-${host}${values.quick ? '-quick' : ''}.json`), JSON.stringify(doc, null, 2) + '\n');
+const doc = saved ? { ...saved, rows } : { machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString() }, settings: base.join(' '), rows };
+const slug = values.only ? `-${values.only.replace(/[^\w]+/g, '-').replace(/^-|-$/g, '')}` : '';
+if (!saved) fs.writeFileSync(path.join(root, 'bench', 'results', `accuracy-${host}${values.quick ? '-quick' : ''}${slug}.json`), JSON.stringify(doc, null, 2) + '\n');
 
 // Table: each row against its group's baseline.
-const baseOf = (g) => rows.find((x) => x.group === g.replace(' non-IID', '') && /baseline/.test(x.name)) ?? rows.find((x) => x.group === 'mlp' && /baseline/.test(x.name));
-const lines = [`Settings: \`gradcomp train ${base.filter((a) => a !== '--json').join(' ')}\` plus each row's flags; measured ${doc.machine.date.slice(0, 10)} on ${doc.machine.cpu}, ${doc.machine.cores} cores, Node ${doc.machine.node}.`, '',
+const baseOf = (g) => rows.find((x) => x.group === g && /baseline/.test(x.name)) ?? rows.find((x) => x.group === 'mlp' && /baseline/.test(x.name));
+const lines = [`Settings: \`gradcomp train ${doc.settings.split(' ').filter((a) => a !== '--json').join(' ')}\` plus each row's flags; measured ${doc.machine.date.slice(0, 10)} on ${doc.machine.cpu}, ${doc.machine.cores} cores, Node ${doc.machine.node}.`, '',
   '| run | test accuracy | vs dense | bytes: dense / sent | final training loss | rounds |', '|---|---|---|---|---|---|'];
 for (const r of rows) {
   const b = baseOf(r.group);
   lines.push(`| ${r.name} | ${(100 * r.accuracy).toFixed(1)}% | ${b && b !== r ? `${(100 * (r.accuracy - b.accuracy)) >= 0 ? '+' : ''}${(100 * (r.accuracy - b.accuracy)).toFixed(1)} pt` : '-'} | ${r.ratio.toFixed(1)}x | ${r.finalLoss.toFixed(4)} | ${Math.round(r.rounds)} |`);
 }
+// The README's summary: the recommended rows.
+const brief = ['| run | test accuracy | vs dense | bytes: dense / sent |', '|---|---|---|---|'];
+for (const r of rows.filter((x) => x.rec)) {
+  const b = baseOf(r.group);
+  brief.push(`| ${r.name} | ${(100 * r.accuracy).toFixed(1)}% | ${b && b !== r ? `${(100 * (r.accuracy - b.accuracy)) >= 0 ? '+' : ''}${(100 * (r.accuracy - b.accuracy)).toFixed(1)} pt` : '-'} | ${r.ratio.toFixed(1)}x |`);
+}
+const readme = path.join(root, 'README.md'), rm = fs.readFileSync(readme, 'utf8'), ra = '<!-- accuracy-summary:begin -->', rz = '<!-- accuracy-summary:end -->';
+if (rm.includes(ra) && !values.quick && !values.only) fs.writeFileSync(readme, rm.slice(0, rm.indexOf(ra) + ra.length) + '\n' + brief.join('\n') + '\n' + rm.slice(rm.indexOf(rz)));
 const file = path.join(root, 'docs', 'training.md');
 const md = fs.readFileSync(file, 'utf8'), a = '<!-- accuracy:begin -->', z = '<!-- accuracy:end -->';
 if (md.includes(a) && !values.quick && !values.only) fs.writeFileSync(file, md.slice(0, md.indexOf(a) + a.length) + '\n' + lines.join('\n') + '\n' + md.slice(md.indexOf(z)));
@@ -72,7 +103,7 @@ if (md.includes(a) && !values.quick && !values.only) fs.writeFileSync(file, md.s
 // Chart: accuracy against the bytes ratio, one point per run.
 const spec = {
   $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-  title: { text: 'Fashion-MNIST test accuracy against communication saved', subtitle: '4 workers, 3 epochs, same lr and momentum as dense' },
+  title: { text: 'Fashion-MNIST test accuracy against communication saved', subtitle: '4 workers, 3 epochs (10 where the group says), same lr and momentum as dense' },
   data: { values: rows.map((r) => ({ run: r.name, model: r.group, accuracy: Math.round(1000 * r.accuracy) / 10, ratio: Math.round(10 * r.ratio) / 10 })) },
   width: 520, height: 320,
   mark: { type: 'point', filled: true, size: 70 },

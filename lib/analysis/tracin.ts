@@ -38,12 +38,18 @@ export function scoreGradients(gTrain: Float32Array, gTest: Float32Array, nTrain
 export function scoreFactors(train: Factors, test: Factors, eta: number, into?: Float32Array): Float32Array {
   if (train.inputs !== test.inputs || train.classes !== test.classes) throw rangeError('test', `factors of ${train.inputs} inputs and ${train.classes} classes like train`, `${test.inputs} and ${test.classes}`);
   const n = train.n, m = test.n, s = into ?? new Float32Array(n * m);
-  const aa = new Float32Array(n * m), dd = new Float32Array(n * m);
-  gemm(false, true, n, m, train.inputs, train.a, test.a, aa);
-  gemm(false, true, n, m, train.classes, train.delta, test.delta, dd);
+  // The two products go to scratch kept between calls (a scoring loop calls this per checkpoint and
+  // per block: fresh n x m arrays each time cost as much as the products' memory traffic).
+  if (scratch.length < 2 * n * m) scratch = new Float32Array(2 * n * m);
+  const aa = scratch.subarray(0, n * m), dd = scratch.subarray(n * m, 2 * n * m);
+  gemm(false, true, n, m, train.inputs, train.a, test.a, aa, 1, 0);
+  gemm(false, true, n, m, train.classes, train.delta, test.delta, dd, 1, 0);
   for (let i = 0; i < n * m; i++) s[i] += eta * aa[i] * dd[i];
+  if (scratch.length > SCRATCH_KEEP) scratch = new Float32Array(0); // do not hold a huge block
   return s;
 }
+let scratch = new Float32Array(0);
+const SCRATCH_KEEP = 1 << 25; // floats (128 MiB)
 
 /** self[i] += eta |a_i|^2 |delta_i|^2 (float64 sums per row): self-influence from the factors. */
 export function selfInfluence(f: Factors, eta: number, into?: Float64Array): Float64Array {

@@ -17,14 +17,19 @@ constexpr uint64_t kMr = 4, kNr = 32;  // the register tile: 4 rows x 32 columns
 // C[i0:i1, j0:j1] += alpha * A[i, k] * B[k, j] for k in [k0, k1), k ascending for every element.
 // A is read transposed or not; B is row-major k x n here. Full 4 x 32 tiles keep their sums in
 // registers across k (the same operations per element, in the same order, as the plain loop).
+// beta * C, as the separate pass would compute it (beta 0 writes zeros: NaNs in an uninitialized C do not survive).
+inline float scaled(float beta, float x) { return beta == 0.0f ? 0.0f : (beta == 1.0f ? x : beta * x); }
+
+// first: this is the first depth block of the task, so C is scaled by beta as it is loaded (the
+// same value the separate pass would have stored, one pass over C fewer).
 __attribute__((always_inline)) inline void block_body(const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
-                       uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1) {
+                       uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1, float beta, bool first) {
   const uint64_t it = i0 + (i1 - i0) / kMr * kMr, jt = j0 + (j1 - j0) / kNr * kNr;
   for (uint64_t i = i0; i < it; i += kMr) {
     for (uint64_t j = j0; j < jt; j += kNr) {
       float acc[kMr][kNr];
       for (uint64_t r = 0; r < kMr; ++r)
-        for (uint64_t q = 0; q < kNr; ++q) acc[r][q] = c[(i + r) * ldc + j + q];
+        for (uint64_t q = 0; q < kNr; ++q) acc[r][q] = first ? scaled(beta, c[(i + r) * ldc + j + q]) : c[(i + r) * ldc + j + q];
       for (uint64_t kk = k0; kk < k1; ++kk) {
         float av[kMr];
         for (uint64_t r = 0; r < kMr; ++r) av[r] = alpha * (ta ? a[kk * lda + i + r] : a[(i + r) * lda + kk]);
@@ -37,6 +42,12 @@ __attribute__((always_inline)) inline void block_body(const float* a, uint64_t l
     }
   }
   // The edges: rows past the last full tile (all columns), then the columns past it for the tiled rows.
+  if (first) {
+    for (uint64_t i = it; i < i1; ++i)
+      for (uint64_t j = j0; j < j1; ++j) c[i * ldc + j] = scaled(beta, c[i * ldc + j]);
+    for (uint64_t i = i0; i < it; ++i)
+      for (uint64_t j = jt; j < j1; ++j) c[i * ldc + j] = scaled(beta, c[i * ldc + j]);
+  }
   for (uint64_t i = it; i < i1; ++i) {
     float* crow = c + i * ldc;
     for (uint64_t kk = k0; kk < k1; ++kk) {
@@ -55,8 +66,8 @@ __attribute__((always_inline)) inline void block_body(const float* a, uint64_t l
   }
 }
 GC_ISA_VARIANTS(block, (const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
-                        uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1),
-                (a, lda, ta, b, ldb, alpha, c, ldc, i0, i1, j0, j1, k0, k1))
+                        uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1, float beta, bool first),
+                (a, lda, ta, b, ldb, alpha, c, ldc, i0, i1, j0, j1, k0, k1, beta, first))
 
 }  // namespace
 
@@ -71,13 +82,15 @@ gc_status sgemm(bool ta, bool tb, uint64_t m, uint64_t n, uint64_t k, float alph
   if (m == 0 || n == 0) return GC_OK;
   if (c == nullptr || (k > 0 && (a == nullptr || b == nullptr)) || (tb && k > 0 && scratch == nullptr)) return GC_ERR_INVALID_ARG;
   ThreadPool& pool = ThreadPool::instance();
-  // beta * C first (beta 0 writes zeros, so NaNs in an uninitialized C do not survive).
-  pool.parallel_for(chunk_count(m, 64), [&](size_t t) {
-    const uint64_t lo = t * 64, hi = std::min<uint64_t>(m, lo + 64);
-    for (uint64_t i = lo; i < hi; ++i)
-      for (uint64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
-  });
-  if (k == 0 || alpha == 0.0f) return GC_OK;
+  if (k == 0 || alpha == 0.0f) {
+    // Only beta * C to do (otherwise the first depth block applies beta as it loads C).
+    pool.parallel_for(chunk_count(m, 64), [&](size_t t) {
+      const uint64_t lo = t * 64, hi = std::min<uint64_t>(m, lo + 64);
+      for (uint64_t i = lo; i < hi; ++i)
+        for (uint64_t j = 0; j < n; ++j) c[i * ldc + j] = scaled(beta, c[i * ldc + j]);
+    });
+    return GC_OK;
+  }
   // B transposed (n x k) becomes k x n in scratch, so every variant runs the same row-axpy kernel.
   const float* bb = b;
   uint64_t ldbb = ldb;
@@ -96,7 +109,13 @@ gc_status sgemm(bool ta, bool tb, uint64_t m, uint64_t n, uint64_t k, float alph
   pool.parallel_for(row_tasks * col_tasks, [&](size_t t) {
     const uint64_t ri = t / col_tasks, ci = t % col_tasks;
     const uint64_t i0 = ri * rows, i1 = std::min<uint64_t>(m, i0 + rows), j0 = ci * kColBlock, j1 = std::min<uint64_t>(n, j0 + kColBlock);
-    for (uint64_t k0 = 0; k0 < k; k0 += kDepthBlock) block_run(a, lda, ta, bb, ldbb, alpha, c, ldc, i0, i1, j0, j1, k0, std::min<uint64_t>(k, k0 + kDepthBlock));
+    // Depth blocks of kDepthBlock; a tail shorter than half a block joins the last one (a block of
+    // depth 1 would cost a whole pass over C for one multiply-add per element).
+    for (uint64_t k0 = 0; k0 < k;) {
+      const uint64_t k1 = k - k0 < kDepthBlock + kDepthBlock / 2 ? k : k0 + kDepthBlock;
+      block_run(a, lda, ta, bb, ldbb, alpha, c, ldc, i0, i1, j0, j1, k0, k1, beta, k0 == 0);
+      k0 = k1;
+    }
   });
   return GC_OK;
 }
