@@ -11,8 +11,7 @@
  * variance 1/D, from a seeded Philox stream shared by every rank) shrink a and delta further with
  * E[<P x, P x'>] = <x, x'>. scoreGradients() is the general score for explicit gradients.
  */
-import { philoxFill } from '../ops/kernels';
-import { gemm } from '../ops/kernels';
+import { gemm, philoxFill, rowsSumSq, vecMulAdd } from '../ops/kernels';
 import { rangeError, typeError } from '../native/errors';
 import { topKSync } from '../ops/topk';
 
@@ -44,7 +43,7 @@ export function scoreFactors(train: Factors, test: Factors, eta: number, into?: 
   const aa = scratch.subarray(0, n * m), dd = scratch.subarray(n * m, 2 * n * m);
   gemm(false, true, n, m, train.inputs, train.a, test.a, aa, 1, 0);
   gemm(false, true, n, m, train.classes, train.delta, test.delta, dd, 1, 0);
-  for (let i = 0; i < n * m; i++) s[i] += eta * aa[i] * dd[i];
+  vecMulAdd(s, aa, dd, eta);
   if (scratch.length > SCRATCH_KEEP) scratch = new Float32Array(0); // do not hold a huge block
   return s;
 }
@@ -54,12 +53,10 @@ const SCRATCH_KEEP = 1 << 25; // floats (128 MiB)
 /** self[i] += eta |a_i|^2 |delta_i|^2 (float64 sums per row): self-influence from the factors. */
 export function selfInfluence(f: Factors, eta: number, into?: Float64Array): Float64Array {
   const out = into ?? new Float64Array(f.n);
-  for (let i = 0; i < f.n; i++) {
-    let sa = 0, sd = 0;
-    for (let j = 0, o = i * f.inputs; j < f.inputs; j++) sa += f.a[o + j] * f.a[o + j];
-    for (let j = 0, o = i * f.classes; j < f.classes; j++) sd += f.delta[o + j] * f.delta[o + j];
-    out[i] += eta * sa * sd;
-  }
+  const sa = new Float64Array(f.n), sd = new Float64Array(f.n);
+  rowsSumSq(f.a, f.inputs, sa);
+  rowsSumSq(f.delta, f.classes, sd);
+  for (let i = 0; i < f.n; i++) out[i] += eta * sa[i] * sd[i];
   return out;
 }
 

@@ -191,6 +191,13 @@ export const vecAdd = defineOp('vecAdd', { out: buf('float32', 'w'), a: buf('flo
 export const vecScale = defineOp('vecScale', { x: buf('float32', 'rw'), s: num(finite, 'a finite number') });
 export const vecAxpy = defineOp('vecAxpy', { y: buf('float32', 'rw'), x: buf('float32', 'r'), s: num(finite, 'a finite number', 1) },
   { check: (a) => sameLength('x', a.x, 'y', a.y), elementwise: true });
+/** s += eta * x * y elementwise (float64 per element, rounded once). */
+export const vecMulAdd = defineOp('vecMulAdd', { s: buf('float32', 'rw'), x: buf('float32', 'r'), y: buf('float32', 'r'), eta: num(finite, 'a finite number', 1) },
+  { check: (a) => { sameLength('x', a.x, 's', a.s); sameLength('y', a.y, 's', a.s); }, elementwise: true });
+/** out[r] = sum of squares of row r of x (rows of `cols`; float64). */
+export const rowsSumSq = defineOp('rowsSumSq', { x: buf('float32', 'r'), cols: int(1, U32), out: buf('float64', 'w') }, {
+  check: (a) => { if (len(a.x) !== len(a.out) * a.cols) throw rangeError('x', `length out.length * cols = ${len(a.out) * a.cols}`, `length ${len(a.x)}`); },
+});
 /** kind 0: sum of squares, 1: sum of |x| (float64, fixed order). */
 export const normSum = defineOp('normSum', { x: buf('float32', 'r'), kind: int(0, 1) });
 /** out[idx[j]] += scale * vals[j]; idx must be strictly ascending and in range (else a corrupt payload). */

@@ -60,6 +60,8 @@ export interface NativeBinding extends AddonCommon {
   vecAdd(out: Float32Array, a: Float32Array, b: Float32Array): void;
   vecScale(x: Float32Array, s: number): void;
   vecAxpy(y: Float32Array, x: Float32Array, s: number): void;
+  vecMulAdd(s: Float32Array, x: Float32Array, y: Float32Array, eta: number): void;
+  rowsSumSq(x: Float32Array, cols: number, out: Float64Array): void;
   normSum(x: Float32Array, kind: 0 | 1): number;
   scatterAdd(out: Float32Array, idx: Uint32Array, vals: Float32Array, scale: number): void;
   randkSupport(n: number, seedLo: number, seedHi: number, step: number, stream: number, out: Uint32Array): void;

@@ -18,6 +18,10 @@ export const vecAdd = (out: Float32Array, a: Float32Array, b: Float32Array): voi
 export const vecScale = (x: Float32Array, s: number): void => { runSync(k.vecScale, { x, s }); };
 /** y += s * x. */
 export const vecAxpy = (y: Float32Array, x: Float32Array, s = 1): void => { runSync(k.vecAxpy, { y, x, s }); };
+/** s += eta * x * y elementwise (each element in float64, rounded once). */
+export const vecMulAdd = (s: Float32Array, x: Float32Array, y: Float32Array, eta = 1): void => { runSync(k.vecMulAdd, { s, x, y, eta }); };
+/** out[r] = the sum of squares of row r of x (rows of `cols` elements), in float64. */
+export const rowsSumSq = (x: Float32Array, cols: number, out: Float64Array): void => { runSync(k.rowsSumSq, { x, cols, out }); };
 /** Sum of squares (float64, the same bits on any thread count). */
 export const sumSquares = (x: Float32Array): number => runSync(k.normSum, { x, kind: 0 }).value as number;
 /** Sum of |x| (float64, fixed order). */

@@ -41,6 +41,11 @@ inline void axpy_body(float* y, const float* x, float s, uint64_t lo, uint64_t h
 }
 GC_ISA_VARIANTS(axpy, (float* y, const float* x, float s, uint64_t lo, uint64_t hi), (y, x, s, lo, hi))
 
+inline void mul_add_body(float* s, const float* x, const float* y, double eta, uint64_t lo, uint64_t hi) {
+  for (uint64_t i = lo; i < hi; ++i) s[i] = static_cast<float>(eta * static_cast<double>(x[i]) * static_cast<double>(y[i]) + static_cast<double>(s[i]));
+}
+GC_ISA_VARIANTS(mul_add, (float* s, const float* x, const float* y, double eta, uint64_t lo, uint64_t hi), (s, x, y, eta, lo, hi))
+
 // Eight interleaved float64 partial sums, combined in a fixed order.
 inline double norm_body(const float* x, uint64_t lo, uint64_t hi, int kind) {
   double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -138,6 +143,22 @@ gc_status vec_scale(float* x, uint64_t n, float s) {
 gc_status vec_axpy(float* y, const float* x, uint64_t n, float s) {
   if (n > 0 && (y == nullptr || x == nullptr)) return GC_ERR_INVALID_ARG;
   pieces(n, [&](uint64_t lo, uint64_t hi) { axpy_run(y, x, s, lo, hi); });
+  return GC_OK;
+}
+
+gc_status vec_mul_add(float* s, const float* x, const float* y, uint64_t n, double eta) {
+  if (n > 0 && (s == nullptr || x == nullptr || y == nullptr)) return GC_ERR_INVALID_ARG;
+  pieces(n, [&](uint64_t lo, uint64_t hi) { mul_add_run(s, x, y, eta, lo, hi); });
+  return GC_OK;
+}
+
+gc_status rows_sumsq(const float* x, uint64_t rows, uint64_t cols, double* out) {
+  if (rows > 0 && (out == nullptr || (cols > 0 && x == nullptr))) return GC_ERR_INVALID_ARG;
+  const uint64_t per = std::max<uint64_t>(1, kPiece / std::max<uint64_t>(1, cols));  // rows per task
+  ThreadPool::instance().parallel_for(chunk_count(rows, per), [&](size_t t) {
+    const uint64_t lo = t * per, hi = std::min<uint64_t>(rows, lo + per);
+    for (uint64_t r = lo; r < hi; ++r) out[r] = norm_body(x + r * cols, 0, cols, 0);
+  });
   return GC_OK;
 }
 

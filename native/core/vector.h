@@ -12,6 +12,12 @@ gc_status vec_add(float* dst, const float* a, const float* b, uint64_t n);
 gc_status vec_scale(float* x, uint64_t n, float s);
 // y += s * x  (s == 1: y += x).
 gc_status vec_axpy(float* y, const float* x, uint64_t n, float s);
+// s[i] += eta * x[i] * y[i], evaluated in float64 as ((eta x) y) + s and rounded once (what the
+// same line of JavaScript computes), for TracIn's factorized score.
+gc_status vec_mul_add(float* s, const float* x, const float* y, uint64_t n, double eta);
+// out[r] = sum over c of x[r * cols + c]^2 in float64 (eight interleaved partial sums per row,
+// combined in a fixed order), for rows r < rows.
+gc_status rows_sumsq(const float* x, uint64_t rows, uint64_t cols, double* out);
 // Sum of x[i]^2 (kind 0) or |x[i]| (kind 1) in float64, over fixed 64K-element pieces summed in
 // order, eight interleaved partial sums inside a piece: the same bits on any thread count.
 double vec_norm_sum(const float* x, uint64_t n, int kind);

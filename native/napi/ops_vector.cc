@@ -110,6 +110,25 @@ GC_JS(JS_vecAxpy) {
   return nullptr;
 }
 
+// vecMulAdd(s, x, y, eta): s += eta x y (float64 per element);  rowsSumSq(x, cols, out): out[r] = |row r|^2 (float64)
+GC_JS(JS_vecMulAdd) {
+  GC_SPAN(float, 0, s);
+  GC_SPAN(float, 1, x);
+  GC_SPAN(float, 2, y);
+  GC_F64(3, eta);
+  GC_CHECK(s.len == x.len && s.len == y.len, "vecMulAdd lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::vec_mul_add(s.data, x.data, y.data, s.len, eta), "vecMulAdd");
+  return nullptr;
+}
+GC_JS(JS_rowsSumSq) {
+  GC_SPAN(float, 0, x);
+  GC_U64(1, cols, 0xffffffffULL);
+  GC_SPAN(double, 2, out);
+  GC_CHECK(cols > 0 && x.len == out.len * cols, "rowsSumSq: x is not out.length rows of cols");
+  gcnapi::ThrowStatus(a.env, gradcomp::rows_sumsq(x.data, out.len, cols, out.data), "rowsSumSq");
+  return nullptr;
+}
+
 // normSum(x, kind 0 sum of squares | 1 sum of |x|) -> number (float64, fixed order)
 GC_JS(JS_normSum) {
   GC_SPAN(float, 0, x);
@@ -165,7 +184,7 @@ GC_JS(JS_checksum) {
 
 void ExportVector(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"reduceMany", JS_reduceMany}, {"gemm", JS_gemm}, {"vecAdd", JS_vecAdd},
-                            {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"normSum", JS_normSum},
+                            {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"vecMulAdd", JS_vecMulAdd}, {"rowsSumSq", JS_rowsSumSq}, {"normSum", JS_normSum},
                             {"scatterAdd", JS_scatterAdd}, {"randkSupport", JS_randkSupport}, {"dgcAccumulate", JS_dgcAccumulate}, {"checksum", JS_checksum}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -137,6 +137,33 @@ test('vector ops: add, scale, axpy in place, and copies through shared memory', 
   expect(bits(sab)).toBe(bits(a));
 });
 
+test.each(SIZES)('vecMulAdd (s += eta x y, float64 per element), n = %i, bit for bit on every ISA, NaN and infinities included', (n) => {
+  const s0 = sample('gaussian', n, rand), x = sample('heavy', n, rand), y = sample('gaussian', n, rand);
+  if (n > 8) { x[3] = NaN; y[5] = Infinity; x[7] = 3.4e38; y[7] = 3.4e38; }
+  const eta = 0.05 + rand();
+  const want = Float32Array.from(s0, (v, i) => eta * x[i] * y[i] + v);
+  eachIsa(() => {
+    const s1 = s0.slice();
+    k.vecMulAdd(s1, x, y, eta);
+    expect(bits(s1)).toBe(bits(want));
+  });
+  if (n > 0) expect(() => k.vecMulAdd(s0, x.subarray(1), y)).toThrow(expect.objectContaining({ param: 'x' }));
+});
+
+test.each([[0, 5], [1, 1], [3, 129], [1000, 10], [7, 70000]])('rowsSumSq, %i rows of %i: each row\'s sum of squares in the documented order, on every ISA', (rows, cols) => {
+  const x = sample('heavy', rows * cols, rand);
+  // The documented order: eight interleaved float64 partial sums over the whole row, combined pairwise.
+  const rowRef = (v: Float32Array) => { const p = new Float64Array(8); v.forEach((e, i) => { p[i & 7] += e * e; }); return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7])); };
+  const want = Float64Array.from({ length: rows }, (_, r) => rowRef(x.subarray(r * cols, (r + 1) * cols)));
+  eachIsa(() => {
+    const out = new Float64Array(rows).fill(NaN);
+    k.rowsSumSq(x, cols, out);
+    expect(Array.from(out)).toEqual(Array.from(want));
+  });
+  expect(() => k.rowsSumSq(x, cols, new Float64Array(rows + 1))).toThrow(expect.objectContaining({ param: 'x' }));
+  expect(() => k.rowsSumSq(x, 0, new Float64Array(rows))).toThrow(expect.objectContaining({ param: 'cols' }));
+});
+
 test.each(SIZES)('reduceMany (k sources in one pass), n = %i: the sequential fold, sum and max (NaN wins), float32 and float64', (n) => {
   for (const m of [1, 2, 5]) {
     for (const Arr of [Float32Array, Float64Array]) {
