@@ -50,3 +50,7 @@ export { saveCheckpoint, loadCheckpoint, writeCheckpointFile, readCheckpointFile
 export type { Stateful } from './checkpoint/file';
 export { encodeCheckpoint, decodeCheckpoint, CheckpointError, CHECKPOINT_VERSION } from './checkpoint/format';
 export { stateToJSON } from './checkpoint/values';
+// TracIn (training-data influence): the factorized last-layer score on the CPU or a GPU, self-influence, projections, proponents.
+export { scoreFactors, scoreGradients, selfInfluence, projectFactors, proponents, withBias } from './analysis/tracin';
+export type { Factors, Ranked } from './analysis/tracin';
+export { tracinScore } from './ops/kernels';

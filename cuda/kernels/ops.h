@@ -29,4 +29,11 @@ constexpr uint32_t kMaxRank = 32;
 gc_status dropit_pack(const float* x, uint64_t n, uint64_t k, uint8_t* out, uint64_t out_bytes, cudaStream_t s);
 gc_status dropit_unpack(const uint8_t* in, uint64_t bytes, float* out, uint64_t out_len, cudaStream_t s);
 
+// TracIn: s[i * m + j] += eta * (a_i . b_j) * (d_i . e_j) for rows of p (a, b) and c (d, e)
+// floats; and out[r] = the float64 sum of squares of row r of x. Bit-identical to the CPU
+// (tracin.cu's header has the orders).
+gc_status tracin_score(const float* a, const float* b, const float* d, const float* e, uint64_t n, uint64_t m, uint64_t p, uint64_t c,
+                       double eta, float* s, cudaStream_t st);
+gc_status rows_sumsq(const float* x, uint64_t rows, uint64_t cols, double* out, cudaStream_t st);
+
 }  // namespace gc_cuda

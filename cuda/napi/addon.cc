@@ -285,6 +285,37 @@ GC_JS(JS_qsgdPayloadBytes) {
   GC_CHECK(levels >= 1 && bucket >= 1, "qsgdPayloadBytes parameter out of range");
   return gcnapi::Number(a.env, static_cast<double>(gc_qsgd_payload_bytes(n, static_cast<uint32_t>(levels), static_cast<uint32_t>(bucket))));
 }
+// tracinScore(a, b, d, e, n, m, p, c, eta, s): s[i m + j] += eta (a_i . b_j)(d_i . e_j)
+GC_JS(JS_tracinScore) {
+  GC_DEV(float, 0, ta);
+  GC_DEV(float, 1, tb);
+  GC_DEV(float, 2, td);
+  GC_DEV(float, 3, te);
+  GC_U64(4, n, 0xffffffffULL);
+  GC_U64(5, m, 0xffffffffULL);
+  GC_U64(6, p, 0xffffffffULL);
+  GC_U64(7, c, 0xffffffffULL);
+  GC_F64(8, eta);
+  GC_DEV(float, 9, ts);
+  GC_CHECK(n < (1ULL << 31) && m < (1ULL << 31) && p < (1ULL << 31) && c < (1ULL << 31), "tracinScore: a dimension is 2^31 or more");
+  GC_FITS(ta, n * p, 4);
+  GC_FITS(tb, m * p, 4);
+  GC_FITS(td, n * c, 4);
+  GC_FITS(te, m * c, 4);
+  GC_FITS(ts, n * m, 4);
+  return Run(a, "tracinScore", [=](cudaStream_t s) { return gc_cuda::tracin_score(ta, tb, td, te, n, m, p, c, eta, ts, s); });
+}
+// rowsSumSq(x, rows, cols, out): out[r] = |row r|^2 in float64
+GC_JS(JS_rowsSumSq) {
+  GC_DEV(float, 0, x);
+  GC_U64(1, rows, 0xffffffffULL);
+  GC_U64(2, cols, 0xffffffffULL);
+  GC_DEV(double, 3, out);
+  GC_CHECK(cols < (1ULL << 31), "rowsSumSq: cols is 2^31 or more");
+  GC_FITS(x, rows * cols, 4);
+  GC_FITS(out, rows, 8);
+  return Run(a, "rowsSumSq", [=](cudaStream_t s) { return gc_cuda::rows_sumsq(x, rows, cols, out, s); });
+}
 GC_JS(JS_lastTopkPath) { return gcnapi::Number(a.env, gc_cuda::last_topk_path()); }
 
 // bench(op, n, a, b, c, reps) -> Promise<number[]> (ms per rep, CUDA events; see bench.h)
@@ -341,7 +372,8 @@ napi_value Init(napi_env env, napi_value exports) {
                             {"download", JS_download}, {"copyDevice", JS_copyDevice}, {"topk", JS_topk}, {"qsgdEncode", JS_qsgdEncode},
                             {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes}, {"powersgdStep", JS_powersgdStep},
                             {"orthonormalize", JS_orthonormalize}, {"dropitPack", JS_dropitPack}, {"dropitUnpack", JS_dropitUnpack},
-                            {"dropitPackedBytes", JS_dropitPackedBytes}, {"lastTopkPath", JS_lastTopkPath}, {"bench", JS_bench}};
+                            {"dropitPackedBytes", JS_dropitPackedBytes}, {"lastTopkPath", JS_lastTopkPath}, {"tracinScore", JS_tracinScore},
+                            {"rowsSumSq", JS_rowsSumSq}, {"bench", JS_bench}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
   return exports;
 }

@@ -45,6 +45,13 @@ cpu.register(op.vecScale, (a) => nb().vecScale(a.x, a.s));
 cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));
 cpu.register(op.vecMulAdd, (a) => nb().vecMulAdd(a.s, a.x, a.y, a.eta));
 cpu.register(op.rowsSumSq, (a) => nb().rowsSumSq(a.x, a.cols, a.out));
+cpu.register(op.tracinScore, (a) => {
+  // Two gemm products (the float32 dot products in k order) and the float64 multiply-add.
+  const aa = new Float32Array(a.n * a.m), dd = new Float32Array(a.n * a.m);
+  nb().gemm(false, true, a.n, a.m, a.p, 1, a.a, a.p, a.b, a.p, 0, aa, a.m);
+  nb().gemm(false, true, a.n, a.m, a.c, 1, a.d, a.c, a.e, a.c, 0, dd, a.m);
+  nb().vecMulAdd(a.s, aa, dd, a.eta);
+});
 cpu.register(op.normSum, (a) => nb().normSum(a.x, a.kind as 0 | 1));
 cpu.register(op.scatterAdd, (a) => nb().scatterAdd(a.out, a.idx, a.vals, a.scale));
 cpu.register(op.randkSupport, (a) => nb().randkSupport(a.n, a.seed[0], a.seed[1], a.step, a.stream, a.out));

@@ -32,3 +32,5 @@ cuda.register(op.orthonormalize, async (a) => {
 });
 cuda.register(op.dropitPack, (a) => call('dropitPack', (b) => b.dropitPack(a.x.handle, a.x.length, a.k, a.payload.handle, a.bytes)));
 cuda.register(op.dropitUnpack, (a) => call('dropitUnpack', (b) => b.dropitUnpack(a.packed.handle, a.packed.length, a.out.handle, a.n)));
+cuda.register(op.tracinScore, (a) => call('tracinScore', (b) => b.tracinScore(a.a.handle, a.b.handle, a.d.handle, a.e.handle, a.n, a.m, a.p, a.c, a.eta, a.s.handle)));
+cuda.register(op.rowsSumSq, (a) => call('rowsSumSq', (b) => b.rowsSumSq(a.x.handle, a.out.length, a.cols, a.out.handle)));

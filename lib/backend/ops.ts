@@ -194,6 +194,20 @@ export const vecAxpy = defineOp('vecAxpy', { y: buf('float32', 'rw'), x: buf('fl
 /** s += eta * x * y elementwise (float64 per element, rounded once). */
 export const vecMulAdd = defineOp('vecMulAdd', { s: buf('float32', 'rw'), x: buf('float32', 'r'), y: buf('float32', 'r'), eta: num(finite, 'a finite number', 1) },
   { check: (a) => { sameLength('x', a.x, 's', a.s); sameLength('y', a.y, 's', a.s); }, elementwise: true });
+/**
+ * TracIn's factorized score: s[i m + j] += eta (a_i . b_j)(d_i . e_j) for n rows of a and d and m
+ * rows of b and e (p and c floats a row). Dot products in float32 with k ascending (the gemm's
+ * order), the update in float64 rounded once: the same bits on the CPU and the GPU.
+ */
+export const tracinScore = defineOp('tracinScore', {
+  a: buf('float32', 'r'), b: buf('float32', 'r'), d: buf('float32', 'r'), e: buf('float32', 'r'),
+  n: int(0, 0x7fffffff), m: int(0, 0x7fffffff), p: int(0, 0x7fffffff), c: int(0, 0x7fffffff), eta: num(finite, 'a finite number', 1), s: buf('float32', 'rw'),
+}, {
+  check: (a) => {
+    const want: [string, unknown, number][] = [['a', a.a, a.n * a.p], ['b', a.b, a.m * a.p], ['d', a.d, a.n * a.c], ['e', a.e, a.m * a.c], ['s', a.s, a.n * a.m]];
+    for (const [name, v, n] of want) if (len(v) !== n) throw rangeError(name, `length ${n}`, `length ${len(v)}`);
+  },
+});
 /** out[r] = sum of squares of row r of x (rows of `cols`; float64). */
 export const rowsSumSq = defineOp('rowsSumSq', { x: buf('float32', 'r'), cols: int(1, U32), out: buf('float64', 'w') }, {
   check: (a) => { if (len(a.x) !== len(a.out) * a.cols) throw rangeError('x', `length out.length * cols = ${len(a.out) * a.cols}`, `length ${len(a.x)}`); },

@@ -138,6 +138,10 @@ export interface CudaBinding extends AddonCommon {
   orthonormalize(p: DeviceHandle, batch: number, rows: number, rank: number): Promise<void>;
   dropitPack(x: DeviceHandle, n: number, k: number, payload: DeviceHandle, bytes: number): Promise<void>;
   dropitUnpack(payload: DeviceHandle, bytes: number, out: DeviceHandle, n: number): Promise<void>;
+  /** s[i m + j] += eta (a_i . b_j)(d_i . e_j): TracIn's factorized score. */
+  tracinScore(a: DeviceHandle, b: DeviceHandle, d: DeviceHandle, e: DeviceHandle, n: number, m: number, p: number, c: number, eta: number, s: DeviceHandle): Promise<void>;
+  /** out[r] = the float64 sum of squares of row r (rows of cols floats). */
+  rowsSumSq(x: DeviceHandle, rows: number, cols: number, out: DeviceHandle): Promise<void>;
   dropitPackedBytes(n: number, k: number): [bytes: number, layout: number];
   lastTopkPath(): number;
   /** The benchmark suite's GPU section: ms per timed run (CUDA events, L2 flushed between runs). */

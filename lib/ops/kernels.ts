@@ -4,6 +4,8 @@
  * only. The `...Async` forms run off the main thread with their inputs pinned.
  */
 import { kernels as k, runAsync, runSync } from '../backend';
+import type { Tensor } from '../tensor/tensor';
+import { unwrap } from './validate';
 const kernelOps = k; // (gemm's k is its depth)
 
 type Seed = number | bigint;
@@ -22,6 +24,18 @@ export const vecAxpy = (y: Float32Array, x: Float32Array, s = 1): void => { runS
 export const vecMulAdd = (s: Float32Array, x: Float32Array, y: Float32Array, eta = 1): void => { runSync(k.vecMulAdd, { s, x, y, eta }); };
 /** out[r] = the sum of squares of row r of x (rows of `cols` elements), in float64. */
 export const rowsSumSq = (x: Float32Array, cols: number, out: Float64Array): void => { runSync(k.rowsSumSq, { x, cols, out }); };
+/**
+ * TracIn's factorized score on the CPU or, with float32 CUDA tensors, the GPU (the same bits):
+ * s[i m + j] += eta (a_i . b_j)(d_i . e_j), with a, d of n rows and b, e of m rows (p and c floats).
+ */
+export const tracinScore = async (a: F32, b: F32, d: F32, e: F32, dims: { n: number; m: number; p: number; c: number }, eta: number, s: F32): Promise<void> => {
+  await runAsync(k.tracinScore, { a: unwrap(a), b: unwrap(b), d: unwrap(d), e: unwrap(e), ...dims, eta, s: unwrap(s) } as never);
+};
+/** Row sums of squares on the CPU or, with CUDA tensors (float32 in, float64 out), the GPU. */
+export const rowsSumSqAsync = async (x: F32, cols: number, out: Float64Array | Tensor<'float64', 'cuda'>): Promise<void> => {
+  await runAsync(k.rowsSumSq, { x: unwrap(x), cols, out: unwrap(out) } as never);
+};
+type F32 = Float32Array | Tensor<'float32', 'cuda'>;
 /** Sum of squares (float64, the same bits on any thread count). */
 export const sumSquares = (x: Float32Array): number => runSync(k.normSum, { x, kind: 0 }).value as number;
 /** Sum of |x| (float64, fixed order). */

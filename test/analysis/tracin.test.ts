@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Factors, projectFactors, proponents, scoreFactors, scoreGradients, selfInfluence, withBias } from '../../lib/analysis/tracin';
 import { makeDataset } from '../../lib/train/data';
+import { tracinScore } from '../../lib/ops/kernels';
 import { createModel } from '../../lib/train/model';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 
@@ -47,6 +48,22 @@ test('TracInCPFast (factorized) equals TracInCP on explicit gradients, and both 
   }
   const self = selfInfluence(withBias(tr), 0.5);
   gt.forEach((g, i) => expect(near(self[i], 0.5 * dot(g, g), dot(g, g))).toBe(true));
+});
+
+test('the tracinScore op (any device) gives scoreFactors\' bits, and the reference within float tolerance', async () => {
+  const tr = factors(57, 19, 6), te = factors(13, 19, 6), eta = 0.05 + rand();
+  const want = scoreFactors(tr, te, eta, new Float32Array(57 * 13).fill(0.5));
+  const got = new Float32Array(57 * 13).fill(0.5);
+  await tracinScore(tr.a, te.a, tr.delta, te.delta, { n: 57, m: 13, p: 19, c: 6 }, eta, got);
+  expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+  const gTr = explicit({ ...tr }), gTe = explicit({ ...te });
+  // explicit() adds the bias column; the op scores the factors as given: compare without it.
+  const noBias = (g: Float64Array, f: Factors) => Float64Array.from({ length: f.classes * f.inputs }, (_, i) => g[Math.floor(i / f.inputs) * (f.inputs + 1) + (i % f.inputs)]);
+  for (const i of [0, 28, 56]) for (const j of [0, 12]) {
+    const ref = 0.5 + eta * dot(noBias(gTr[i], tr), noBias(gTe[j], te));
+    expect(near(got[i * 13 + j], ref, ref)).toBe(true);
+  }
+  await expect(tracinScore(tr.a, te.a, tr.delta, te.delta, { n: 57, m: 14, p: 19, c: 6 }, eta, got)).rejects.toMatchObject({ param: 'b' });
 });
 
 test('random projections are unbiased: the mean of <P x, P y> over seeds approaches <x, y>', () => {
