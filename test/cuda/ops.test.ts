@@ -13,17 +13,12 @@ import { freshSeed, mulberry32, sample, Dist } from '../reference/rng';
 import { expectBitEqual } from '../reference/compare';
 import { approx } from '../reference/powersgd';
 import { CUDA_CASES } from '../../bench/cuda-cases';
+import { cudaSkipReason } from '../helpers/cuda';
 
 const seed = freshSeed();
 const rand = mulberry32(seed);
 
-let reason = '';
-try {
-  const i = backendInfo();
-  if (i.backend !== 'cuda') reason = i.reasons[1];
-} catch (e) {
-  reason = (e as Error).message;
-}
+const reason = cudaSkipReason();
 const gpu = reason === '';
 const it = gpu ? test : test.skip;
 beforeAll(() => {

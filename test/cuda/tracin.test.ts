@@ -4,19 +4,14 @@
  * bit for bit, on fresh random factors with NaN, infinities and shapes that do not fill a launch
  * tile. Without a usable GPU every case skips and says why.
  */
-import { backendInfo, Tensor } from '../../lib';
+import { Tensor } from '../../lib';
 import { rowsSumSq, rowsSumSqAsync, tracinScore } from '../../lib/ops/kernels';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
+import { cudaSkipReason } from '../helpers/cuda';
 
 const seed = freshSeed();
 const rand = mulberry32(seed);
-let reason = '';
-try {
-  const i = backendInfo();
-  if (i.backend !== 'cuda') reason = i.reasons[1];
-} catch (e) {
-  reason = (e as Error).message;
-}
+const reason = cudaSkipReason();
 const it = reason === '' ? test : test.skip;
 beforeAll(() => console.log(reason ? `test/cuda/tracin skipped: no usable CUDA backend here (${reason})` : `cuda tracin tests: GRADCOMP_TEST_SEED=${seed}`));
 const bits = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
