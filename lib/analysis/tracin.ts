@@ -11,7 +11,7 @@
  * variance 1/D, from a seeded Philox stream shared by every rank) shrink a and delta further with
  * E[<P x, P x'>] = <x, x'>. scoreGradients() is the general score for explicit gradients.
  */
-import { gemm, philoxFill, rowsSumSq, vecMulAdd } from '../ops/kernels';
+import { gemm, philoxFill, rowsSumSq, tracinScoreSync } from '../ops/kernels';
 import { rangeError, typeError } from '../native/errors';
 import { topKSync } from '../ops/topk';
 
@@ -37,18 +37,9 @@ export function scoreGradients(gTrain: Float32Array, gTest: Float32Array, nTrain
 export function scoreFactors(train: Factors, test: Factors, eta: number, into?: Float32Array): Float32Array {
   if (train.inputs !== test.inputs || train.classes !== test.classes) throw rangeError('test', `factors of ${train.inputs} inputs and ${train.classes} classes like train`, `${test.inputs} and ${test.classes}`);
   const n = train.n, m = test.n, s = into ?? new Float32Array(n * m);
-  // The two products go to scratch kept between calls (a scoring loop calls this per checkpoint and
-  // per block: fresh n x m arrays each time cost as much as the products' memory traffic).
-  if (scratch.length < 2 * n * m) scratch = new Float32Array(2 * n * m);
-  const aa = scratch.subarray(0, n * m), dd = scratch.subarray(n * m, 2 * n * m);
-  gemm(false, true, n, m, train.inputs, train.a, test.a, aa, 1, 0);
-  gemm(false, true, n, m, train.classes, train.delta, test.delta, dd, 1, 0);
-  vecMulAdd(s, aa, dd, eta);
-  if (scratch.length > SCRATCH_KEEP) scratch = new Float32Array(0); // do not hold a huge block
+  tracinScoreSync(train.a, test.a, train.delta, test.delta, { n, m, p: train.inputs, c: train.classes }, eta, s);
   return s;
 }
-let scratch = new Float32Array(0);
-const SCRATCH_KEEP = 1 << 25; // floats (128 MiB)
 
 /** self[i] += eta |a_i|^2 |delta_i|^2 (float64 sums per row): self-influence from the factors. */
 export function selfInfluence(f: Factors, eta: number, into?: Float64Array): Float64Array {

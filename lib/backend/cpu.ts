@@ -45,12 +45,18 @@ cpu.register(op.vecScale, (a) => nb().vecScale(a.x, a.s));
 cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));
 cpu.register(op.vecMulAdd, (a) => nb().vecMulAdd(a.s, a.x, a.y, a.eta));
 cpu.register(op.rowsSumSq, (a) => nb().rowsSumSq(a.x, a.cols, a.out));
+// The two products go to scratch kept between calls (a scoring loop runs this per checkpoint and
+// per block: fresh n x m arrays each time cost as much as the products' memory traffic).
+let tracinScratch = new Float32Array(0);
 cpu.register(op.tracinScore, (a) => {
   // Two gemm products (the float32 dot products in k order) and the float64 multiply-add.
-  const aa = new Float32Array(a.n * a.m), dd = new Float32Array(a.n * a.m);
+  const nm = a.n * a.m;
+  if (tracinScratch.length < 2 * nm) tracinScratch = new Float32Array(2 * nm);
+  const aa = tracinScratch.subarray(0, nm), dd = tracinScratch.subarray(nm, 2 * nm);
   nb().gemm(false, true, a.n, a.m, a.p, 1, a.a, a.p, a.b, a.p, 0, aa, a.m);
   nb().gemm(false, true, a.n, a.m, a.c, 1, a.d, a.c, a.e, a.c, 0, dd, a.m);
   nb().vecMulAdd(a.s, aa, dd, a.eta);
+  if (tracinScratch.length > 1 << 25) tracinScratch = new Float32Array(0); // do not hold more than 128 MiB
 });
 cpu.register(op.normSum, (a) => nb().normSum(a.x, a.kind as 0 | 1));
 cpu.register(op.scatterAdd, (a) => nb().scatterAdd(a.out, a.idx, a.vals, a.scale));

@@ -31,6 +31,10 @@ export const rowsSumSq = (x: Float32Array, cols: number, out: Float64Array): voi
 export const tracinScore = async (a: F32, b: F32, d: F32, e: F32, dims: { n: number; m: number; p: number; c: number }, eta: number, s: F32): Promise<void> => {
   await runAsync(k.tracinScore, { a: unwrap(a), b: unwrap(b), d: unwrap(d), e: unwrap(e), ...dims, eta, s: unwrap(s) } as never);
 };
+/** tracinScore on host arrays, on this thread. */
+export const tracinScoreSync = (a: Float32Array, b: Float32Array, d: Float32Array, e: Float32Array, dims: { n: number; m: number; p: number; c: number }, eta: number, s: Float32Array): void => {
+  runSync(k.tracinScore, { a, b, d, e, ...dims, eta, s });
+};
 /** Row sums of squares on the CPU or, with CUDA tensors (float32 in, float64 out), the GPU. */
 export const rowsSumSqAsync = async (x: F32, cols: number, out: Float64Array | Tensor<'float64', 'cuda'>): Promise<void> => {
   await runAsync(k.rowsSumSq, { x: unwrap(x), cols, out: unwrap(out) } as never);

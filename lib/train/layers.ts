@@ -40,22 +40,23 @@ export function reluBackward(y: Float32Array, dy: Float32Array): Float32Array {
 export interface ConvShape { batch: number; h: number; w: number; c: number; k: number; out: number }
 const convOut = (s: ConvShape) => [s.h - s.k + 1, s.w - s.k + 1] as const;
 
-/** The im2col matrix of x (NHWC): rows (b, y, x) of the output, columns (ky, kx, c). */
-function im2col(x: Float32Array, s: ConvShape): Float32Array {
-  const [oh, ow] = convOut(s), cols = s.k * s.k * s.c, col = new Float32Array(s.batch * oh * ow * cols);
+/** Calls fn(at, src, len) for every (output position, kernel row): the run of k * c floats at `at` in the im2col matrix that comes from `src` in x (NHWC). */
+function patches(s: ConvShape, fn: (at: number, src: number, len: number) => void): void {
+  const [oh, ow] = convOut(s), cols = s.k * s.k * s.c, run = s.k * s.c;
   let r = 0;
   for (let b = 0; b < s.batch; b++) {
     for (let y = 0; y < oh; y++) {
       for (let xx = 0; xx < ow; xx++, r++) {
-        let at = r * cols;
-        for (let ky = 0; ky < s.k; ky++) {
-          const src = ((b * s.h + y + ky) * s.w + xx) * s.c;
-          col.set(x.subarray(src, src + s.k * s.c), at);
-          at += s.k * s.c;
-        }
+        for (let ky = 0; ky < s.k; ky++) fn(r * cols + ky * run, ((b * s.h + y + ky) * s.w + xx) * s.c, run);
       }
     }
   }
+}
+
+/** The im2col matrix of x (NHWC): rows (b, y, x) of the output, columns (ky, kx, c). */
+function im2col(x: Float32Array, s: ConvShape): Float32Array {
+  const [oh, ow] = convOut(s), col = new Float32Array(s.batch * oh * ow * s.k * s.k * s.c);
+  patches(s, (at, src, len) => col.set(x.subarray(src, src + len), at));
   return col;
 }
 
@@ -76,20 +77,9 @@ export function convBackward(col: Float32Array, w: Float32Array, dy: Float32Arra
   if (noInputGrad) return undefined;
   const dcol = new Float32Array(rows * cols);
   gemm(false, false, rows, cols, s.out, dy, w, dcol);
+  // col2im: the same runs as im2col, in the same order, added back.
   const dx = new Float32Array(s.batch * s.h * s.w * s.c);
-  let r = 0;
-  for (let b = 0; b < s.batch; b++) {
-    for (let y = 0; y < oh; y++) {
-      for (let xx = 0; xx < ow; xx++, r++) {
-        let at = r * cols;
-        for (let ky = 0; ky < s.k; ky++) {
-          const dst = ((b * s.h + y + ky) * s.w + xx) * s.c;
-          for (let j = 0; j < s.k * s.c; j++) dx[dst + j] += dcol[at + j];
-          at += s.k * s.c;
-        }
-      }
-    }
-  }
+  patches(s, (at, dst, len) => { for (let j = 0; j < len; j++) dx[dst + j] += dcol[at + j]; });
   return dx;
 }
 

@@ -41,29 +41,22 @@ __attribute__((always_inline)) inline void block_body(const float* a, uint64_t l
         for (uint64_t q = 0; q < kNr; ++q) c[(i + r) * ldc + j + q] = acc[r][q];
     }
   }
-  // The edges: rows past the last full tile (all columns), then the columns past it for the tiled rows.
-  if (first) {
-    for (uint64_t i = it; i < i1; ++i)
-      for (uint64_t j = j0; j < j1; ++j) c[i * ldc + j] = scaled(beta, c[i * ldc + j]);
-    for (uint64_t i = i0; i < it; ++i)
-      for (uint64_t j = jt; j < j1; ++j) c[i * ldc + j] = scaled(beta, c[i * ldc + j]);
-  }
-  for (uint64_t i = it; i < i1; ++i) {
-    float* crow = c + i * ldc;
-    for (uint64_t kk = k0; kk < k1; ++kk) {
-      const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
-      const float* brow = b + kk * ldb;
-      for (uint64_t j = j0; j < j1; ++j) crow[j] = crow[j] + av * brow[j];
+  // The edges: rows past the last full tile (all columns), then the columns past it for the tiled
+  // rows; the same per-element operations as the tiles, row by row.
+  auto edge = [&](uint64_t ilo, uint64_t ihi, uint64_t jlo, uint64_t jhi) {
+    for (uint64_t i = ilo; i < ihi; ++i) {
+      float* crow = c + i * ldc;
+      if (first)
+        for (uint64_t j = jlo; j < jhi; ++j) crow[j] = scaled(beta, crow[j]);
+      for (uint64_t kk = k0; kk < k1; ++kk) {
+        const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
+        const float* brow = b + kk * ldb;
+        for (uint64_t j = jlo; j < jhi; ++j) crow[j] = crow[j] + av * brow[j];
+      }
     }
-  }
-  for (uint64_t i = i0; i < it; ++i) {
-    float* crow = c + i * ldc;
-    for (uint64_t kk = k0; kk < k1; ++kk) {
-      const float av = alpha * (ta ? a[kk * lda + i] : a[i * lda + kk]);
-      const float* brow = b + kk * ldb;
-      for (uint64_t j = jt; j < j1; ++j) crow[j] = crow[j] + av * brow[j];
-    }
-  }
+  };
+  edge(it, i1, j0, j1);
+  edge(i0, it, jt, j1);
 }
 GC_ISA_VARIANTS(block, (const float* a, uint64_t lda, bool ta, const float* b, uint64_t ldb, float alpha, float* c, uint64_t ldc,
                         uint64_t i0, uint64_t i1, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t k1, float beta, bool first),
