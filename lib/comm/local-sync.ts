@@ -106,11 +106,13 @@ export class JobSync {
       }
       const r = waitAsync(c, CTRL.GENERATION, gen, Math.min(left, 250));
       if (r.async) {
-        // A pending waitAsync does not keep a Node event loop alive: without this timer a rank
-        // whose only pending work is the wait would exit in the middle of the collective.
-        const keepAlive = setTimeout(() => undefined, Math.min(left, 250) + 50);
-        await r.value;
-        clearTimeout(keepAlive);
+        // A pending waitAsync does not keep a Node event loop alive, and neither does the timer
+        // V8 arms for its timeout (unreferenced, and armed only when this thread's loop next
+        // turns): a rank whose only pending work is the wait would exit in the middle of the
+        // collective. This timer holds the loop until the wait settles, however late its own
+        // timeout fires (a rank that computes while a collective is in flight delays it).
+        const keepAlive = setInterval(() => undefined, 1 << 30);
+        try { await r.value; } finally { clearInterval(keepAlive); }
       }
     }
     // The generation moved: the barrier completed for everyone. An abort raised after that is

@@ -57,6 +57,17 @@ describe('local backend', () => {
   });
 });
 
+describe('local backend: collectives in flight', () => {
+  test('a rank that computes while its collective waits stays in the job until the others arrive (the CoCoD end-of-job race)', async () => {
+    // Before the fix rank 1 exited with code 0 in the middle of the allreduce and rank 0 failed
+    // with "rank 1 left the job while the others wait in a collective".
+    const r = await gradcompRun(['-n', '2', fixture('overlap.js')]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').sort()).toEqual(['rank 0: done', 'rank 1: done']);
+  });
+});
+
 describe('local backend faults', () => {
   test.each([['exit', 'exited with code 3'], ['throw', 'rank 1 gives up']])(
     'a rank that %ss mid-job makes the others fail fast and the launcher names it', async (mode, why) => {
