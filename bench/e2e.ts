@@ -52,7 +52,12 @@ function parse(out: string): Measured | undefined {
 }
 
 interface CollRaw { allreduceBytes: number; allreduceMs: number; allgathervBytes: number; allgathervMs: number; memcpyMs: number; ranks: number }
-/** The collectives alone. MPI: share of the link's rate (the busiest link carries 2 (n-1)/n of an allreduce's buffer and (n-1) of the allgatherv blocks). Local: against memcpy of the same bytes. */
+/**
+ * The collectives alone. MPI: share of the link's rate. The allreduce against the ring's busiest
+ * link (2 (n-1)/n of the buffer); the allgatherv against the host link, which must carry every
+ * block of the other host once (n/2 blocks each way: 2 hosts, ranks split evenly). Local: against
+ * memcpy of the same bytes.
+ */
 interface CollRow extends CollRaw { link: string; backend: 'mpi' | 'local'; allreduceUse: number | null; allgathervUse: number | null }
 
 function collRow(out: string, link: string, backend: 'mpi' | 'local', gbps: number | null): CollRow | undefined {
@@ -66,7 +71,7 @@ function collRow(out: string, link: string, backend: 'mpi' | 'local', gbps: numb
       allgathervUse: ((n - 1) * c.allgathervBytes / c.allgathervMs / 1e6) / memGBs };
   }
   const use = (bytes: number, ms: number) => (gbps ? (8 * bytes) / (ms / 1e3) / 1e9 / gbps : null);
-  return { ...c, link, backend, allreduceUse: use(((2 * (n - 1)) / n) * c.allreduceBytes, c.allreduceMs), allgathervUse: use((n - 1) * c.allgathervBytes, c.allgathervMs) };
+  return { ...c, link, backend, allreduceUse: use(((2 * (n - 1)) / n) * c.allreduceBytes, c.allreduceMs), allgathervUse: use((n / 2) * c.allgathervBytes, c.allgathervMs) };
 }
 
 function workerConfig(c: E2eConfig): string {

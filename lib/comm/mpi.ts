@@ -25,6 +25,10 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   readonly rank: number;
   readonly size: number;
   readonly reason: string;
+  /** The hosts MPI sees (ranks that share memory form one). */
+  readonly nodes: number;
+  /** allgatherv goes node by node (each payload crosses between two hosts once): more than one host, the same number (> 1) of ranks on each. */
+  readonly hierarchical: boolean;
   readonly #b: MpiBinding;
   #closed = false;
 
@@ -34,7 +38,10 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     const info = b.init(timeoutMs ?? null);
     this.rank = info.rank;
     this.size = info.size;
-    this.reason = `${reason}; ${info.version.split('\n')[0]}`;
+    this.nodes = info.nodes;
+    this.hierarchical = info.hierarchical;
+    const hosts = info.nodes > 1 ? `; ${info.nodes} hosts${info.hierarchical ? ` x ${info.perNode} ranks, allgatherv node by node` : ''}` : '';
+    this.reason = `${reason}; ${info.version.split('\n')[0]}${hosts}`;
     // Finalize on a clean exit; abort the whole job otherwise (specs/distributed.md §1).
     process.on('exit', (code) => {
       if (this.#closed) return;

@@ -20,6 +20,7 @@ export interface NativeBinding extends AddonCommon {
     step: number, tensorId: number, payload: Uint8Array, async: boolean): Async;
   /** accumulate: out += decoded. */
   qsgdDecode(payload: Uint8Array, out: Float32Array, accumulate: boolean, async: boolean): Async;
+  qsgdDecodeSum(data: Uint8Array, spans: Float64Array, out: Float32Array, scale: number, async: boolean): Async;
   qsgdPayloadBytes(n: number, levels: number, bucket: number): number;
   powersgdStep(m: Float32Array, q: Float32Array, p: Float32Array, batch: number, rows: number, cols: number, rank: number, async: boolean): Async;
   orthonormalize(p: Float32Array, batch: number, rows: number, rank: number, async: boolean): Async;
@@ -90,7 +91,7 @@ export interface NativeBinding extends AddonCommon {
 /** The raw MPI addon (native/mpi): every op runs on its one communication thread, in issue order. */
 export interface MpiBinding extends AddonCommon {
   /** Starts the comm thread (MPI_Init_thread); timeoutMs: a collective without progress for this long ends the job, naming the ranks that stopped. */
-  init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number };
+  init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number; nodes: number; perNode: number; hierarchical: boolean };
   finalize(): void;
   abort(code: number): void;
   /** deterministic: the ring (fixed summation order, shared with the local backend); else MPI_Iallreduce. */

@@ -53,6 +53,7 @@ void Loop(Engine* e, std::promise<void> ready) {
   int len = 0;
   MPI_Get_library_version(buf, &len);
   e->version = std::string(buf);
+  e->topology();
   ready.set_value();
   for (;;) {
     std::pair<Job, void*> item;
@@ -74,6 +75,8 @@ void Loop(Engine* e, std::promise<void> ready) {
   }
   for (auto& s : e->sends) MPI_Wait(&s.first, MPI_STATUS_IGNORE);
   e->sends.clear();
+  if (e->cross != MPI_COMM_NULL) MPI_Comm_free(&e->cross);
+  if (e->node != MPI_COMM_NULL) MPI_Comm_free(&e->node);
   MPI_Finalize();
 }
 
@@ -176,6 +179,12 @@ GC_JS(JS_init) {
   gcnapi::SetNamed(a.env, o, "provided", gcnapi::Number(a.env, g->provided));
   gcnapi::SetNamed(a.env, o, "version", gcnapi::String(a.env, g->version));
   gcnapi::SetNamed(a.env, o, "timeoutMs", gcnapi::Number(a.env, g->timeout_s * 1000.0));
+  // The hosts as MPI sees them (ranks sharing memory), and whether allgatherv goes node by node.
+  gcnapi::SetNamed(a.env, o, "nodes", gcnapi::Number(a.env, static_cast<double>(g->members.size())));
+  gcnapi::SetNamed(a.env, o, "perNode", gcnapi::Number(a.env, static_cast<double>(g->members.empty() ? 0 : g->members[0].size())));
+  napi_value h;
+  napi_get_boolean(a.env, g->hierarchical, &h);
+  gcnapi::SetNamed(a.env, o, "hierarchical", h);
   return o;
 }
 
@@ -227,7 +236,7 @@ GC_JS(JS_allgatherCounts) {
   }, {1});
 }
 
-// allgatherv(send, recv, counts[]): the ring (counts in elements).
+// allgatherv(send, recv, counts[]): ring.cc's allgatherv, hierarchical across nodes (counts in elements).
 GC_JS(JS_allgatherv) {
   Buf s, r;
   std::vector<uint64_t> counts;
@@ -236,7 +245,7 @@ GC_JS(JS_allgatherv) {
   uint64_t total = 0;
   for (auto& c : counts) { c *= esz; total += c; }
   GC_CHECK(total == r.bytes && counts[g->rank] == s.bytes, "allgatherv counts disagree with the buffers");
-  return Post(a, "allgatherv", [s, r, counts](Engine& e) { return ring_allgatherv(e, s.data, s.bytes, r.data, counts); }, {0, 1});
+  return Post(a, "allgatherv", [s, r, counts](Engine& e) { return allgatherv(e, s.data, s.bytes, r.data, counts); }, {0, 1});
 }
 
 // bcast(buf, root)

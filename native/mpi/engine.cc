@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,44 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 }  // namespace
+
+void Engine::topology() {
+  hierarchical = false;
+  members.assign(1, std::vector<int>());
+  for (int r = 0; r < size; ++r) members[0].push_back(r);
+  node_index = 0;
+  local = rank;
+  if (size == 1 || MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
+  int node_size = 1, leader = rank;
+  MPI_Comm_rank(node, &local);
+  MPI_Comm_size(node, &node_size);
+  // Every rank learns (its node's first world rank, its local index); nodes are numbered by their first rank.
+  MPI_Bcast(&leader, 1, MPI_INT, 0, node);
+  std::vector<int> pairs(2 * static_cast<size_t>(size));
+  int mine[2] = {leader, local};
+  if (MPI_Allgather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, MPI_COMM_WORLD) != MPI_SUCCESS) return;
+  std::map<int, int> index_of;
+  for (int r = 0; r < size; ++r) index_of.emplace(pairs[2 * r], 0);
+  int k = 0;
+  for (auto& kv : index_of) kv.second = k++;
+  members.assign(index_of.size(), std::vector<int>());
+  for (int r = 0; r < size; ++r) {
+    auto& m = members[index_of[pairs[2 * r]]];
+    if (static_cast<int>(m.size()) <= pairs[2 * r + 1]) m.resize(pairs[2 * r + 1] + 1, -1);
+    m[pairs[2 * r + 1]] = r;
+  }
+  node_index = index_of[leader];
+  bool uniform = true;
+  for (auto& m : members) uniform = uniform && m.size() == members[0].size() && std::find(m.begin(), m.end(), -1) == m.end();
+  const char* env = std::getenv("GRADCOMP_MPI_HIERARCHICAL");
+  const bool off = env != nullptr && std::strcmp(env, "0") == 0;
+  // Every rank sees the same members and (mpirun passes one environment) the same switch: the same decision.
+  if (members.size() < 2 || members[0].size() < 2 || !uniform || off) return;
+  if (MPI_Comm_split(MPI_COMM_WORLD, local, node_index, &cross) != MPI_SUCCESS) return;
+  MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(cross, MPI_ERRORS_RETURN);
+  hierarchical = true;
+}
 
 void Engine::reap() {
   for (size_t i = 0; i < sends.size();) {

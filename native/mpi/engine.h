@@ -44,6 +44,16 @@ struct Engine {
   std::string current = "idle";
   // Sends in flight with the private copies they read (comm thread only).
   std::vector<std::pair<MPI_Request, std::shared_ptr<uint8_t[]>>> sends;
+  // The hosts of the job (topology(), at start): ranks sharing memory form a node; members[k][l]
+  // is the world rank of node k's l-th rank. hierarchical: more than one node, every node with the
+  // same number (> 1) of ranks, and not switched off (GRADCOMP_MPI_HIERARCHICAL=0).
+  MPI_Comm node = MPI_COMM_NULL, cross = MPI_COMM_NULL;
+  int local = 0, node_index = 0;
+  std::vector<std::vector<int>> members;
+  bool hierarchical = false;
+
+  // Finds the nodes and builds the node and cross-node communicators (collective over the job).
+  void topology();
 
   // Waits for every request with the deadline; on timeout, diagnoses and aborts the job (never returns).
   int wait(std::vector<MPI_Request>& reqs);
@@ -57,6 +67,9 @@ struct Engine {
 // Ring algorithms (ring.cc). count: elements of `type` (MPI_FLOAT or MPI_DOUBLE for the reduce).
 int ring_allreduce(Engine& e, void* buf, uint64_t count, MPI_Datatype type, int op_max);
 int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes);
+// The allgatherv the communicator uses: hierarchical where the job spans several nodes with the
+// same number of ranks each (every payload crosses between two nodes once), else the ring.
+int allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes);
 // A point-to-point exchange in pieces of at most 1 GiB (MPI counts are ints), waited with the deadline.
 int sendrecv(Engine& e, const uint8_t* sbuf, uint64_t sbytes, int dest, uint8_t* rbuf, uint64_t rbytes, int src);
 

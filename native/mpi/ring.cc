@@ -5,6 +5,7 @@
 // ranks mod n, the order the local backend uses too, so both give the same bits.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "engine.h"
 
@@ -12,6 +13,7 @@ namespace gradcomp_mpi {
 
 namespace {
 constexpr uint64_t kPiece = 1ULL << 30;  // bytes per MPI message (counts are ints)
+constexpr uint64_t kChunk = 1ULL << 20;  // the pipelined ring's unit
 
 template <typename T>
 void fold(T* acc, const T* in, uint64_t n, int op_max) {
@@ -72,31 +74,28 @@ int ring_allreduce(Engine& e, void* buf, uint64_t count, MPI_Datatype type, int 
 
 // Pipelined: every block travels n - 1 hops to the right in chunks of kChunk bytes, and a rank
 // forwards each chunk as soon as it has it (no hop waits for a whole block), so the links stay
-// busy from the first chunk to the last. Rank r receives, in order, blocks r-1, r-2, ..., r-n+1
+// busy from the first chunk to the last. Member r receives, in order, blocks r-1, r-2, ..., r-n+1
 // (mod n) from its left and forwards all of them but the last (its right neighbour's own block).
-int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
-  constexpr uint64_t kChunk = 1ULL << 20;
-  const int n = e.size, r = e.rank;
-  std::vector<uint64_t> off(n + 1, 0);
-  for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
-  if (send_bytes != bytes[r]) return MPI_ERR_COUNT;
-  if (send_bytes > 0 && recv + off[r] != send) std::memcpy(recv + off[r], send, send_bytes);
+// Block j lies at recv + at[j] (bytes[j] long); member r's own block is already there. on_recv
+// (if set) is called with each chunk as it arrives.
+int ring_blocks(Engine& e, MPI_Comm comm, int r, int n, uint8_t* recv, const std::vector<uint64_t>& at, const std::vector<uint64_t>& bytes,
+                const std::function<int(uint64_t at, uint64_t len)>& on_recv) {
   if (n == 1) return MPI_SUCCESS;
   const int right = (r + 1) % n, left = (r + n - 1) % n;
   struct Chunk { int block; uint64_t at, len; };
   auto chunks_of = [&](int blk, std::vector<Chunk>& out) {
-    for (uint64_t a = 0; a < bytes[blk]; a += kChunk) out.push_back({blk, off[blk] + a, std::min(kChunk, bytes[blk] - a)});
+    for (uint64_t a = 0; a < bytes[blk]; a += kChunk) out.push_back({blk, at[blk] + a, std::min(kChunk, bytes[blk] - a)});
   };
   std::vector<Chunk> in;
   for (int s = 1; s < n; ++s) chunks_of(((r - s) % n + n) % n, in);
   std::vector<MPI_Request> rreq(in.size()), sreq;
   for (size_t c = 0; c < in.size(); ++c) {
-    const int rc = MPI_Irecv(recv + in[c].at, static_cast<int>(in[c].len), MPI_BYTE, left, kTagRing, MPI_COMM_WORLD, &rreq[c]);
+    const int rc = MPI_Irecv(recv + in[c].at, static_cast<int>(in[c].len), MPI_BYTE, left, kTagRing, comm, &rreq[c]);
     if (rc != MPI_SUCCESS) return rc;
   }
   auto forward = [&](const Chunk& ch) {
     MPI_Request q;
-    const int rc = MPI_Isend(recv + ch.at, static_cast<int>(ch.len), MPI_BYTE, right, kTagRing, MPI_COMM_WORLD, &q);
+    const int rc = MPI_Isend(recv + ch.at, static_cast<int>(ch.len), MPI_BYTE, right, kTagRing, comm, &q);
     if (rc == MPI_SUCCESS) sreq.push_back(q);
     return rc;
   };
@@ -111,8 +110,76 @@ int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t
     int rc = e.wait(one);
     if (rc != MPI_SUCCESS) return rc;
     if (in[c].block != right && (rc = forward(in[c])) != MPI_SUCCESS) return rc;
+    if (on_recv && (rc = on_recv(in[c].at, in[c].len)) != MPI_SUCCESS) return rc;
   }
   return e.wait(sreq);
+}
+
+namespace {
+// Posts a nonblocking send or receive of `len` bytes in pieces of at most 1 GiB (nothing for 0).
+int post(bool send, uint8_t* p, uint64_t len, int peer, MPI_Comm comm, std::vector<MPI_Request>& reqs) {
+  for (uint64_t off = 0; off < len; off += kPiece) {
+    const int m = static_cast<int>(std::min(kPiece, len - off));
+    MPI_Request q;
+    const int rc = send ? MPI_Isend(p + off, m, MPI_BYTE, peer, kTagRing, comm, &q) : MPI_Irecv(p + off, m, MPI_BYTE, peer, kTagRing, comm, &q);
+    if (rc != MPI_SUCCESS) return rc;
+    reqs.push_back(q);
+  }
+  return MPI_SUCCESS;
+}
+}  // namespace
+
+int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
+  const int n = e.size, r = e.rank;
+  std::vector<uint64_t> off(n + 1, 0);
+  for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
+  if (send_bytes != bytes[r]) return MPI_ERR_COUNT;
+  if (send_bytes > 0 && recv + off[r] != send) std::memcpy(recv + off[r], send, send_bytes);
+  off.pop_back();
+  return ring_blocks(e, MPI_COMM_WORLD, r, n, recv, off, bytes, nullptr);
+}
+
+// Two levels, so that each payload crosses between two nodes once (a ring over all ranks sends
+// n - 1 payloads over each node boundary: with 2 ranks per host, 1.5x the bytes a host link
+// must carry). The ranks with the same local index l on every node (the cross communicator,
+// ordered by node) ring-allgather their own payloads, and local rank l hands its node peers each
+// chunk of that ring as it arrives; the peers' own payloads are exchanged at the start. Every
+// rank of a node is at the same place in its ring, so a peer knows the order in which chunks come
+// from l (own payload, then the ring's blocks in arrival order, 1 MiB chunks) and posts its
+// receives in that order: sends and receives between two peers match in order. The bytes are
+// those of any allgatherv: only the routes differ.
+int allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
+  if (!e.hierarchical) return ring_allgatherv(e, send, send_bytes, recv, bytes);
+  const int n = e.size, me = e.node_index, l = e.local, N = static_cast<int>(e.members.size()), L = static_cast<int>(e.members[0].size());
+  std::vector<uint64_t> off(n + 1, 0);
+  for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
+  if (send_bytes != bytes[e.rank]) return MPI_ERR_COUNT;
+  if (send_bytes > 0 && recv + off[e.rank] != send) std::memcpy(recv + off[e.rank], send, send_bytes);
+  auto who = [&](int k, int p) { return e.members[k][p]; };
+  std::vector<MPI_Request> local_reqs;
+  for (int p = 0; p < L; ++p) {
+    if (p == l) continue;
+    // From peer p: its own payload, then the chunks of its ring (blocks me-1, me-2, ... of index p).
+    int rc = post(false, recv + off[who(me, p)], bytes[who(me, p)], p, e.node, local_reqs);
+    for (int s = 1; s < N && rc == MPI_SUCCESS; ++s) {
+      const int g = who(((me - s) % N + N) % N, p);
+      for (uint64_t a = 0; a < bytes[g] && rc == MPI_SUCCESS; a += kChunk) rc = post(false, recv + off[g] + a, std::min(kChunk, bytes[g] - a), p, e.node, local_reqs);
+    }
+    if (rc == MPI_SUCCESS) rc = post(true, recv + off[who(me, l)], bytes[who(me, l)], p, e.node, local_reqs);
+    if (rc != MPI_SUCCESS) return rc;
+  }
+  std::vector<uint64_t> at(N), len(N);
+  for (int k = 0; k < N; ++k) { at[k] = off[who(k, l)]; len[k] = bytes[who(k, l)]; }
+  const int rc = ring_blocks(e, e.cross, me, N, recv, at, len, [&](uint64_t a, uint64_t m) {
+    for (int p = 0; p < L; ++p) {
+      if (p == l) continue;
+      const int r2 = post(true, recv + a, m, p, e.node, local_reqs);
+      if (r2 != MPI_SUCCESS) return r2;
+    }
+    return MPI_SUCCESS;
+  });
+  if (rc != MPI_SUCCESS) return rc;
+  return e.wait(local_reqs);
 }
 
 }  // namespace gradcomp_mpi

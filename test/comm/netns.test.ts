@@ -45,16 +45,22 @@ afterAll(() => {
     OMPI_MCA_plm_rsh_agent: agent, OMPI_MCA_btl_tcp_if_include: `${subnet}.0/24`, OMPI_MCA_oob_tcp_if_include: `${subnet}.0/24`,
     OMPI_MCA_hwloc_base_binding_policy: 'none', OMPI_MCA_mpi_yield_when_idle: '1', NO_COLOR: '1',
   };
-  const run = (script: string, args = '') => new Promise<{ code: number; out: string }>((resolve) => {
-    const cmd = `hostname ${A}; mpirun --hostfile ${dir}/hostfile -np 4 --map-by node ${process.execPath} ${path.join(__dirname, 'fixtures', script)} ${args}`;
+  const run = (script: string, args = '', map = 'node', extra = '') => new Promise<{ code: number; out: string }>((resolve) => {
+    const cmd = `hostname ${A}; ${extra} mpirun --hostfile ${dir}/hostfile -np 4 --map-by ${map} ${process.execPath} ${path.join(__dirname, 'fixtures', script)} ${args}`;
     execFile('ip', ['netns', 'exec', A, 'unshare', '--uts', '/bin/sh', '-c', cmd], { cwd: root, env, timeout: 60000 },
       (e, out) => resolve({ code: e ? 1 : 0, out }));
   });
   const where = await run('where.js');
   expect(where.code).toBe(0);
   const lines = where.out.trim().split('\n').filter((l) => l.startsWith('rank ')).sort();
-  expect(lines).toEqual([`rank 0/4 on ${A} sum 6`, `rank 1/4 on ${B} sum 6`, `rank 2/4 on ${A} sum 6`, `rank 3/4 on ${B} sum 6`]);
-  const all = await run('collectives.js', "'[1, 1000, 65537]'");
-  expect(all.code).toBe(0);
-  expect(all.out.trim().split('\n').sort()).toEqual(['ok 0/4 mpi', 'ok 1/4 mpi', 'ok 2/4 mpi', 'ok 3/4 mpi']);
+  // MPI finds the two hosts, so allgatherv goes node by node (each payload crosses the link once).
+  const tail = 'sum 6 hosts 2 node-by-node true';
+  expect(lines).toEqual([`rank 0/4 on ${A} ${tail}`, `rank 1/4 on ${B} ${tail}`, `rank 2/4 on ${A} ${tail}`, `rank 3/4 on ${B} ${tail}`]);
+  // Every collective against its reference, with the ranks of a host interleaved (by node) and in
+  // blocks (by slot), sizes up to several 1 MiB ring chunks, and with the node-by-node path off.
+  for (const [map, extra] of [['node', ''], ['slot', ''], ['node', 'GRADCOMP_MPI_HIERARCHICAL=0 ']]) {
+    const all = await run('collectives.js', "'[1, 1000, 65537, 600000]'", map, extra ? `export ${extra.trim()};` : '');
+    expect(all.code).toBe(0);
+    expect(all.out.trim().split('\n').sort()).toEqual(['ok 0/4 mpi', 'ok 1/4 mpi', 'ok 2/4 mpi', 'ok 3/4 mpi']);
+  }
 }, 120000);
