@@ -98,7 +98,11 @@ function mutatedPayload() {
   return ['decompress:' + type, rand() < 0.5 ? 'reject' : 'either', async function () {
     const p = await c.compress('t', f32(n), { step: 1 });
     const bad = this.kind === 'reject' ? (rand() < 0.5 ? p.slice(0, int(0, p.length - 1)) : (() => { const q = new Uint8Array(p.length + int(1, 8)); q.set(p); return q; })()) : flip(p);
-    return c.decompress([bad], n);
+    if (rand() < 0.5) return c.decompress([bad], n);
+    // Several workers' payloads as views of one receive buffer (the fused decoders' input), the bad one anywhere.
+    const parts = [p, bad, p.slice()].sort(() => rand() - 0.5), whole = new Uint8Array(parts.reduce((a, q) => a + q.length, 0));
+    let at = 0;
+    return c.decompress(parts.map((q) => { whole.set(q, at); at += q.length; return whole.subarray(at - q.length, at); }), n);
   }, (o) => o.length === n];
 }
 

@@ -18,6 +18,7 @@ cpu.register(op.dropitUnpack, (a, async) => nb().dropitUnpack(a.packed, a.out, a
 cpu.register(op.qsgdEncode, (a, async) =>
   nb().qsgdEncode(a.x, a.levels, a.bucket, a.norm, a.seed[0], a.seed[1], a.step, a.tensorId, a.payload, async));
 cpu.register(op.qsgdDecode, (a, async) => nb().qsgdDecode(a.payload, a.out, a.accumulate, async));
+cpu.register(op.qsgdDecodeSum, (a, async) => nb().qsgdDecodeSum(a.data, a.spans, a.out, a.scale, async));
 cpu.register(op.powerSgdStep, (a, async) => nb().powersgdStep(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, async));
 cpu.register(op.powerSgdPhase, (a, async) =>
   nb().powersgdPhase(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, a.phase as 1 | 2, async));

@@ -53,6 +53,12 @@ export const qsgdDecode = defineOp('qsgdDecode', {
   payload: buf('uint8', 'r'), n: int(0, U32), out: out('float32', (a) => a.n as number, 'out'), accumulate: bool(false),
 });
 
+/** out = scale * the sum of the QSGD payloads at data[spans[2j], + spans[2j + 1]), in order, tile by tile (out written once). */
+export const qsgdDecodeSum = defineOp('qsgdDecodeSum', {
+  data: buf('uint8', 'r'), spans: buf('float64', 'r'), n: int(0, U32), out: out('float32', (a) => a.n as number, 'out'),
+  scale: num(finite, 'a finite number', 1, 'scale'),
+});
+
 // ---- PowerSGD -------------------------------------------------------------------------------
 
 const powersgdSchema = {

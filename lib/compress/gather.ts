@@ -62,8 +62,16 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
     return (await this.begin(name, grad, ctx)).round!.data as Uint8Array;
   }
 
+  /**
+   * Writes scale * the sum of the payloads into out in one fused pass where a kernel does it
+   * (the payloads are views of one receive buffer); false to take the generic path. Must give the
+   * bits of the generic path: zero-fill, decodeAdd each in order, then scale.
+   */
+  protected decodeSum(_payloads: Uint8Array[], _out: Float32Array, _scale: number): boolean { return false; }
+
   /** The dense sum of `payloads` (length n) into out; divided by their count unless `average` is false. */
   decompress(payloads: Uint8Array[], n: number, out: Float32Array = new Float32Array(n), average = true): Float32Array {
+    if (out.length === n && payloads.length > 0 && this.decodeSum(payloads, out, average && payloads.length > 1 ? 1 / payloads.length : 1)) return out;
     out.fill(0);
     for (const p of payloads) this.decodeAdd(p, out);
     if (average && payloads.length > 1) vecScale(out, 1 / payloads.length);

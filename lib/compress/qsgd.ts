@@ -5,7 +5,7 @@
  * the variance. Rounding is keyed by (seed + rank, step, tensor stream), so runs are reproducible
  * and workers round independently.
  */
-import { qsgdDecodeAdd, qsgdEncodeInto } from '../ops/kernels';
+import { qsgdDecodeAdd, qsgdDecodeSum, qsgdEncodeInto } from '../ops/kernels';
 import { qsgdPayloadBytes } from '../ops/qsgd';
 import { StateFields, workersOf } from './base';
 import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
@@ -47,6 +47,25 @@ export class QuantCompressor extends GatherCompressor {
     qsgdEncodeInto(p, this.levels, bucket, this.norm === 'l2' ? 1 : 0, rankSeed(this.seed, rank), ctx.step >>> 0, streamId(name),
       bytes.subarray(ENVELOPE));
     return bytes;
+  }
+
+  /** All workers' payloads (views of one receive buffer) summed and scaled by one kernel, out written once. */
+  protected override decodeSum(payloads: Uint8Array[], out: Float32Array, scale: number): boolean {
+    const buffer = payloads[0].buffer;
+    if (payloads.some((p) => p.buffer !== buffer)) return false;
+    const n = out.length, bucket = this.#bucket(n), spans = new Float64Array(2 * payloads.length);
+    payloads.forEach((p, j) => {
+      const { body } = readPayload(p, this.kind, n, (levels) => (levels === this.levels ? qsgdPayloadBytes(n, { levels, bucketSize: bucket }) : NaN));
+      spans[2 * j] = body.byteOffset;
+      spans[2 * j + 1] = body.byteLength;
+    });
+    try {
+      qsgdDecodeSum(new Uint8Array(buffer), spans, out, scale); // re-validates every inner payload natively
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its quantized body is malformed');
+      throw e;
+    }
+    return true;
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {

@@ -113,6 +113,10 @@ export const halfUnpackAdd = (h: Uint16Array, out: Float32Array, kind: 0 | 1): v
 export const qsgdDecodeAdd = (payload: Uint8Array, out: Float32Array): void => {
   runSync(k.qsgdDecode, { payload, n: out.length, out, accumulate: true });
 };
+/** out = scale * the sum of the QSGD payloads data[spans[2j] .. + spans[2j + 1]] in order (each validated; out written once). */
+export const qsgdDecodeSum = (data: Uint8Array, spans: Float64Array, out: Float32Array, scale: number): void => {
+  runSync(k.qsgdDecodeSum, { data, spans, n: out.length, out, scale });
+};
 export const qsgdEncodeInto = (x: Float32Array, levels: number, bucket: number, norm: 0 | 1, seed: Seed, step: number, tensorId: number,
   payload: Uint8Array): void => {
   runSync(k.qsgdEncode, { x, levels, bucket, norm, seed: seed64(seed), step, tensorId, bytes: payload.length, payload });

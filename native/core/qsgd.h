@@ -12,6 +12,9 @@ gc_status qsgd_encode(const gc_qsgd_desc& d);
 // before anything is written only for header/size faults; a bad code found mid-way may leave out
 // partly written (decode into scratch when that matters).
 gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool accumulate = false);
+// out = scale * (sum of the count payloads' dense values), in payload order, tile by tile (out is
+// written once); every payload is validated as qsgd_decode does, and must hold n elements.
+gc_status qsgd_decode_sum(const uint8_t* const* payloads, const uint64_t* bytes, uint32_t count, float* out, uint64_t n, float scale);
 
 // The element -> random word mapping (contract, shared with CUDA and the TS oracle):
 // element i uses Philox block (i >> 6) * 16 + (i & 15), word (i >> 4) & 3. A group of 64

@@ -83,67 +83,90 @@ GC_TARGET_AVX512 uint64_t decode_avx512(const uint8_t* codes, uint32_t bits, uin
 }  // namespace
 
 namespace {
+
+// A validated payload: its header, norms and codes.
+struct Parsed {
+  Header h;
+  const uint8_t* normp;
+  const uint8_t* codes;
+  uint64_t code_bytes;
+};
+
+gc_status parse(const uint8_t* payload, uint64_t bytes, uint64_t out_len, bool have_out, Parsed* p) {
+  if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
+  std::memcpy(&p->h, payload, sizeof p->h);
+  if (!gc_qsgd_header_ok(&p->h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
+  if (out_len != p->h.n || (!have_out && p->h.n > 0)) return GC_ERR_INVALID_ARG;
+  const uint64_t buckets = (p->h.n + p->h.bucket - 1) / p->h.bucket;
+  p->normp = payload + GC_QSGD_HEADER_BYTES;
+  p->codes = p->normp + 4 * buckets;
+  p->code_bytes = (p->h.n * p->h.bits + 7) / 8;
+  const uint32_t tail_bits = static_cast<uint32_t>((p->h.n * p->h.bits) % 8);
+  if (tail_bits != 0 && (p->codes[p->code_bytes - 1] >> tail_bits) != 0) return GC_ERR_CORRUPT_PAYLOAD;
+  return GC_OK;
+}
+
+// Decodes elements [lo, hi) of a parsed payload into (or onto) out; false when a norm or a level
+// is invalid. lo a multiple of 16 keeps the AVX-512 path on (with buckets a multiple of 16).
+template <bool kAcc>
+bool decode_range(const Parsed& p, uint64_t lo, uint64_t hi, float* out) {
+  const Header& h = p.h;
+  const uint32_t bits = h.bits, s = h.levels, level_mask = (1u << (bits - 1)) - 1;
+  const uint8_t* codes = p.codes;
+#if GC_X86
+  const bool simd = active_isa() == Isa::kAvx512 && h.bucket % 16 == 0 && lo % 16 == 0 && (bits == 2 || bits == 4 || bits == 8);
+#endif
+  for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
+    float L;
+    std::memcpy(&L, p.normp + 4 * b, 4);
+    if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) return false;
+    const float unit_v = L / static_cast<float>(s);
+    uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
+    uint32_t over = 0;
+#if GC_X86
+    if (simd) b0 = decode_avx512<kAcc>(codes, bits, b0, b1, s, unit_v, out, &over);
+#endif
+    if (bits == 8) {
+      const uint8_t* c = codes + b0;
+      for (uint64_t i = b0; i < b1; ++i, ++c) {
+        uint32_t level = *c & 0x7fu;
+        over |= level > s;
+        float v = static_cast<float>(level) * unit_v;
+        put<kAcc>(out, i, (*c & 0x80u) ? -v : v);
+      }
+    } else if (bits == 4) {
+      over |= decode_narrow<4, kAcc>(codes, b0, b1, s, unit_v, out);
+    } else if (bits == 2) {
+      over |= decode_narrow<2, kAcc>(codes, b0, b1, s, unit_v, out);
+    } else {
+      for (uint64_t i = b0; i < b1; ++i) {
+        uint64_t bit = i * bits;
+        uint32_t word = 0;
+        std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, p.code_bytes - bit / 8));
+        uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
+        uint32_t level = code & level_mask;
+        over |= level > s;
+        float v = static_cast<float>(level) * unit_v;
+        put<kAcc>(out, i, (code >> (bits - 1)) ? -v : v);
+      }
+    }
+    if (over) return false;
+  }
+  return true;
+}
+
 template <bool kAcc>
 gc_status decode_impl(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len) {
-  if (payload == nullptr || bytes < GC_QSGD_HEADER_BYTES) return GC_ERR_CORRUPT_PAYLOAD;
-  Header h;
-  std::memcpy(&h, payload, sizeof h);
-  if (!gc_qsgd_header_ok(&h, bytes)) return GC_ERR_CORRUPT_PAYLOAD;
-  if (out_len != h.n || (out == nullptr && h.n > 0)) return GC_ERR_INVALID_ARG;
-  const uint32_t bits = h.bits, s = h.levels;
-  const uint64_t buckets = (h.n + h.bucket - 1) / h.bucket;
-  const uint8_t* normp = payload + GC_QSGD_HEADER_BYTES;
-  const uint8_t* codes = normp + 4 * buckets;
-  const uint64_t code_bytes = (h.n * bits + 7) / 8;
-  const uint32_t tail_bits = static_cast<uint32_t>((h.n * bits) % 8);
-  if (tail_bits != 0 && (codes[code_bytes - 1] >> tail_bits) != 0) return GC_ERR_CORRUPT_PAYLOAD;
-
-  const uint64_t unit = std::lcm<uint64_t>(h.bucket, 8);
+  Parsed p;
+  const gc_status st = parse(payload, bytes, out_len, out != nullptr, &p);
+  if (st != GC_OK) return st;
+  const uint64_t unit = std::lcm<uint64_t>(p.h.bucket, 8);
   const uint64_t per_task = std::max<uint64_t>(unit, (32768 / unit) * unit);
-  const size_t tasks = chunk_count(h.n, per_task);
+  const size_t tasks = chunk_count(p.h.n, per_task);
   std::vector<uint8_t> bad(tasks, 0);
-  const uint32_t level_mask = (1u << (bits - 1)) - 1;
-#if GC_X86
-  const bool simd = active_isa() == Isa::kAvx512 && h.bucket % 16 == 0 && (bits == 2 || bits == 4 || bits == 8);
-#endif
   ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
-    uint64_t lo = t * per_task, hi = std::min<uint64_t>(h.n, lo + per_task);
-    for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
-      float L;
-      std::memcpy(&L, normp + 4 * b, 4);
-      if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) { bad[t] = 1; return; }
-      const float unit_v = L / static_cast<float>(s);
-      uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
-      uint32_t over = 0;
-#if GC_X86
-      if (simd) b0 = decode_avx512<kAcc>(codes, bits, b0, b1, s, unit_v, out, &over);
-#endif
-      if (bits == 8) {
-        const uint8_t* c = codes + b0;
-        for (uint64_t i = b0; i < b1; ++i, ++c) {
-          uint32_t level = *c & 0x7fu;
-          over |= level > s;
-          float v = static_cast<float>(level) * unit_v;
-          put<kAcc>(out, i, (*c & 0x80u) ? -v : v);
-        }
-      } else if (bits == 4) {
-        over |= decode_narrow<4, kAcc>(codes, b0, b1, s, unit_v, out);
-      } else if (bits == 2) {
-        over |= decode_narrow<2, kAcc>(codes, b0, b1, s, unit_v, out);
-      } else {
-        for (uint64_t i = b0; i < b1; ++i) {
-          uint64_t bit = i * bits;
-          uint32_t word = 0;
-          std::memcpy(&word, codes + bit / 8, std::min<uint64_t>(4, code_bytes - bit / 8));
-          uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
-          uint32_t level = code & level_mask;
-          over |= level > s;
-          float v = static_cast<float>(level) * unit_v;
-          put<kAcc>(out, i, (code >> (bits - 1)) ? -v : v);
-        }
-      }
-      if (over) { bad[t] = 1; return; }
-    }
+    const uint64_t lo = t * per_task, hi = std::min<uint64_t>(p.h.n, lo + per_task);
+    if (!decode_range<kAcc>(p, lo, hi, out)) bad[t] = 1;
   });
   for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
   return GC_OK;
@@ -153,6 +176,31 @@ gc_status decode_impl(const uint8_t* payload, uint64_t bytes, float* out, uint64
 
 gc_status qsgd_decode(const uint8_t* payload, uint64_t bytes, float* out, uint64_t out_len, bool accumulate) {
   return accumulate ? decode_impl<true>(payload, bytes, out, out_len) : decode_impl<false>(payload, bytes, out, out_len);
+}
+
+gc_status qsgd_decode_sum(const uint8_t* const* payloads, const uint64_t* bytes, uint32_t count, float* out, uint64_t n, float scale) {
+  if (count == 0 || (n > 0 && out == nullptr)) return GC_ERR_INVALID_ARG;
+  std::vector<Parsed> ps(count);
+  for (uint32_t j = 0; j < count; ++j) {
+    const gc_status st = parse(payloads[j], bytes[j], n, true, &ps[j]);
+    if (st != GC_OK) return st;
+  }
+  // Tiles small enough to stay in cache while every payload is added onto them: out is written
+  // once instead of read and written once per payload. The order per element is the plain one
+  // (0 + p_0) + p_1 + ..., then the scale: the same bits as zero-fill, decode-add each, scale.
+  constexpr uint64_t kTile = 8192;
+  const size_t tasks = chunk_count(n, kTile);
+  std::vector<uint8_t> bad(tasks, 0);
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    const uint64_t lo = t * kTile, hi = std::min<uint64_t>(n, lo + kTile);
+    std::fill(out + lo, out + hi, 0.0f);
+    for (const Parsed& p : ps) {
+      if (!decode_range<true>(p, lo, hi, out)) { bad[t] = 1; return; }
+    }
+    if (scale != 1.0f) for (uint64_t i = lo; i < hi; ++i) out[i] = out[i] * scale;
+  });
+  for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
+  return GC_OK;
 }
 
 }  // namespace gradcomp

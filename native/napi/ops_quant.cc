@@ -1,5 +1,6 @@
 // QSGD encode/decode, fp16/bf16 casts and the sign family (pack, fused EF encode, decode of all
 // workers' payloads at once).
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -37,6 +38,29 @@ GC_JS(JS_qsgdDecode) {
   return gcnapi::Dispatch(a, gcnapi::Bool(a, 3), "qsgdDecode",
                           [payload, out, acc] { return gradcomp::qsgd_decode(payload.data, payload.len, out.data, out.len, acc); },
                           {a.argv[0], a.argv[1]});
+}
+
+// qsgdDecodeSum(data, spans Float64Array [offset, length] per payload, out, scale, async): out =
+// scale * the sum of the payloads at data[offset, offset + length), in order.
+GC_JS(JS_qsgdDecodeSum) {
+  GC_SPAN(uint8_t, 0, data);
+  GC_SPAN(double, 1, spans);
+  GC_SPAN(float, 2, out);
+  GC_F64(3, scale);
+  GC_CHECK(spans.len >= 2 && spans.len % 2 == 0 && spans.len <= 2 * 4096, "qsgdDecodeSum needs 1 to 4096 (offset, length) pairs");
+  const uint32_t count = static_cast<uint32_t>(spans.len / 2);
+  auto ptrs = std::make_shared<std::vector<const uint8_t*>>(count);
+  auto lens = std::make_shared<std::vector<uint64_t>>(count);
+  for (uint32_t j = 0; j < count; ++j) {
+    const double o = spans.data[2 * j], l = spans.data[2 * j + 1];
+    GC_CHECK(o >= 0 && l >= 0 && o == std::floor(o) && l == std::floor(l) && o + l <= static_cast<double>(data.len), "qsgdDecodeSum: a payload span runs past the data");
+    (*ptrs)[j] = data.data + static_cast<uint64_t>(o);
+    (*lens)[j] = static_cast<uint64_t>(l);
+  }
+  const float sc = static_cast<float>(scale);
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 4), "qsgdDecodeSum",
+                          [ptrs, lens, count, out, sc] { return gradcomp::qsgd_decode_sum(ptrs->data(), lens->data(), count, out.data, out.len, sc); },
+                          {a.argv[0], a.argv[2]});
 }
 
 // qsgdPayloadBytes(n, levels, bucket) -> number
@@ -194,7 +218,7 @@ GC_JS(JS_adacompDecodeAdd) {
 }  // namespace
 
 void ExportQuant(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
+  const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdDecodeSum", JS_qsgdDecodeSum}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
                             {"halfPack", JS_halfPack}, {"halfUnpackAdd", JS_halfUnpackAdd}, {"signPack", JS_signPack},
                             {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll},
                             {"adacompSelect", JS_adacompSelect}, {"efsignEncodeBlocks", JS_efsignEncodeBlocks}, {"signUnpackAddBlocks", JS_signUnpackAddBlocks}, {"adacompEmit", JS_adacompEmit}, {"adacompDecodeAdd", JS_adacompDecodeAdd}};

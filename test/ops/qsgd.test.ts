@@ -1,5 +1,7 @@
 import { qsgdDecode, qsgdDecodeSync, qsgdEncode, qsgdEncodeSync, qsgdPayloadBytes, setConcurrency, GradcompError } from '../../lib';
 import { loadBinding } from '../../lib/native/loader';
+import { qsgdDecodeSum } from '../../lib/ops/kernels';
+import { QuantCompressor } from '../../lib/compress/qsgd';
 import { expectBitEqual } from '../reference/compare';
 import { bitsFor, philox4x32_10, refQsgdDecode, refQsgdEncode } from '../reference/qsgd';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
@@ -122,6 +124,67 @@ describe('qsgdEncode / qsgdDecode', () => {
       expect(rel).toBeLessThan(bound);
       expect(Math.abs(rel - expected) / expected).toBeLessThan(0.15);
     }
+  });
+
+  describe('qsgdDecodeSum (all workers\' payloads at once, out written once)', () => {
+    /** k payloads of n elements at odd offsets of one buffer, with their spans. */
+    const packed = (n: number, k: number, opts: { levels: number; bucketSize?: number; norm?: 'max' | 'l2' }) => {
+      const ps = Array.from({ length: k }, (_, j) => qsgdEncodeSync(sample(j % 2 ? 'heavy' : 'gaussian', n, rand), { ...opts, seed: Math.floor(rand() * 1e9), step: j }));
+      const data = new Uint8Array(ps.reduce((a, p) => a + p.length + 3, 5)), spans = new Float64Array(2 * k);
+      let at = 5;
+      ps.forEach((p, j) => { data.set(p, at); spans[2 * j] = at; spans[2 * j + 1] = p.length; at += p.length + 3; });
+      return { ps, data, spans };
+    };
+    /** The oracle: the float32 sum of the reference decodes in payload order, then the scale. */
+    const oracle = (ps: Uint8Array[], n: number, scale: number) => {
+      const acc = new Float32Array(n);
+      for (const p of ps) { const d = refQsgdDecode(p); for (let i = 0; i < n; i++) acc[i] = acc[i] + d[i]; }
+      if (scale !== 1) for (let i = 0; i < n; i++) acc[i] = acc[i] * Math.fround(scale);
+      return acc;
+    };
+    test.each([[7, 512, 'max'], [127, 100, 'max'], [3, 4096, 'l2'], [1, 64, 'max']] as const)('equals the oracle on every ISA: levels %i, bucket %i, %s norm', (levels, bucketSize, norm) => {
+      const binding = loadBinding();
+      try {
+        for (const n of [1, 100, 8193, 70001]) {
+          for (const k of [1, 3, 4]) {
+            const { ps, data, spans } = packed(n, k, { levels, bucketSize, norm });
+            const scale = k > 1 ? 1 / k : 1, want = oracle(ps, n, scale);
+            for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
+              binding.setMaxIsa(isa);
+              const out = new Float32Array(n).fill(NaN); // every element is written
+              qsgdDecodeSum(data, spans, out, scale);
+              expectBitEqual(out, want, `n=${n} k=${k} ${isa}`);
+            }
+            binding.setMaxIsa('avx512');
+          }
+        }
+      } finally {
+        binding.setMaxIsa('avx512');
+      }
+    });
+    test('a corrupt payload, a span past the data or the wrong length is refused with a code', () => {
+      const { data, spans } = packed(1000, 3, { levels: 7 });
+      const bad = data.slice();
+      new DataView(bad.buffer).setFloat32(spans[2] + 24, -1, true); // the second payload's first norm
+      expect(() => qsgdDecodeSum(bad, spans, new Float32Array(1000), 1)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
+      const past = spans.slice(); past[5] += 1;
+      expect(() => qsgdDecodeSum(data, past, new Float32Array(1000), 1)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/) }));
+      expect(() => qsgdDecodeSum(data, spans, new Float32Array(999), 1)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/) }));
+      expect(() => qsgdDecodeSum(data, new Float64Array(0), new Float32Array(1000), 1)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/) }));
+    });
+    test('the compressor decodes views of one receive buffer (the fused kernel) to the bits of separate payloads (one at a time)', async () => {
+      const c = new QuantCompressor('qsgd', 6, 7, 512, 'max', 5, false);
+      for (const n of [1, 4097, 30000]) {
+        const parts: Uint8Array[] = [];
+        for (let r = 0; r < 4; r++) parts.push(await c.compress('w', sample('gaussian', n, rand), { step: 1, rank: r, workers: 4 }));
+        const whole = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+        let at = 0;
+        const views = parts.map((p) => { whole.set(p, at); at += p.length; return whole.subarray(at - p.length, at); });
+        for (const average of [true, false]) {
+          expectBitEqual(c.decompress(views, n, new Float32Array(n), average), c.decompress(parts.map((p) => p.slice()), n, new Float32Array(n), average), `n=${n} average=${average}`);
+        }
+      }
+    });
   });
 
   describe('malformed payloads get ERR_GRADCOMP_CORRUPT_PAYLOAD', () => {
