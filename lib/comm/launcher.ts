@@ -10,7 +10,12 @@ import { rangeError, typeError } from '../native/errors';
 import { CTRL, LocalJob, newShared } from './shared';
 
 export interface RunOptions {
-  /** Bytes per rank slot; larger messages move in chunks (default 8 MiB). */
+  /**
+   * Bytes per rank slot; larger messages move in chunks. Default: 32 MiB up to 7 ranks, then
+   * smaller so that the job's shared buffer ((ranks + 1) slots) stays near 256 MiB (at least 1 MiB
+   * a slot). Larger slots mean fewer barriers per large collective (a 100 MB allreduce on 4 ranks:
+   * about 90 ms at 32 MiB, 107 ms at 8 MiB here).
+   */
   slotBytes?: number;
   /** A collective that makes no progress for this long aborts the job (default 60 s). */
   timeoutMs?: number;
@@ -23,10 +28,15 @@ export interface RunResult { code: number; failedRank?: number; error?: string }
 /** How long ranks get to stop by themselves after the job failed before they are terminated. */
 const GRACE_MS = 2000;
 
+/** The default slot: 32 MiB, or (256 MiB / (size + 1)) rounded down to whole MiB where that is smaller, and at least 1 MiB. */
+export function defaultSlotBytes(size: number): number {
+  return Math.max(1, Math.min(32, Math.floor(256 / (size + 1)))) << 20;
+}
+
 export async function runLocal(script: string, size: number, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
   if (typeof script !== 'string' || script.length === 0) throw typeError('script', 'a path to a script', script);
   if (!Number.isInteger(size) || size < 1 || size > 256) throw rangeError('n', 'an integer in [1, 256]', size);
-  const slotBytes = opts.slotBytes ?? 8 << 20, timeoutMs = opts.timeoutMs ?? 60000;
+  const slotBytes = opts.slotBytes ?? defaultSlotBytes(size), timeoutMs = opts.timeoutMs ?? 60000;
   if (!Number.isInteger(slotBytes) || slotBytes < 64 || slotBytes % 8 !== 0) throw rangeError('options.slotBytes', 'a multiple of 8 >= 64', slotBytes);
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const { ctrl, data } = newShared(size, slotBytes);
