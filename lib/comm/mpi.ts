@@ -27,7 +27,10 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   readonly reason: string;
   /** The hosts MPI sees (ranks that share memory form one). */
   readonly nodes: number;
-  /** allgatherv goes node by node (each payload crosses between two hosts once): more than one host, the same number (> 1) of ranks on each. */
+  /**
+   * Large allgathervs (8 MiB in all and up) go node by node, each payload crossing between two hosts once: more than one host, the
+   * same number (> 1) of ranks on each. GRADCOMP_MPI_HIERARCHICAL=0 turns it off, =1 uses it at every size.
+   */
   readonly hierarchical: boolean;
   readonly #b: MpiBinding;
   #closed = false;
@@ -40,7 +43,7 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     this.size = info.size;
     this.nodes = info.nodes;
     this.hierarchical = info.hierarchical;
-    const hosts = info.nodes > 1 ? `; ${info.nodes} hosts${info.hierarchical ? ` x ${info.perNode} ranks, allgatherv node by node` : ''}` : '';
+    const hosts = info.nodes > 1 ? `; ${info.nodes} hosts${info.hierarchical ? ` x ${info.perNode} ranks, large allgathervs node by node` : ''}` : '';
     this.reason = `${reason}; ${info.version.split('\n')[0]}${hosts}`;
     // Finalize on a clean exit; abort the whole job otherwise (specs/distributed.md §1).
     process.on('exit', (code) => {

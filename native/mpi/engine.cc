@@ -45,6 +45,7 @@ void Engine::topology() {
   for (auto& m : members) uniform = uniform && m.size() == members[0].size() && std::find(m.begin(), m.end(), -1) == m.end();
   const char* env = std::getenv("GRADCOMP_MPI_HIERARCHICAL");
   const bool off = env != nullptr && std::strcmp(env, "0") == 0;
+  if (env != nullptr && std::strcmp(env, "1") == 0) hierarchical_min_bytes = 0;
   // Every rank sees the same members and (mpirun passes one environment) the same switch: the same decision.
   if (members.size() < 2 || members[0].size() < 2 || !uniform || off) return;
   if (MPI_Comm_split(MPI_COMM_WORLD, local, node_index, &cross) != MPI_SUCCESS) return;

@@ -46,11 +46,14 @@ struct Engine {
   std::vector<std::pair<MPI_Request, std::shared_ptr<uint8_t[]>>> sends;
   // The hosts of the job (topology(), at start): ranks sharing memory form a node; members[k][l]
   // is the world rank of node k's l-th rank. hierarchical: more than one node, every node with the
-  // same number (> 1) of ranks, and not switched off (GRADCOMP_MPI_HIERARCHICAL=0).
+  // same number (> 1) of ranks, and not switched off (GRADCOMP_MPI_HIERARCHICAL=0). It pays for
+  // large gathers (fewer bytes on the host links) and costs for small ones (two phases, more
+  // messages): used from hierarchical_min_bytes in all (8 MiB; GRADCOMP_MPI_HIERARCHICAL=1: always).
   MPI_Comm node = MPI_COMM_NULL, cross = MPI_COMM_NULL;
   int local = 0, node_index = 0;
   std::vector<std::vector<int>> members;
   bool hierarchical = false;
+  uint64_t hierarchical_min_bytes = 8ULL << 20;
 
   // Finds the nodes and builds the node and cross-node communicators (collective over the job).
   void topology();

@@ -147,9 +147,13 @@ int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t
 // rank of a node is at the same place in its ring, so a peer knows the order in which chunks come
 // from l (own payload, then the ring's blocks in arrival order, 1 MiB chunks) and posts its
 // receives in that order: sends and receives between two peers match in order. The bytes are
-// those of any allgatherv: only the routes differ.
+// those of any allgatherv: only the routes differ. Small gathers take the ring (Engine's
+// hierarchical_min_bytes): on 2 hosts x 2 ranks at 1 Gbit/s, 4 x 12.8 MB took 226 ms node by node
+// against 328 ms by the ring, but top-k's 4 x 0.5 MB steps were slower node by node.
 int allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
-  if (!e.hierarchical) return ring_allgatherv(e, send, send_bytes, recv, bytes);
+  uint64_t total = 0;
+  for (uint64_t b : bytes) total += b;
+  if (!e.hierarchical || total < e.hierarchical_min_bytes) return ring_allgatherv(e, send, send_bytes, recv, bytes);
   const int n = e.size, me = e.node_index, l = e.local, N = static_cast<int>(e.members.size()), L = static_cast<int>(e.members[0].size());
   std::vector<uint64_t> off(n + 1, 0);
   for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
