@@ -49,35 +49,39 @@ export class QuantCompressor extends GatherCompressor {
     return bytes;
   }
 
+  /** The QSGD payload inside one envelope (checked against this compressor's levels and n). */
+  #body(payload: Uint8Array, n: number): Uint8Array {
+    const bucket = this.#bucket(n);
+    return readPayload(payload, this.kind, n, (levels) => (levels === this.levels ? qsgdPayloadBytes(n, { levels, bucketSize: bucket }) : NaN)).body;
+  }
+
+  /** Runs a native decode, which re-validates every inner payload (header, norms, every code): a malformed one is a corrupt payload. */
+  #decode(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its quantized body is malformed');
+      throw e;
+    }
+  }
+
   /** All workers' payloads (views of one receive buffer) summed and scaled by one kernel, out written once. */
   protected override decodeSum(payloads: Uint8Array[], out: Float32Array, scale: number): boolean {
     const buffer = payloads[0].buffer;
     if (payloads.some((p) => p.buffer !== buffer)) return false;
-    const n = out.length, bucket = this.#bucket(n), spans = new Float64Array(2 * payloads.length);
+    const n = out.length, spans = new Float64Array(2 * payloads.length);
     payloads.forEach((p, j) => {
-      const { body } = readPayload(p, this.kind, n, (levels) => (levels === this.levels ? qsgdPayloadBytes(n, { levels, bucketSize: bucket }) : NaN));
+      const body = this.#body(p, n);
       spans[2 * j] = body.byteOffset;
       spans[2 * j + 1] = body.byteLength;
     });
-    try {
-      qsgdDecodeSum(new Uint8Array(buffer), spans, out, scale); // re-validates every inner payload natively
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its quantized body is malformed');
-      throw e;
-    }
+    this.#decode(() => qsgdDecodeSum(new Uint8Array(buffer), spans, out, scale));
     return true;
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
-    const n = out.length, bucket = this.#bucket(n);
-    const { body } = readPayload(payload, this.kind, n, (levels) =>
-      levels === this.levels ? qsgdPayloadBytes(n, { levels, bucketSize: bucket }) : NaN);
-    try {
-      qsgdDecodeAdd(body, out); // re-validates the inner payload natively (header, norms, every code)
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its quantized body is malformed');
-      throw e;
-    }
+    const body = this.#body(payload, out.length);
+    this.#decode(() => qsgdDecodeAdd(body, out));
   }
 }
 

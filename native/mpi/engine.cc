@@ -22,9 +22,8 @@ void Engine::topology() {
   node_index = 0;
   local = rank;
   if (size == 1 || MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
-  int node_size = 1, leader = rank;
+  int leader = rank;
   MPI_Comm_rank(node, &local);
-  MPI_Comm_size(node, &node_size);
   // Every rank learns (its node's first world rank, its local index); nodes are numbered by their first rank.
   MPI_Bcast(&leader, 1, MPI_INT, 0, node);
   std::vector<int> pairs(2 * static_cast<size_t>(size));

@@ -69,9 +69,8 @@ struct Engine {
 
 // Ring algorithms (ring.cc). count: elements of `type` (MPI_FLOAT or MPI_DOUBLE for the reduce).
 int ring_allreduce(Engine& e, void* buf, uint64_t count, MPI_Datatype type, int op_max);
-int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes);
-// The allgatherv the communicator uses: hierarchical where the job spans several nodes with the
-// same number of ranks each (every payload crosses between two nodes once), else the ring.
+// The allgatherv: the pipelined ring, or node by node where the job spans several nodes with the
+// same number of ranks each and the gather is large (every payload crosses between two nodes once).
 int allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes);
 // A point-to-point exchange in pieces of at most 1 GiB (MPI counts are ints), waited with the deadline.
 int sendrecv(Engine& e, const uint8_t* sbuf, uint64_t sbytes, int dest, uint8_t* rbuf, uint64_t rbytes, int src);

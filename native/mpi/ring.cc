@@ -23,27 +23,28 @@ void fold(T* acc, const T* in, uint64_t n, int op_max) {
     for (uint64_t i = 0; i < n; ++i) acc[i] = (in[i] > acc[i] || acc[i] != acc[i]) ? in[i] : acc[i];
   }
 }
+
+// Posts a nonblocking send or receive of `len` bytes in pieces of at most 1 GiB (MPI counts are
+// ints). Nothing for 0 bytes, unless `empty` asks for one empty message (both sides must agree).
+int post(bool send, const uint8_t* p, uint64_t len, int peer, MPI_Comm comm, std::vector<MPI_Request>& reqs, bool empty = false) {
+  for (uint64_t off = 0; off < len || (empty && off == 0); off += kPiece) {
+    const int m = static_cast<int>(std::min(kPiece, len - off));
+    uint8_t* q8 = const_cast<uint8_t*>(p) + off;  // MPI_Isend takes a const buffer; MPI_Irecv writes this one
+    MPI_Request q;
+    const int rc = send ? MPI_Isend(q8, m, MPI_BYTE, peer, kTagRing, comm, &q) : MPI_Irecv(q8, m, MPI_BYTE, peer, kTagRing, comm, &q);
+    if (rc != MPI_SUCCESS) return rc;
+    reqs.push_back(q);
+    if (len == 0) break;
+  }
+  return MPI_SUCCESS;
+}
 }  // namespace
 
 int sendrecv(Engine& e, const uint8_t* sbuf, uint64_t sbytes, int dest, uint8_t* rbuf, uint64_t rbytes, int src) {
   std::vector<MPI_Request> reqs;
-  for (uint64_t off = 0; off < sbytes || (off == 0 && sbytes == 0); off += kPiece) {
-    const int len = static_cast<int>(std::min(kPiece, sbytes - off));
-    MPI_Request r;
-    const int rc = MPI_Isend(sbuf + off, len, MPI_BYTE, dest, kTagRing, MPI_COMM_WORLD, &r);
-    if (rc != MPI_SUCCESS) return rc;
-    reqs.push_back(r);
-    if (sbytes == 0) break;
-  }
-  for (uint64_t off = 0; off < rbytes || (off == 0 && rbytes == 0); off += kPiece) {
-    const int len = static_cast<int>(std::min(kPiece, rbytes - off));
-    MPI_Request r;
-    const int rc = MPI_Irecv(rbuf + off, len, MPI_BYTE, src, kTagRing, MPI_COMM_WORLD, &r);
-    if (rc != MPI_SUCCESS) return rc;
-    reqs.push_back(r);
-    if (rbytes == 0) break;
-  }
-  return e.wait(reqs);
+  int rc = post(true, sbuf, sbytes, dest, MPI_COMM_WORLD, reqs, true);
+  if (rc == MPI_SUCCESS) rc = post(false, rbuf, rbytes, src, MPI_COMM_WORLD, reqs, true);
+  return rc != MPI_SUCCESS ? rc : e.wait(reqs);
 }
 
 int ring_allreduce(Engine& e, void* buf, uint64_t count, MPI_Datatype type, int op_max) {
@@ -116,28 +117,16 @@ int ring_blocks(Engine& e, MPI_Comm comm, int r, int n, uint8_t* recv, const std
 }
 
 namespace {
-// Posts a nonblocking send or receive of `len` bytes in pieces of at most 1 GiB (nothing for 0).
-int post(bool send, uint8_t* p, uint64_t len, int peer, MPI_Comm comm, std::vector<MPI_Request>& reqs) {
-  for (uint64_t off = 0; off < len; off += kPiece) {
-    const int m = static_cast<int>(std::min(kPiece, len - off));
-    MPI_Request q;
-    const int rc = send ? MPI_Isend(p + off, m, MPI_BYTE, peer, kTagRing, comm, &q) : MPI_Irecv(p + off, m, MPI_BYTE, peer, kTagRing, comm, &q);
-    if (rc != MPI_SUCCESS) return rc;
-    reqs.push_back(q);
-  }
-  return MPI_SUCCESS;
+// Byte offsets of every rank's block in recv (n + 1 of them); copies this rank's own block into
+// place. False when send's size disagrees with its count.
+bool place_own(const Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes, std::vector<uint64_t>* off) {
+  off->assign(e.size + 1, 0);
+  for (int j = 0; j < e.size; ++j) (*off)[j + 1] = (*off)[j] + bytes[j];
+  if (send_bytes != bytes[e.rank]) return false;
+  if (send_bytes > 0 && recv + (*off)[e.rank] != send) std::memcpy(recv + (*off)[e.rank], send, send_bytes);
+  return true;
 }
 }  // namespace
-
-int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
-  const int n = e.size, r = e.rank;
-  std::vector<uint64_t> off(n + 1, 0);
-  for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
-  if (send_bytes != bytes[r]) return MPI_ERR_COUNT;
-  if (send_bytes > 0 && recv + off[r] != send) std::memcpy(recv + off[r], send, send_bytes);
-  off.pop_back();
-  return ring_blocks(e, MPI_COMM_WORLD, r, n, recv, off, bytes, nullptr);
-}
 
 // Two levels, so that each payload crosses between two nodes once (a ring over all ranks sends
 // n - 1 payloads over each node boundary: with 2 ranks per host, 1.5x the bytes a host link
@@ -151,14 +140,13 @@ int ring_allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t
 // hierarchical_min_bytes): on 2 hosts x 2 ranks at 1 Gbit/s, 4 x 12.8 MB took 226 ms node by node
 // against 328 ms by the ring, but top-k's 4 x 0.5 MB steps were slower node by node.
 int allgatherv(Engine& e, const uint8_t* send, uint64_t send_bytes, uint8_t* recv, const std::vector<uint64_t>& bytes) {
-  uint64_t total = 0;
-  for (uint64_t b : bytes) total += b;
-  if (!e.hierarchical || total < e.hierarchical_min_bytes) return ring_allgatherv(e, send, send_bytes, recv, bytes);
-  const int n = e.size, me = e.node_index, l = e.local, N = static_cast<int>(e.members.size()), L = static_cast<int>(e.members[0].size());
-  std::vector<uint64_t> off(n + 1, 0);
-  for (int j = 0; j < n; ++j) off[j + 1] = off[j] + bytes[j];
-  if (send_bytes != bytes[e.rank]) return MPI_ERR_COUNT;
-  if (send_bytes > 0 && recv + off[e.rank] != send) std::memcpy(recv + off[e.rank], send, send_bytes);
+  std::vector<uint64_t> off;
+  if (!place_own(e, send, send_bytes, recv, bytes, &off)) return MPI_ERR_COUNT;
+  if (!e.hierarchical || off[e.size] < e.hierarchical_min_bytes) {
+    off.pop_back();
+    return ring_blocks(e, MPI_COMM_WORLD, e.rank, e.size, recv, off, bytes, nullptr);
+  }
+  const int me = e.node_index, l = e.local, N = static_cast<int>(e.members.size()), L = static_cast<int>(e.members[0].size());
   auto who = [&](int k, int p) { return e.members[k][p]; };
   std::vector<MPI_Request> local_reqs;
   for (int p = 0; p < L; ++p) {
