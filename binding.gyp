@@ -14,6 +14,7 @@
         "native/core/optim.cc",
         "native/core/pool.cc",
         "native/core/powersgd.cc",
+        "native/core/powersgd_recon.cc",
         "native/core/qsgd.cc",
         "native/core/qsgd_decode.cc",
         "native/core/rng.cc",

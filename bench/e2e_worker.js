@@ -57,19 +57,23 @@ async function collectives(comm) {
   let optMs = 0, depth = 0, since = 0;
   const enter = () => { if (depth++ === 0) since = performance.now(); };
   const leave = () => { if (--depth === 0) optMs += performance.now() - since; };
-  const update = optimizer.update.bind(optimizer);
-  optimizer.update = (...args) => {
-    enter();
-    let r;
-    try { r = update(...args); } catch (e) { leave(); throw e; }
-    if (r && typeof r.then === 'function') return r.finally(leave);
-    leave();
-    return r;
-  };
+  // Both update paths: update() and the fused low-rank update (PowerSGD's average applied unformed).
+  for (const key of ['update', 'updateLowRank']) {
+    if (typeof optimizer[key] !== 'function') continue;
+    const fn = optimizer[key].bind(optimizer);
+    optimizer[key] = (...args) => {
+      enter();
+      let r;
+      try { r = fn(...args); } catch (e) { leave(); throw e; }
+      if (r && typeof r.then === 'function') return r.finally(leave);
+      leave();
+      return r;
+    };
+  }
   const opt = g.createDistributedOptimizer({
     comm, algorithm: cfg.algo, optimizer, deterministic: cfg.deterministic ?? true,
     ...(cfg.compressor ? { compressor: cfg.compressor } : {}), ...(cfg.period ? { period: cfg.period } : {}),
-    ...(cfg.server ? { server: cfg.server } : {}),
+    ...(cfg.server ? { server: cfg.server } : {}), ...(cfg.lockstep !== undefined ? { lockstep: cfg.lockstep } : {}),
   });
   const rows = [];
   for (let t = 0; t < cfg.warmup + cfg.steps; t++) {

@@ -22,6 +22,7 @@ export type { BackendInfo, BackendChoice } from './ops/runtime';
 export { createCompressor, COMPRESSOR_TYPES } from './compress/create';
 export type { CompressorSpec } from './compress/create';
 export { runSessions } from './compress/local';
+export { LockstepSession } from './compress/base';
 export type {
   Compressor, Session, Round, RoundResult, Collective, StepContext, TensorStats, CompressorState,
 } from './compress/types';
@@ -54,3 +55,4 @@ export { stateToJSON } from './checkpoint/values';
 export { scoreFactors, scoreGradients, selfInfluence, projectFactors, proponents, withBias } from './analysis/tracin';
 export type { Factors, Ranked } from './analysis/tracin';
 export { tracinScore } from './ops/kernels';
+export type { LowRankGrad } from './ops/kernels';

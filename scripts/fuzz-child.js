@@ -63,6 +63,12 @@ const GENERATORS = [
   () => { const n = int(64, 2000), p = g.dropitPackSync(f32(n), rand()).payload; return ['dropitUnpack', 'either', () => g.dropitUnpackSync(flip(p), undefined, { maxElements: 1 << 20 }), (o) => o.length <= 1 << 20]; },
   () => { const rows = int(1, 40), cols = int(1, 40), rank = int(1, 5); return ['powerSgdStep', 'accept', () => g.powerSgdStepSync({ m: f32(rows * cols), rows, cols, q: f32(cols * rank), rank }), (o) => o.p.length === rows * rank]; },
   () => ['powerSgdStep', 'reject', () => g.powerSgdStepSync(pick([junk(), { m: f32(12), rows: badInt(), cols: 4, q: f32(8), rank: 2 }, { m: f32(12), rows: 3, cols: 4, q: f32(7), rank: 2 }, { m: f32(12), rows: 3, cols: 4, q: f32(8), rank: badInt() }]))],
+  () => { const rows = int(1, 40), cols = int(1, 40), rank = int(1, 5), w = f32(rows * cols), o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: pick([0, 0.9]) });
+    return ['updateLowRank', 'accept', () => o.updateLowRank('x', w, { p: f32(rows * rank), q: f32(cols * rank), rows, cols, rank, residual: pick([null, f32(rows * cols)]) }), () => w.every(Number.isFinite)]; },
+  () => { const o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9 });
+    return ['updateLowRank', 'reject', () => o.updateLowRank('x', pick([f32(12), f32(12), junk()]), pick([junk(), { p: f32(6), q: f32(8), rows: 3, cols: 5, rank: 2, residual: null },
+      { p: f32(6), q: f32(8), rows: 3, cols: badInt(), rank: 2, residual: null }, { p: f32(6), q: f32(8), rows: 3, cols: 4, rank: badInt(), residual: null },
+      { p: f32(6), q: f32(8), rows: 3, cols: 4, rank: 2, residual: f32(11) }, { p: junk(), q: f32(8), rows: 3, cols: 4, rank: 2, residual: null }]))]; },
   () => ['orthonormalize', 'reject', () => g.orthonormalizeSync(pick([junk(), f32(10)]), pick([junk(), { rows: 3, rank: 4 }, { rows: badInt(), rank: 1 }]))],
   () => ['Tensor', 'reject', () => pick([() => g.Tensor.zeros(pick([[2 ** 31, 2 ** 31], [-1], [1.5], [NaN], ['2'], null, 'x', 3, [2 ** 33]])), () => g.Tensor.from(junk(), [2]), () => { const t = g.Tensor.from(f32(4)); t.dispose(); return t.data; }])()],
   // Compressors: random specs (valid and not), hostile sessions, mutated payloads.

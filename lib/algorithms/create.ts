@@ -77,10 +77,17 @@ export interface DistributedOptions {
    * false otherwise. DGC always takes the momentum itself.
    */
   momentumBeforeCompression?: boolean;
+  /**
+   * sync family, with a compressor whose rounds are all allreduces (PowerSGD): true (default) runs
+   * every compressed tensor's rounds together, one allreduce per round for all of them (P, then Q),
+   * as PyTorch's PowerSGD hook batches a bucket; false gives each tensor its own allreduces, each
+   * starting as soon as its gradient is handed in (more overlap with a backward pass, more rounds).
+   */
+  lockstep?: boolean;
 }
 
 const OPTIONS = ['comm', 'algorithm', 'compressor', 'optimizer', 'lr', 'deterministic', 'minCompressSize', 'denseTensors', 'bucketBytes', 'server', 'period',
-  'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical', 'scope', 'momentumBeforeCompression'];
+  'stageSteps', 'growth', 'lrDecay', 'shapes', 'checkIdentical', 'scope', 'momentumBeforeCompression', 'lockstep'];
 
 /** Per algorithm: the compressor it uses when none is given, and what it accepts (derived from the compressors' capabilities). */
 const RULES: Partial<Record<AlgorithmName, { fallback: CompressorSpec; accepts: (type: string, c: Capabilities) => boolean; what: string }>> = {
@@ -111,7 +118,7 @@ function validate(options: DistributedOptions): Record<string, unknown> {
   const comm = options.comm;
   if (comm === null || typeof comm !== 'object' || typeof comm.allgather !== 'function' || !Number.isInteger(comm.size)) throw typeError('options.comm', 'a Communicator (from init())', comm);
   if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm)) throw typeError('options.algorithm', `one of ${ALGORITHMS.join(', ')}`, options.algorithm);
-  for (const k of ['deterministic', 'checkIdentical', 'momentumBeforeCompression']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
+  for (const k of ['deterministic', 'checkIdentical', 'momentumBeforeCompression', 'lockstep']) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw typeError(`options.${k}`, 'a boolean', o[k]);
   int(o, 'minCompressSize', 0);
   if (options.denseTensors !== undefined && (!Array.isArray(options.denseTensors) || options.denseTensors.some((n) => typeof n !== 'string'))) {
     throw typeError('options.denseTensors', 'an array of tensor names', options.denseTensors);
@@ -206,5 +213,5 @@ export function createDistributedOptimizer(options: DistributedOptions): Distrib
   }
   void o;
   return new SyncSgd(algorithm, ex, optimizer, compressor, { ...base, minCompressSize: options.minCompressSize, denseTensors: options.denseTensors, bucketBytes: options.bucketBytes, compressedOptimizer,
-    scope: options.scope, workerMomentum });
+    scope: options.scope, workerMomentum, lockstep: options.lockstep });
 }

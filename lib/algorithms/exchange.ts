@@ -155,11 +155,11 @@ export class Exchange {
   }
 
   /**
-   * Runs a compressor session's rounds; returns the workers' average gradient. `first`, when
+   * Runs a compressor session's rounds (its result() or factors then hold the average). `first`, when
    * given, is the first round already issued (so it could fly while the caller did other work);
    * `clock` times the decoding (receive).
    */
-  async run(session: Session, clock?: BusyClock, first?: Promise<RoundResult>): Promise<Float32Array> {
+  async run(session: Session, clock?: BusyClock, first?: Promise<RoundResult>): Promise<void> {
     let pending = first;
     while (session.round !== null) {
       const got = await (pending ?? this.issue(session.round));
@@ -167,7 +167,6 @@ export class Exchange {
       clock?.enter();
       try { session.receive(got); } finally { clock?.leave(); }
     }
-    return session.result();
   }
 }
 

@@ -21,6 +21,7 @@
  * 'scalecom' (cyclic leader top-k, Chen et al. 2020) and 'powersgd' (Vogels et al. 2019).
  */
 import { GradcompError, GradcompRangeError } from '../native/errors';
+import { LockstepSession } from '../compress/base';
 import type { Compressor, RoundResult, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
 import { vecAxpy, vecScale } from '../ops/kernels';
@@ -44,6 +45,8 @@ export interface SyncOptions extends BaseOptions {
   scope?: 'tensor' | 'model';
   /** Momentum applied on the worker before compression (the optimizer's, moved here): the compressor sees the momentum-corrected update. */
   workerMomentum?: { momentum: number; nesterov: boolean };
+  /** With a lockstep compressor (PowerSGD): every compressed tensor's rounds travel together (default true). */
+  lockstep?: boolean;
 }
 
 /** The sync family's state: workerMomentum, the momentum of the compressed tensors when it is applied before compression (flat over the layout). */
@@ -57,6 +60,8 @@ interface Unit {
   dense: boolean;
   /** A compressed unit's input when it is assembled (several tensors, or momentum first); persistent. */
   input?: Float32Array;
+  /** Several compressed tensors, each its own session, whose rounds travel together (LockstepSession); its round buffers, persistent. */
+  lockstep?: Float32Array[];
 }
 
 export class SyncSgd extends BaseDistributed<SyncState> {
@@ -80,9 +85,10 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     let cur: number[] = [], bytes = 0;
     const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: new Float32Array(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
     const model: number[] = [];
+    const lockstep = this.compressor!.lockstep === true && this.o.lockstep !== false && this.o.scope !== 'model' && !this.o.workerMomentum;
     for (let i = L.names.length - 1; i >= 0; i--) {
       const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || this.o.denseTensors?.includes(L.names[i]) === true || (L.shaped[i] && L.shapes[i].length <= 1);
-      if (!dense && this.o.scope === 'model') { model.push(i); continue; }
+      if (!dense && (this.o.scope === 'model' || lockstep)) { model.push(i); continue; }
       if (!dense) {
         close();
         units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]), ...(this.o.workerMomentum ? { input: new Float32Array(L.sizes[i]) } : {}) });
@@ -94,9 +100,10 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     }
     close();
     if (model.length) {
-      // One vector of every compressed tensor, compressed first (it is the largest unit).
+      // Every compressed tensor in one unit, first (it is the largest): one vector (scope 'model'), or in lockstep.
       const n = model.reduce((a, i) => a + L.sizes[i], 0);
-      units.unshift({ tensors: model, dense: false, flat: new Float32Array(n), input: new Float32Array(n) });
+      units.unshift(lockstep ? { tensors: model, dense: false, flat: new Float32Array(n), lockstep: [] }
+        : { tensors: model, dense: false, flat: new Float32Array(n), input: new Float32Array(n) });
     }
     return (this.#units = units);
   }
@@ -108,6 +115,18 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       let off = 0;
       for (const i of u.tensors) { u.flat.set(g(i), off); off += L.sizes[i]; }
       return null;
+    }
+    const factored = typeof this.#optimizerOf(u).updateLowRank === 'function';
+    if (u.lockstep) {
+      // Each tensor its own session (in the unit's order, the same on every rank), their rounds together.
+      const sessions: Session[] = [];
+      let off = 0;
+      for (const i of u.tensors) {
+        const ctx = { step: t, rank: this.rank, workers: this.workers, shape: L.shaped[i] ? L.shapes[i] : undefined, out: u.flat.subarray(off, off + L.sizes[i]), deferScale: true, factored };
+        sessions.push(await this.compressClock.time(() => this.compressor!.begin(L.names[i], g(i), ctx)));
+        off += L.sizes[i];
+      }
+      return new LockstepSession(sessions, u.lockstep);
     }
     const i = u.tensors[0];
     let input = g(i);
@@ -129,7 +148,13 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     }
     const name = u.tensors.length === 1 ? L.names[i] : 'model';
     const shape = u.tensors.length === 1 && L.shaped[i] ? L.shapes[i] : undefined;
-    return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true }));
+    // An optimizer that applies a low-rank average directly (SGD): PowerSGD hands over its factors, never forming the average.
+    return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true,
+      factored: factored && u.tensors.length === 1 }));
+  }
+
+  #optimizerOf(u: Unit): Optimizer {
+    return !u.dense && this.o.compressedOptimizer ? this.o.compressedOptimizer : this.optimizer;
   }
 
   /** Issues a unit's (first) collective; what comes back is awaited by #finish. */
@@ -148,12 +173,16 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       await this.ex.run(session, this.compressClock, session.round ? flight as Promise<RoundResult> : undefined);
       scale = session.scale;
     }
-    const opt = !u.dense && this.o.compressedOptimizer ? this.o.compressedOptimizer : this.optimizer;
+    const opt = this.#optimizerOf(u);
+    const subs = session instanceof LockstepSession ? session.sessions : null;
     let off = 0;
-    const updates = u.tensors.map((i) => {
-      const avg = u.flat.subarray(off, off + L.sizes[i]);
+    const updates = u.tensors.map((i, j) => {
+      const name = L.names[i], avg = u.flat.subarray(off, off + L.sizes[i]), own = subs ? subs[j] : session;
       off += L.sizes[i];
-      return opt.update(L.names[i], p[L.names[i]], avg, { lr, gradScale: scale, async: true });
+      const gradScale = subs ? subs[j].scale : scale;
+      // A low-rank average (PowerSGD's factors) goes to the optimizer unformed: one pass instead of three.
+      if (own?.factors && opt.updateLowRank) return opt.updateLowRank(name, p[name], own.factors, { lr, gradScale, async: true });
+      return opt.update(name, p[name], avg, { lr, gradScale, async: true });
     });
     return { done: Promise.all(updates) };
   }

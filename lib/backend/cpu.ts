@@ -25,6 +25,8 @@ cpu.register(op.powerSgdPhase, (a, async) =>
 cpu.register(op.powerSgdMqAdd, (a, async) => nb().powersgdMqAdd(a.m, a.q, a.p, a.batch, a.rows, a.cols, a.rank, a.g, async));
 cpu.register(op.powerSgdReconstruct, (a, async) =>
   nb().powersgdReconstruct(a.p, a.q, a.rows, a.cols, a.rank, a.out, a.inPlace ? a.residual : a.m, a.residual, async));
+cpu.register(op.powerSgdReconstructSgd, (a, async) => nb().powersgdReconstructSgd(a.p, a.q, a.rows, a.cols, a.rank, a.residual, a.w, a.buf,
+  a.lr, a.momentum, a.dampening, a.weightDecay, a.gradScale, a.nesterov, a.first, async));
 cpu.register(op.orthonormalize, (a, async) => nb().orthonormalize(a.p, a.batch, a.rows, a.rank, async));
 cpu.register(op.halfPack, (a) => nb().halfPack(a.x, a.out, a.kind as 0 | 1 | 2));
 cpu.register(op.halfUnpackAdd, (a) => nb().halfUnpackAdd(a.h, a.out, a.kind as 0 | 1));

@@ -106,6 +106,31 @@ export const powerSgdReconstruct = defineOp('powerSgdReconstruct', {
     if (a.residual !== null && len(a.residual) !== r * c) throw rangeError('residual', `length rows*cols = ${r * c}`, `length ${len(a.residual)}`);
   },
 });
+/**
+ * PowerSGD's reconstruction fused with the SGD update that consumes it: g = P Qᵀ a row at a time,
+ * residual = residual - g (when given), then the sgdStep update of w with g. The same bits as
+ * powerSgdReconstruct followed by sgdStep; g is never written to memory.
+ */
+export const powerSgdReconstructSgd = defineOp('powerSgdReconstructSgd', {
+  p: buf('float32', 'r'), q: buf('float32', 'r'), rows: int(0, U32), cols: int(0, U32), rank: int(1, 1024), residual: optBuf('float32', 'rw'),
+  w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), lr: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', undefined, 'lr'),
+  momentum: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'momentum'),
+  dampening: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'dampening'),
+  weightDecay: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'weightDecay'),
+  gradScale: num(Number.isFinite, 'a finite number', 1), nesterov: bool(false), first: bool(false),
+}, {
+  check: (a) => {
+    const r = a.rows as number, c = a.cols as number, k = a.rank as number;
+    if (len(a.p) !== r * k) throw rangeError('p', `length rows*rank = ${r * k}`, `length ${len(a.p)}`);
+    if (len(a.q) !== c * k) throw rangeError('q', `length cols*rank = ${c * k}`, `length ${len(a.q)}`);
+    if (len(a.w) !== r * c) throw rangeError('w', `length rows*cols = ${r * c}`, `length ${len(a.w)}`);
+    if (a.residual !== null && len(a.residual) !== r * c) throw rangeError('residual', `length rows*cols = ${r * c}`, `length ${len(a.residual)}`);
+    if ((a.momentum as number) > 0) {
+      if (a.buf === null) throw rangeError('buf', 'a momentum buffer when momentum > 0', null);
+      sameLength('buf', a.buf, 'w', a.w);
+    }
+  },
+});
 export const orthonormalize = defineOp('orthonormalize', {
   p: buf('float32', 'rw'), rows: int(0, U32, undefined, 'shape.rows'), rank: int(1, 1024, undefined, 'shape.rank'), batch: int(0, U32, 1, 'shape.batch'),
 }, {

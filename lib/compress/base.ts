@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { asFloat32 } from '../checkpoint/values';
 import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
-import { sumSquares } from '../ops/kernels';
+import { LowRankGrad, sumSquares } from '../ops/kernels';
 import type { Compressor, CompressorState, Round, RoundResult, Session, StepContext, TensorStats } from './types';
 
 /** A session driven by a list of rounds: `next` turns each result into a round or the final result. */
@@ -19,6 +19,8 @@ export class ChainSession implements Session {
   readonly #next: (result: RoundResult, index: number) => Round | Float32Array;
   readonly #onDone: (sent: number) => void;
   #sent: number;
+  /** Set by a compressor whose last round ended with low-rank factors (StepContext.factored). */
+  factors: LowRankGrad | null = null;
 
   constructor(first: Round, next: (result: RoundResult, index: number) => Round | Float32Array, onDone: (sentBytes: number) => void,
     readonly scale = 1) {
@@ -43,7 +45,69 @@ export class ChainSession implements Session {
 
   result(): Float32Array {
     if (this.#result === undefined) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called before every round was received', 'session');
+    if (this.factors !== null) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called on a session that ended with low-rank factors (StepContext.factored): apply session.factors instead', 'session');
     return this.#result;
+  }
+}
+
+/**
+ * Several sessions run in lockstep: each round is one allreduce of the concatenated rounds of the
+ * sessions still running, in the order given (the same on every rank), and each session receives
+ * its own slice of the sum. Only for sessions whose rounds are all allreduces of Float32Arrays
+ * (Compressor.lockstep); anything else is refused. Read each session's result (or factors)
+ * afterwards; this session has no result of its own.
+ */
+export class LockstepSession implements Session {
+  round: Round | null = null;
+  readonly scale = 1;
+  #active: Session[] = [];
+  #buffers: Float32Array[];
+  #index = 0;
+
+  /** `buffers`: the round buffers of an earlier step, reused when the lengths match (kept in `this.buffers`). */
+  constructor(readonly sessions: readonly Session[], buffers: Float32Array[] = []) {
+    this.#buffers = buffers;
+    this.#next();
+  }
+
+  get buffers(): Float32Array[] { return this.#buffers; }
+
+  #next(): void {
+    this.#active = this.sessions.filter((s) => s.round !== null);
+    if (this.#active.length === 0) { this.round = null; return; }
+    let total = 0;
+    for (const s of this.#active) {
+      const r = s.round!;
+      if (r.collective !== 'allreduce' || !(r.data instanceof Float32Array)) {
+        throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `a lockstep session needs allreduce rounds of Float32Arrays, not a ${r.collective} round`, 'sessions');
+      }
+      total += r.data.length;
+    }
+    let buf = this.#buffers[this.#index];
+    if (buf === undefined || buf.length !== total) buf = this.#buffers[this.#index] = new Float32Array(total);
+    let off = 0;
+    for (const s of this.#active) { buf.set(s.round!.data as Float32Array, off); off += s.round!.data.length; }
+    this.round = { collective: 'allreduce', data: buf };
+  }
+
+  receive(result: RoundResult): void {
+    if (this.round === null) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'receive() called after the last round', 'result');
+    const sum = result as Float32Array;
+    if (!(sum instanceof Float32Array) || sum.length !== this.round.data.length) {
+      throw new GradcompRangeError('result', `Expected the allreduced round, a Float32Array of ${this.round.data.length} elements`);
+    }
+    let off = 0;
+    for (const s of this.#active) {
+      const n = s.round!.data.length;
+      s.receive(sum.subarray(off, off + n));
+      off += n;
+    }
+    this.#index++;
+    this.#next();
+  }
+
+  result(): Float32Array {
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'a lockstep session has no result of its own: read each of its sessions', 'session');
   }
 }
 

@@ -50,6 +50,7 @@ interface Scratch { p: Float32Array; qLocal: Float32Array }
 export class PowerSgdCompressor extends BaseCompressor<PowerSgdTensorState> {
   readonly type = 'powersgd';
   readonly summable = true;
+  readonly lockstep = true;
   protected readonly stateFields: StateFields<PowerSgdTensorState> = { residual: 'array', q: 'array' };
   readonly rank: number;
   readonly warmStart: boolean;
@@ -125,11 +126,14 @@ export class PowerSgdCompressor extends BaseCompressor<PowerSgdTensorState> {
       const qAvg = this.warmStart ? this.arrayOf(t, 'q', cols * r) : qLocal;
       if (qAvg !== qSum) qAvg.set(qSum);
       vecScale(qAvg, 1 / workers);
-      powerSgdReconstruct(p, qAvg, rows, cols, r, out, e);
+      // With a caller that applies factors (Optimizer.updateLowRank), the average is never formed here.
+      if (ctx.factored === true) session.factors = { p, q: qAvg, rows, cols, rank: r, residual: e };
+      else powerSgdReconstruct(p, qAvg, rows, cols, r, out, e);
       ms += performance.now() - t1;
       return out;
     };
-    return new ChainSession({ collective: 'allreduce', data: p }, rounds, (sent) => this.record(name, ctx.step, n, sent, ms));
+    const session = new ChainSession({ collective: 'allreduce', data: p }, rounds, (sent) => this.record(name, ctx.step, n, sent, ms));
+    return session;
   }
 }
 

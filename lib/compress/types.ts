@@ -12,6 +12,8 @@
  * themselves.
  */
 
+import type { LowRankGrad } from '../ops/kernels';
+
 /** How a round's data travels. */
 export type Collective =
   /** Elementwise sum of every worker's Float32Array (summable payloads). */
@@ -49,6 +51,12 @@ export interface StepContext {
    * a pass): result() may then hold the sum, and the session's `scale` says what to multiply by.
    */
   deferScale?: boolean;
+  /**
+   * The caller can apply a low-rank result without forming it (Optimizer.updateLowRank): a
+   * compressor whose average is low-rank (PowerSGD) may then end the session with `factors` set
+   * instead of writing the result; result() then throws.
+   */
+  factored?: boolean;
 }
 
 export interface Session {
@@ -60,6 +68,11 @@ export interface Session {
   result(): Float32Array;
   /** The factor result() still needs to become the average: 1 unless the context deferred it. */
   readonly scale: number;
+  /**
+   * Set (with StepContext.factored) when the session ended with its average as low-rank factors,
+   * not formed: the caller applies them (g = P Qᵀ times `scale`, and residual -= g) itself.
+   */
+  readonly factors?: LowRankGrad | null;
 }
 
 /** Per tensor and step: what the compressor moved and what it cost. */
@@ -94,6 +107,11 @@ export interface Compressor {
   readonly type: string;
   /** True when payloads may be summed elementwise by an allreduce. */
   readonly summable: boolean;
+  /**
+   * True when every round of its sessions is an allreduce of a Float32Array (PowerSGD), so the
+   * sessions of several tensors can run in lockstep: one allreduce per round for all of them.
+   */
+  readonly lockstep?: boolean;
   begin(name: string, grad: Float32Array, ctx: StepContext): Promise<Session>;
   /** The error-feedback memory of a tensor (what was accumulated but not yet sent: DGC's velocity), if this compressor keeps one. */
   residual(name: string): Float32Array | undefined;

@@ -33,6 +33,9 @@ export interface NativeBinding extends AddonCommon {
   /** out = P Qᵀ; with m and residual: residual = m - out (fused). */
   powersgdReconstruct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, out: Float32Array,
     m: Float32Array | null, residual: Float32Array | null, async: boolean): Async;
+  powersgdReconstructSgd(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number, residual: Float32Array | null,
+    w: Float32Array, buf: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number, gradScale: number,
+    nesterov: boolean, first: boolean, async: boolean): Async;
   /** dst = dst op src (0 sum, 1 max; NaN wins max) for Float32Arrays or Float64Arrays. */
   reduceInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array, op: 0 | 1): void;
   /** dst = fold over j of data[offsets[j] ..] (0 sum, 1 max), in order, one pass. */

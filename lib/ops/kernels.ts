@@ -139,6 +139,22 @@ export const powerSgdReconstruct = (p: Float32Array, q: Float32Array, rows: numb
 };
 
 export interface SgdArgs { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; gradScale?: number }
+/**
+ * A gradient given as its low-rank factors, g = P Qᵀ, not yet formed (PowerSGD's average): P is
+ * rows x rank and Q cols x rank, row-major. `residual`, when given, is the error-feedback memory:
+ * whoever forms or applies g also does residual -= g in the same pass.
+ */
+export interface LowRankGrad { p: Float32Array; q: Float32Array; rows: number; cols: number; rank: number; residual: Float32Array | null }
+/** g = P Qᵀ, residual -= g (when given) and the SGD update of w with g, in one pass (g never written): off the main thread. */
+export const powerSgdReconstructSgdAsync = async (p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number,
+  residual: Float32Array | null, w: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): Promise<void> => {
+  await runAsync(k.powerSgdReconstructSgd, { p, q, rows, cols, rank, residual, w, buf, ...o, first });
+};
+/** Synchronous twin of {@link powerSgdReconstructSgdAsync}. */
+export const powerSgdReconstructSgd = (p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number,
+  residual: Float32Array | null, w: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
+  runSync(k.powerSgdReconstructSgd, { p, q, rows, cols, rank, residual, w, buf, ...o, first });
+};
 /** One SGD update of w from g (momentum buffer `buf` when momentum > 0; `first` starts it). */
 export const sgdStep = (w: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
   runSync(k.sgdStep, { w, g, buf, ...o, first });

@@ -7,6 +7,7 @@
  */
 import { asFloat32 } from '../checkpoint/values';
 import { GradcompRangeError, typeError } from '../native/errors';
+import type { LowRankGrad } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 
 export interface OptimizerState<T extends object = Record<string, Float32Array | number>> {
@@ -31,6 +32,13 @@ export interface Optimizer {
   step(params: Record<string, Float32Array>, grads: Record<string, Float32Array>, opts?: UpdateOptions): void;
   /** One tensor's update (off the main thread for large tensors when `async`). Does not count a step. */
   update(name: string, w: Float32Array, g: Float32Array, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
+  /**
+   * Optional: one tensor's update from a gradient given as low-rank factors (PowerSGD's average),
+   * without forming it: the same result, bit for bit, as forming g = P Qᵀ (and residual -= g) and
+   * calling update(), in one pass over memory instead of three. The distributed optimizers use it
+   * when it is there.
+   */
+  updateLowRank?(name: string, w: Float32Array, g: LowRankGrad, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
   /** Counts one step (the distributed optimizers update tensor by tensor). */
   countStep(): void;
   state(): OptimizerState;
@@ -68,7 +76,7 @@ export abstract class BaseOptimizer<T extends object> implements Optimizer {
     return t;
   }
 
-  #rates(opts: UpdateOptions): { lr: number; gradScale: number } {
+  protected rates(opts: UpdateOptions): { lr: number; gradScale: number } {
     const lr = opts.lr ?? this.lr, gradScale = opts.gradScale ?? 1;
     if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) throw typeError('opts.lr', 'a finite number >= 0', lr);
     if (typeof gradScale !== 'number' || !Number.isFinite(gradScale)) throw typeError('opts.gradScale', 'a finite number', gradScale);
@@ -76,8 +84,14 @@ export abstract class BaseOptimizer<T extends object> implements Optimizer {
   }
 
   update(name: string, w: Float32Array, g: Float32Array, opts: UpdateOptions & { async?: boolean } = {}): void | Promise<void> {
-    const { lr, gradScale } = this.#rates(opts);
+    const { lr, gradScale } = this.rates(opts);
+    BaseOptimizer.checkWeights(w);
     return this.apply(this.stateOf(name), w, g, lr, gradScale, opts.async === true && w.length >= 1 << 16);
+  }
+
+  /** w must be a Float32Array (before any state is sized from it). */
+  protected static checkWeights(w: unknown): asserts w is Float32Array {
+    if (dtypeOf(w) !== 'float32') throw typeError('w', 'a Float32Array', w);
   }
 
   countStep(): void {
@@ -93,7 +107,7 @@ export abstract class BaseOptimizer<T extends object> implements Optimizer {
     for (const name of Object.keys(grads)) {
       if (!Object.prototype.hasOwnProperty.call(params, name)) throw typeError(`grads.${name}`, `a gradient of one of the params (${Object.keys(params).join(', ') || 'none given'})`, grads[name]);
     }
-    const { lr, gradScale } = this.#rates(opts);
+    const { lr, gradScale } = this.rates(opts);
     for (const [name, w] of Object.entries(params)) {
       const g = grads[name];
       if (dtypeOf(w) !== 'float32') throw typeError(`params.${name}`, 'a Float32Array', w);

@@ -10,8 +10,8 @@
  * the compressor's correction (DGC applies it before sparsifying), so it is not applied twice.
  */
 import { typeError } from '../native/errors';
-import { sgdStep, sgdStepAsync } from '../ops/kernels';
-import { BaseOptimizer, OptimizerFields } from './optimizer';
+import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, SgdArgs, sgdStep, sgdStepAsync } from '../ops/kernels';
+import { BaseOptimizer, OptimizerFields, UpdateOptions } from './optimizer';
 
 export interface SgdOptions { lr: number; momentum?: number; nesterov?: boolean; weightDecay?: number; dampening?: number }
 
@@ -38,12 +38,34 @@ export class Sgd extends BaseOptimizer<SgdTensorState> {
     if (this.nesterov && (this.momentum === 0 || this.dampening !== 0)) throw typeError('options.nesterov', 'momentum > 0 and dampening 0 for Nesterov', o.nesterov);
   }
 
-  protected apply(t: SgdTensorState, w: Float32Array, g: Float32Array, lr: number, gradScale: number, async: boolean): void | Promise<void> {
+  /**
+   * Runs one update with the tensor's momentum buffer, created on its first step. A call refused by
+   * the kernel's checks (sync or async) leaves no buffer behind, so the next step is still the first.
+   */
+  #run(t: SgdTensorState, n: number, lr: number, gradScale: number,
+    kernel: (buf: Float32Array | null, o: SgdArgs, first: boolean) => void | Promise<void>): void | Promise<void> {
     const first = this.momentum > 0 && t.momentum === undefined;
-    let buf: Float32Array | null = null;
-    if (this.momentum > 0) buf = t.momentum ??= new Float32Array(w.length);
+    const buf = this.momentum > 0 ? (t.momentum ??= new Float32Array(n)) : null;
+    const undo = (e: unknown) => { if (first && t.momentum === buf) t.momentum = undefined; throw e; };
     const o = { lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov, gradScale };
-    return async ? sgdStepAsync(w, g, buf, o, first) : sgdStep(w, g, buf, o, first);
+    let r: void | Promise<void>;
+    try { r = kernel(buf, o, first); } catch (e) { return undo(e); }
+    return r instanceof Promise ? r.catch(undo) : r;
+  }
+
+  protected apply(t: SgdTensorState, w: Float32Array, g: Float32Array, lr: number, gradScale: number, async: boolean): void | Promise<void> {
+    return this.#run(t, w.length, lr, gradScale, (buf, o, first) => (async ? sgdStepAsync(w, g, buf, o, first) : sgdStep(w, g, buf, o, first)));
+  }
+
+  /** The update from g = P Qᵀ in one pass (native/core/powersgd.h, powersgd_reconstruct_sgd): g is never written to memory. */
+  updateLowRank(name: string, w: Float32Array, g: LowRankGrad, opts: UpdateOptions & { async?: boolean } = {}): void | Promise<void> {
+    const { lr, gradScale } = this.rates(opts);
+    if (g === null || typeof g !== 'object') throw typeError('g', 'low-rank factors { p, q, rows, cols, rank, residual }', g);
+    BaseOptimizer.checkWeights(w);
+    // The kernel's checks name the field: rows, cols and rank integers, p rows*rank, q cols*rank, w and residual rows*cols.
+    const run = opts.async === true && w.length >= 1 << 16 ? powerSgdReconstructSgdAsync : powerSgdReconstructSgd;
+    return this.#run(this.stateOf(name), w.length, lr, gradScale,
+      (buf, o, first) => run(g.p, g.q, g.rows, g.cols, g.rank, g.residual, w, buf, o, first));
   }
 
   protected override legacyKey(k: string): string | null {

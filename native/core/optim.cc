@@ -76,6 +76,10 @@ gc_status sgd_step(float* w, const float* g, float* buf, uint64_t n, const SgdPa
   return GC_OK;
 }
 
+void sgd_span(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p) {
+  if (n > 0) sgd_run(w, g, p.momentum == 0.0f ? nullptr : buf, 0, n, &p);
+}
+
 gc_status novograd_step(float* w, const float* g, float* m, uint64_t n, const NovoGradParams& p, double* v) {
   if ((n > 0 && (w == nullptr || g == nullptr || m == nullptr)) || v == nullptr) return GC_ERR_INVALID_ARG;
   const double n2 = scaled_sq(g, n, p.grad_scale);

@@ -20,6 +20,9 @@ struct SgdParams {
 //   w = w - lr * d
 // buf may be null when momentum is 0.
 gc_status sgd_step(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p);
+// The same update on one span, on the calling thread (for kernels that form g a piece at a time and
+// update straight away, e.g. PowerSGD's reconstruction: g never goes through memory).
+void sgd_span(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p);
 
 struct NovoGradParams {
   float lr, beta1, weight_decay;

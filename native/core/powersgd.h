@@ -2,6 +2,7 @@
 // P = M Q, orthonormalize P's columns, Q = M^T P. Batched over matrices of one shape.
 #pragma once
 #include "gradcomp/gradcomp.h"
+#include "optim.h"
 
 namespace gradcomp {
 
@@ -18,6 +19,11 @@ gc_status powersgd_mq_add(const gc_powersgd_desc& d, const float* g);
 // The decompression of a step: out = P Qᵀ (d.p: rows x rank, d.q: cols x rank, one matrix), and
 // when `residual` is given, residual = M - out with M = d.m (the error-feedback update, fused).
 gc_status powersgd_reconstruct(const gc_powersgd_desc& d, float* out, float* residual);
+// The reconstruction fused with the SGD update that consumes it: row by row, g = P Qᵀ (the same
+// operations as powersgd_reconstruct, so the same bits), residual = d.m - g when residual is given,
+// then sgd_span(w, g, buf). g never goes through memory: one pass over residual, w and buf instead
+// of writing out and reading it back. buf may be null when p.momentum is 0.
+gc_status powersgd_reconstruct_sgd(const gc_powersgd_desc& d, float* residual, float* w, float* buf, const SgdParams& p);
 // Orthonormalizes the columns of `batch` row-major (rows x rank) matrices in place: modified
 // Gram-Schmidt applied twice with fp64 dot products; a column that is (numerically) in the span
 // of the previous ones, or zero, becomes exactly zero instead of NaN.

@@ -91,6 +91,37 @@ GC_JS(JS_powersgdReconstruct) {
                           {a.argv[0], a.argv[1], a.argv[5], a.argv[6], a.argv[7]});
 }
 
+// powersgdReconstructSgd(p, q, rows, cols, rank, residual | null, w, buf | null, lr, momentum, dampening, weightDecay,
+//                        gradScale, nesterov, first, async): g = P Qᵀ row by row, residual -= g, SGD on w with g.
+GC_JS(JS_powersgdReconstructSgd) {
+  GC_SPAN(float, 0, p);
+  GC_SPAN(float, 1, q);
+  GC_U64(2, rows, 0xffffffffULL);
+  GC_U64(3, cols, 0xffffffffULL);
+  GC_U64(4, rank, 1024);
+  GC_SPAN(float, 5, res, true);
+  GC_SPAN(float, 6, w);
+  GC_SPAN(float, 7, buf, true);
+  GC_F64(8, lr);
+  GC_F64(9, mu);
+  GC_F64(10, damp);
+  GC_F64(11, wd);
+  GC_F64(12, gs);
+  const unsigned __int128 mn = static_cast<unsigned __int128>(rows) * cols;
+  GC_CHECK(rank >= 1 && p.len == rows * rank && q.len == cols * rank && w.len == mn && (!res.present || res.len == mn) &&
+               (mu == 0.0 || (buf.present && buf.len == mn)),
+           "powersgdReconstructSgd shapes disagree");
+  gradcomp::SgdParams sp{static_cast<float>(lr), static_cast<float>(mu), static_cast<float>(damp), static_cast<float>(wd),
+                         static_cast<float>(gs), gcnapi::Bool(a, 13), gcnapi::Bool(a, 14)};
+  float* r = res.present ? res.data : nullptr;
+  gc_powersgd_desc d{r, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank), {nullptr, 0}};
+  float* wp = w.data;
+  float* bp = buf.present ? buf.data : nullptr;
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 15), "powerSgdReconstructSgd",
+                          [d, r, wp, bp, sp] { return gradcomp::powersgd_reconstruct_sgd(d, r, wp, bp, sp); },
+                          {a.argv[0], a.argv[1], a.argv[5], a.argv[6], a.argv[7]});
+}
+
 // orthonormalize(p, batch, rows, rank, async)
 GC_JS(JS_orthonormalize) {
   GC_SPAN(float, 0, p);
@@ -108,7 +139,8 @@ GC_JS(JS_orthonormalize) {
 
 void ExportPowerSgd(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"powersgdStep", JS_powersgdStep}, {"powersgdPhase", JS_powersgdPhase}, {"powersgdMqAdd", JS_powersgdMqAdd},
-                            {"powersgdReconstruct", JS_powersgdReconstruct}, {"orthonormalize", JS_orthonormalize}};
+                            {"powersgdReconstruct", JS_powersgdReconstruct}, {"powersgdReconstructSgd", JS_powersgdReconstructSgd},
+                            {"orthonormalize", JS_orthonormalize}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 

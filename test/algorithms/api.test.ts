@@ -71,6 +71,43 @@ describe('step() checks params and grads against the first step', () => {
   });
 });
 
+describe('PowerSGD in lockstep, its average applied unformed', () => {
+  test('bit-identical to one allreduce per tensor and an optimizer that forms the gradient', async () => {
+    const shapes: Record<string, number[]> = { a: [48, 80], b: [33, 129], c: [64, 64], bias: [80] };
+    const rand = (() => { let x = 12345; return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5; })();
+    const init0 = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, Float32Array.from({ length: sh.reduce((a, b) => a * b, 1) }, rand)]));
+    const runs = [true, false].map((fast) => {
+      const optimizer = createOptimizer({ type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 });
+      if (!fast) (optimizer as { updateLowRank?: unknown }).updateLowRank = undefined; // forms P Qᵀ, then update()
+      const opt = createDistributedOptimizer({ comm, algorithm: 'powersgd', compressor: { type: 'powersgd', rank: 3 }, optimizer, lockstep: fast });
+      const params = Object.fromEntries(Object.entries(init0).map(([k, v]) => [k, Tensor.from(v.slice(), shapes[k])]));
+      return { opt, params };
+    });
+    let spied = 0;
+    const sgd = runs[0].opt as unknown as { optimizer: { updateLowRank: (...a: unknown[]) => unknown } };
+    const inner = sgd.optimizer.updateLowRank.bind(sgd.optimizer);
+    sgd.optimizer.updateLowRank = (...a: unknown[]) => { spied++; return inner(...a); };
+    for (let t = 0; t < 4; t++) {
+      const g = Object.fromEntries(Object.entries(init0).map(([k, v]) => [k, Float32Array.from({ length: v.length }, rand)]));
+      for (const r of runs) await r.opt.step(r.params, g);
+    }
+    expect(spied).toBe(4 * 3); // three matrices a step, each applied from its factors
+    for (const k of Object.keys(shapes)) {
+      const x = runs[0].params[k].data as Float32Array, y = runs[1].params[k].data as Float32Array;
+      expect(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength))).toBe(true);
+    }
+    // The same state (momentum buffers, residuals, warm starts), whatever order the tensors were updated in.
+    const canon = (v: unknown): unknown => (v instanceof Float32Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+      : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v);
+    const [s0, s1] = runs.map((r) => JSON.stringify(canon(r.opt.state())));
+    expect(s0 === s1).toBe(true);
+  });
+
+  test('lockstep must be a boolean', () => {
+    expect(() => createDistributedOptimizer({ comm, algorithm: 'powersgd', lr: 0.1, lockstep: 'yes' as never })).toThrow(expect.objectContaining({ param: 'options.lockstep' }));
+  });
+});
+
 describe('state rules', () => {
   test('CoCoD-SGD refuses state() while an average is in flight, and drain() makes it safe', async () => {
     const opt = createDistributedOptimizer({ comm, algorithm: 'cocod', period: 4, lr: 0.1 });

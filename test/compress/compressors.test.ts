@@ -1,4 +1,6 @@
-import { createCompressor, decodeCheckpoint, encodeCheckpoint, runSessions, CompressorSpec, Compressor, GradcompError } from '../../lib';
+import { createCompressor, decodeCheckpoint, encodeCheckpoint, runSessions, CompressorSpec, Compressor, GradcompError, LockstepSession } from '../../lib';
+import type { Session } from '../../lib';
+import { powerSgdReconstruct } from '../../lib/ops/kernels';
 import type { StepContext } from '../../lib';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 import { approx } from '../reference/powersgd';
@@ -110,6 +112,58 @@ describe('PowerSGD', () => {
     for (let j = 0; j < cols; j++) for (let k = 0; k < r; k++) { let s = 0; for (let i = 0; i < rows; i++) s += mean[i * cols + j] * P[i * r + k]; Q[j * r + k] = s; }
     const want = approx(P, Q, rows, cols, r);
     for (const out of outs) out.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-4));
+  });
+
+  /** Runs N workers' sessions to the end: each allreduce round summed in rank order, in float32. */
+  function allreduceAll(ss: Session[]): void {
+    while (ss[0].round !== null) {
+      const sum = new Float32Array(ss[0].round.data.length);
+      for (const s of ss) { const d = s.round!.data as Float32Array; for (let i = 0; i < d.length; i++) sum[i] = Math.fround(sum[i] + d[i]); }
+      ss.forEach((s) => s.receive(sum.slice()));
+    }
+  }
+
+  test('in lockstep, several tensors (a dense fallback among them) end where they end one by one, factored or not', async () => {
+    const N = 3, tensors: [string, number[]][] = [['a', [40, 24]], ['b', [17, 64]], ['small', [3, 3]]];
+    const make = () => Array.from({ length: N }, () => createCompressor({ type: 'powersgd', rank: 3 }));
+    const one = make(), lock = make(), fact = make();
+    for (let t = 0; t < 3; t++) {
+      const grads = tensors.map(([, sh]) => Array.from({ length: N }, () => sample('gaussian', sh[0] * sh[1], rand)));
+      // One by one.
+      const want = await Promise.all(tensors.map(async ([name, shape], k) => {
+        const ss = await Promise.all(one.map((c, rank) => c.begin(name, grads[k][rank], { step: t, rank, workers: N, shape })));
+        allreduceAll(ss);
+        return ss.map((s) => s.result());
+      }));
+      // In lockstep: per worker one LockstepSession over the three tensors; and the same with factors handed over.
+      for (const [cs, factored] of [[lock, false], [fact, true]] as const) {
+        const subs: Session[][] = [];
+        const locks = await Promise.all(cs.map(async (c, rank) => {
+          const mine = [];
+          for (const [k, [name, shape]] of tensors.entries()) mine.push(await c.begin(name, grads[k][rank], { step: t, rank, workers: N, shape, factored }));
+          subs[rank] = mine;
+          return new LockstepSession(mine);
+        }));
+        allreduceAll(locks);
+        tensors.forEach(([name, shape], k) => cs.forEach((c, rank) => {
+          const s = subs[rank][k];
+          let got: Float32Array;
+          if (factored && s.factors) {
+            expect(() => s.result()).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG' }));
+            got = new Float32Array(shape[0] * shape[1]);
+            const f = s.factors;
+            powerSgdReconstruct(f.p, f.q, f.rows, f.cols, f.rank, got, f.residual);
+          } else got = s.result();
+          expect(Boolean(s.factors)).toBe(factored && name !== 'small'); // the small tensor goes dense, formed
+          expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want[k][rank].buffer, want[k][rank].byteOffset, want[k][rank].byteLength))).toBe(true);
+          const r1 = one[rank].residual(name), r2 = c.residual(name);
+          expect(r2 === undefined ? undefined : Array.from(r2)).toEqual(r1 === undefined ? undefined : Array.from(r1));
+        }));
+      }
+    }
+    // Only allreduce rounds can travel together: a gather compressor's session is refused.
+    const gather = await createCompressor({ type: 'topk', ratio: 0.5 }).begin('x', sample('gaussian', 8, rand), { step: 0 });
+    expect(() => new LockstepSession([gather])).toThrow(expect.objectContaining({ param: 'sessions' }));
   });
 
   test('1-D and small tensors go dense; no residual is kept for them', async () => {

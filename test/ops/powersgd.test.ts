@@ -1,4 +1,6 @@
-import { powerSgdStep, powerSgdStepSync, orthonormalizeSync, setConcurrency } from '../../lib';
+import { createOptimizer, powerSgdStep, powerSgdStepSync, orthonormalizeSync, setConcurrency } from '../../lib';
+import * as kernels from '../../lib/ops/kernels';
+import * as ref from '../reference/vector';
 import { expectBitEqual } from '../reference/compare';
 import { approx, refPowerSgd } from '../reference/powersgd';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
@@ -116,5 +118,70 @@ describe('powerSgdStep', () => {
     orthonormalizeSync(p, { rows: 100, rank: 6 });
     expect(gramError(p, 100, 6)).toBeLessThan(1e-5);
     expect(maxAbs(p.filter((_, i) => i % 6 === 5))).toBe(0);
+  });
+});
+
+describe('PowerSGD reconstruction fused with the SGD update (powerSgdReconstructSgd)', () => {
+  const f = Math.fround;
+  /** The float32 oracle of the reconstruction: g = P Qᵀ with k in order (zeros of P skipped), residual -= g. */
+  function refRecon(p: Float32Array, q: Float32Array, rows: number, cols: number, r: number, residual: Float32Array | null): Float32Array {
+    const g = new Float32Array(rows * cols);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++) {
+        let acc = 0;
+        for (let k = 0; k < r; k++) if (p[i * r + k] !== 0) acc = f(acc + f(p[i * r + k] * q[j * r + k]));
+        g[i * cols + j] = acc;
+        if (residual) residual[i * cols + j] = f(residual[i * cols + j] - acc);
+      }
+    return g;
+  }
+  const opts = [
+    { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, gradScale: 0.25 },
+    { lr: 0.03, momentum: 0.5, dampening: 0.1, weightDecay: 1e-3, nesterov: false, gradScale: 1 },
+    { lr: 0.2, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true, gradScale: 0.5 },
+    { lr: 0.05, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, gradScale: 1 },
+  ];
+  test.each([[1, 1, 1], [7, 5, 2], [64, 33, 4], [130, 257, 8], [300, 17, 3], [5, 1000, 12]])(
+    'matches forming g then sgd, bit for bit: %i x %i, rank %i', async (rows, cols, r) => {
+      for (const [oi, o] of opts.entries()) {
+        for (const withResidual of [true, false]) {
+          const p = sample('gaussian', rows * r, rand), q = sample('gaussian', cols * r, rand);
+          for (let i = 0; i < p.length; i += 5) p[i] = 0; // zeros of P are skipped
+          const w0 = sample('gaussian', rows * cols, rand), m0 = sample('gaussian', rows * cols, rand), e0 = sample('heavy', rows * cols, rand);
+          const first = oi === 1;
+          const eRef = withResidual ? e0.slice() : null, wRef = w0.slice(), mRef = o.momentum > 0 ? m0.slice() : null;
+          ref.sgd(wRef, refRecon(p, q, rows, cols, r, eRef), mRef, o, first);
+          for (const threads of [1, 2]) {
+            setConcurrency(threads);
+            const e = withResidual ? e0.slice() : null, w = w0.slice(), m = o.momentum > 0 ? m0.slice() : null;
+            if (threads === 1) kernels.powerSgdReconstructSgd(p, q, rows, cols, r, e, w, m, o, first);
+            else await kernels.powerSgdReconstructSgdAsync(p, q, rows, cols, r, e, w, m, o, first);
+            expectBitEqual(w, wRef, `w (${threads} threads, option set ${oi})`);
+            if (m && mRef) expectBitEqual(m, mRef, 'momentum buffer');
+            if (e && eRef) expectBitEqual(e, eRef, 'residual');
+          }
+        }
+      }
+      setConcurrency(require('node:os').cpus().length);
+    });
+
+  test('Sgd.updateLowRank is update() with the formed gradient, state included, and checks w', () => {
+    const rows = 33, cols = 70, r = 3;
+    const a = createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 });
+    const b = createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 });
+    const wa = sample('gaussian', rows * cols, rand), wb = wa.slice();
+    const ea = sample('gaussian', rows * cols, rand), eb = ea.slice();
+    for (let step = 0; step < 3; step++) {
+      const p = sample('gaussian', rows * r, rand), q = sample('gaussian', cols * r, rand);
+      void a.updateLowRank!('x', wa, { p, q, rows, cols, rank: r, residual: ea }, { gradScale: 0.5 });
+      const g = refRecon(p, q, rows, cols, r, eb);
+      void b.update('x', wb, g, { gradScale: 0.5 });
+    }
+    expectBitEqual(wa, wb, 'weights');
+    expectBitEqual(ea, eb, 'residuals');
+    expectBitEqual(a.state().tensors.x.momentum as Float32Array, b.state().tensors.x.momentum as Float32Array, 'momentum');
+    const p = new Float32Array(rows * r), q = new Float32Array(cols * r);
+    expect(() => a.updateLowRank!('x', new Float32Array(5), { p, q, rows, cols, rank: r, residual: null })).toThrow(expect.objectContaining({ param: 'w' }));
+    expect(() => kernels.powerSgdReconstructSgd(p, q.subarray(1), rows, cols, r, null, wa, null, opts[3], false)).toThrow(expect.objectContaining({ param: 'q' }));
   });
 });

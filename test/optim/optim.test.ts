@@ -30,6 +30,27 @@ describe('SGD (PyTorch semantics)', () => {
   });
 });
 
+describe('a refused update changes no state', () => {
+  test('update() and updateLowRank() refused by the kernel checks leave no momentum buffer, so the next step is still the first', async () => {
+    const spec = { type: 'sgd' as const, lr: 0.1, momentum: 0.9, dampening: 0.5 };
+    const g = sample('gaussian', 6, rand), w0 = sample('gaussian', 6, rand);
+    const fresh = createOptimizer(spec), wf = w0.slice();
+    fresh.update('x', wf, g);
+    for (const bad of [
+      (o: ReturnType<typeof createOptimizer>, w: Float32Array) => o.update('x', w, new Float32Array(5)),
+      (o: ReturnType<typeof createOptimizer>, w: Float32Array) => o.updateLowRank!('x', w, { p: new Float32Array(3), q: new Float32Array(2), rows: 3, cols: 2, rank: 2, residual: null }),
+      (o: ReturnType<typeof createOptimizer>, w: Float32Array) => o.update('x', w, new Float32Array(5), { async: true }),
+    ]) {
+      const o = createOptimizer(spec), w = w0.slice();
+      await expect((async () => bad(o, w))()).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_GRADCOMP_/) });
+      expect(o.state().tensors.x?.momentum).toBeUndefined();
+      o.update('x', w, g);
+      expect(Array.from(w)).toEqual(Array.from(wf)); // (1 - dampening) would scale a non-first step
+    }
+    expect(() => createOptimizer(spec).update('x', [1, 2] as never, g)).toThrow(expect.objectContaining({ param: 'w' }));
+  });
+});
+
 describe('NovoGrad (spec §6)', () => {
   test('the first update is lr * (g / ||g|| + wd * w), per tensor', () => {
     const opt = createOptimizer({ type: 'novograd', lr: 0.01, weightDecay: 0.001 });
