@@ -24,7 +24,7 @@ export const E2E_CONFIGS: E2eConfig[] = [
   { name: 'powersgd', label: 'PowerSGD rank 4', options: { algo: 'powersgd', compressor: { type: 'powersgd', rank: 4 } }, warmup: 2, steps: 7 },
   { name: 'scalecom', label: 'ScaleCom 1%', options: { algo: 'scalecom', compressor: { type: 'scalecom', ratio: 0.01 } }, warmup: 2, steps: 7 },
   { name: 'adacomp', label: 'ef-sgd, AdaComp (bins of 500)', options: { algo: 'ef-sgd', compressor: { type: 'adacomp', binSize: 500 } }, warmup: 2, steps: 7 },
-  { name: 'local', label: 'Local SGD, H = 8', options: { algo: 'local', period: 8 }, warmup: 8, steps: 16, mean: true },
+  { name: 'local', label: 'Local SGD, H = 8', options: { algo: 'local', period: 8 }, warmup: 8, steps: 32, mean: true },
   { name: 'liec', label: 'LIEC-SGD (scaled sign, tau 32)', options: { algo: 'liec', period: 32 }, warmup: 1, steps: 32, mean: true },
   { name: 'double-squeeze', label: 'DoubleSqueeze (scaled sign)', options: { algo: 'double-squeeze' }, warmup: 2, steps: 7 },
 ];

@@ -51,27 +51,33 @@ function parse(out: string): Measured | undefined {
   return line ? JSON.parse(line.slice(13)) as Measured : undefined;
 }
 
-interface CollRaw { allreduceBytes: number; allreduceMs: number; allgathervBytes: number; allgathervMs: number; memcpyMs: number; ranks: number }
+/** allreduceMs / allgathervMs: on buffers from comm.alloc() (what the optimizers use); the Plain ones: on plain arrays. */
+interface CollRaw { allreduceBytes: number; allreduceMs: number; allreducePlainMs: number; allgathervBytes: number; allgathervMs: number; allgathervPlainMs: number; memcpyMs: number; ranks: number }
 /**
  * The collectives alone. MPI: share of the link's rate. The allreduce against the ring's busiest
  * link (2 (n-1)/n of the buffer); the allgatherv against the host link, which must carry every
  * block of the other host once (n/2 blocks each way: 2 hosts, ranks split evenly). Local: against
  * memcpy of the same bytes.
  */
-interface CollRow extends CollRaw { link: string; backend: 'mpi' | 'local'; allreduceUse: number | null; allgathervUse: number | null }
+interface CollRow extends CollRaw { link: string; backend: 'mpi' | 'local'; allreduceUse: number | null; allgathervUse: number | null; allreducePlainUse: number | null; allgathervPlainUse: number | null }
 
 function collRow(out: string, link: string, backend: 'mpi' | 'local', gbps: number | null): CollRow | undefined {
   const line = out.split('\n').find((l) => l.startsWith('GRADCOMP_E2E_COLL '));
   if (!line) return undefined;
   const c = JSON.parse(line.slice(18)) as CollRaw, n = c.ranks;
+  let arUse: (ms: number) => number | null, agUse: (ms: number) => number | null;
   if (backend === 'local') {
     // Bus bandwidth (NCCL's convention: what each rank moves) against a memcpy of the whole buffer.
     const memGBs = c.allreduceBytes / c.memcpyMs / 1e6;
-    return { ...c, link, backend, allreduceUse: ((2 * (n - 1)) / n) * (c.allreduceBytes / c.allreduceMs / 1e6) / memGBs,
-      allgathervUse: ((n - 1) * c.allgathervBytes / c.allgathervMs / 1e6) / memGBs };
+    arUse = (ms) => ((2 * (n - 1)) / n) * (c.allreduceBytes / ms / 1e6) / memGBs;
+    agUse = (ms) => ((n - 1) * c.allgathervBytes / ms / 1e6) / memGBs;
+  } else {
+    const use = (bytes: number, ms: number) => (gbps ? (8 * bytes) / (ms / 1e3) / 1e9 / gbps : null);
+    arUse = (ms) => use(((2 * (n - 1)) / n) * c.allreduceBytes, ms);
+    agUse = (ms) => use((n / 2) * c.allgathervBytes, ms);
   }
-  const use = (bytes: number, ms: number) => (gbps ? (8 * bytes) / (ms / 1e3) / 1e9 / gbps : null);
-  return { ...c, link, backend, allreduceUse: use(((2 * (n - 1)) / n) * c.allreduceBytes, c.allreduceMs), allgathervUse: use((n / 2) * c.allgathervBytes, c.allgathervMs) };
+  return { ...c, link, backend, allreduceUse: arUse(c.allreduceMs), allgathervUse: agUse(c.allgathervMs),
+    allreducePlainUse: arUse(c.allreducePlainMs), allgathervPlainUse: agUse(c.allgathervPlainMs) };
 }
 
 function workerConfig(c: E2eConfig): string {
@@ -80,8 +86,8 @@ function workerConfig(c: E2eConfig): string {
 
 function describeColl(c: CollRow): string {
   const pct = (u: number | null) => (u === null ? '' : `, ${(100 * u).toFixed(0)}% of ${c.backend === 'mpi' ? 'the link' : 'memcpy'}`);
-  return `allreduce ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${c.allreduceMs.toFixed(0)} ms${pct(c.allreduceUse)}; ` +
-    `allgatherv ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${c.allgathervMs.toFixed(0)} ms${pct(c.allgathervUse)}` +
+  return `allreduce ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${c.allreduceMs.toFixed(0)} ms${pct(c.allreduceUse)} (plain array ${c.allreducePlainMs.toFixed(0)} ms${pct(c.allreducePlainUse)}); ` +
+    `allgatherv ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${c.allgathervMs.toFixed(0)} ms${pct(c.allgathervUse)} (plain ${c.allgathervPlainMs.toFixed(0)} ms${pct(c.allgathervPlainUse)})` +
     (c.backend === 'local' ? `; memcpy of ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${c.memcpyMs.toFixed(1)} ms` : '');
 }
 
@@ -157,7 +163,7 @@ async function main(): Promise<void> {
     console.log(`| ${r.link} | ${r.backend} | ${r.label} | ${r.wallMs.toFixed(0)} | ${r.commMs.toFixed(0)} | ${r.compressMs.toFixed(0)} | ${r.optimizerMs.toFixed(0)} | ` +
       `${r.otherMs.toFixed(0)} | ${(r.bytesPerStep / 1e6).toFixed(2)} MB | ${r.speedup?.toFixed(2) ?? '-'}x |`);
   }
-  console.log(`\nring floor for a dense step (2 (n-1)/n x ${(RING_BYTES / 1e6).toFixed(1)} MB through the busiest link): ` +
+  console.log(`\nring floor for a dense step (${(RING_BYTES / 1e6).toFixed(1)} MB, 2 (n-1)/n of the model, through the busiest link): ` +
     Object.entries(floors).map(([k, v]) => `${k}: ${v === null ? '-' : `${v.toFixed(0)} ms`}`).join(', '));
   for (const c of collectives) console.log(`collectives, ${c.link} (${c.backend}): ${describeColl(c)}`);
   console.log(`results: ${path.relative(root, file)}`);

@@ -13,17 +13,25 @@ const cfg = JSON.parse(process.argv[2]);
 const SHAPES = { 'l1.weight': [2048, 3072], 'l1.bias': [3072], 'l2.weight': [2048, 3072], 'l2.bias': [3072], 'l3.weight': [2048, 3072],
   'l3.bias': [3072], 'l4.weight': [2048, 3072], 'l4.bias': [3072], 'norm.weight': [2048] };
 
-/** The collectives alone: a deterministic allreduce of the whole model and an allgatherv of a QSGD-sized payload, against memcpy in the same process. */
+/**
+ * The collectives alone: a deterministic allreduce of the whole model and an allgatherv of a
+ * QSGD-sized payload, on buffers from comm.alloc() (what the distributed optimizers use; shared
+ * memory on the local backend) and on plain arrays, against memcpy in the same process.
+ */
 async function collectives(comm) {
   const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
   const time = async (fn, reps) => { const ts = []; for (let i = 0; i <= reps; i++) { await comm.barrier(); const t0 = performance.now(); await fn(); if (i > 0) ts.push(performance.now() - t0); } return med(ts); };
-  const model = new Float32Array(25174016).fill(comm.rank + 1), payload = new Uint8Array(12837024).fill(comm.rank);
-  const into = new Uint8Array(payload.length * comm.size);
-  const allreduceMs = await time(() => comm.allreduce(model, 'sum', { deterministic: true }), 5);
-  const allgathervMs = await time(() => comm.allgatherv(payload, { into }), 5);
+  const n = 25174016, m = 12837024;
+  const model = comm.alloc(n).fill(comm.rank + 1), payload = comm.alloc(m, 'uint8').fill(comm.rank);
+  const plainModel = new Float32Array(n).fill(comm.rank + 1), plainPayload = new Uint8Array(m).fill(comm.rank);
+  const into = new Uint8Array(m * comm.size);
+  const allreduceMs = await time(() => comm.allreduce(model, 'sum', { deterministic: true }), 9);
+  const allgathervMs = await time(() => comm.allgatherv(payload, { into }), 9);
+  const allreducePlainMs = await time(() => comm.allreduce(plainModel, 'sum', { deterministic: true }), 9);
+  const allgathervPlainMs = await time(() => comm.allgatherv(plainPayload, { into }), 9);
   const src = Buffer.alloc(model.byteLength, 1), dst = Buffer.alloc(model.byteLength);
-  const memcpyMs = await time(() => { src.copy(dst); return Promise.resolve(); }, 5);
-  return { allreduceBytes: model.byteLength, allreduceMs, allgathervBytes: payload.length, allgathervMs, memcpyMs, ranks: comm.size, backend: comm.backend };
+  const memcpyMs = await time(() => { src.copy(dst); return Promise.resolve(); }, 9);
+  return { allreduceBytes: model.byteLength, allreduceMs, allreducePlainMs, allgathervBytes: m, allgathervMs, allgathervPlainMs, memcpyMs, ranks: comm.size, backend: comm.backend };
 }
 
 (async () => {

@@ -64,8 +64,10 @@ for (const [rate, l] of Object.entries(doc.links ?? {})) {
 }
 for (const c of doc.collectives ?? []) {
   const pct = (u) => (u === null || u === undefined ? '' : ` (${(100 * u).toFixed(0)}% of ${c.backend === 'mpi' ? 'what one TCP stream carries' : 'memcpy with every rank copying'})`);
-  lines.push(`- collectives, ${linkName(c.link)}: allreduce of ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${f0(c.allreduceMs)} ms${pct(c.allreduceUse)}, ` +
-    `allgatherv of ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${f0(c.allgathervMs)} ms${pct(c.allgathervUse)}.`);
+  const plain = (ms, u) => (ms === undefined ? '' : `; a plain array: ${f0(ms)} ms${pct(u)}`);
+  lines.push(`- collectives, ${linkName(c.link)}, on buffers from \`comm.alloc()\`: allreduce of ${(c.allreduceBytes / 1e6).toFixed(1)} MB ${f0(c.allreduceMs)} ms${pct(c.allreduceUse)}` +
+    `${plain(c.allreducePlainMs, c.allreducePlainUse)}; allgatherv of ${c.ranks} x ${(c.allgathervBytes / 1e6).toFixed(1)} MB ${f0(c.allgathervMs)} ms${pct(c.allgathervUse)}` +
+    `${plain(c.allgathervPlainMs, c.allgathervPlainUse)}.`);
 }
 if (doc.skipped) lines.push(`- ${doc.skipped}`);
 lines.push('');

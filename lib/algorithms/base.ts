@@ -96,7 +96,7 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
    */
   protected scratch(key: string, n = this.layout!.total): Float32Array {
     let b = this.#scratch.get(key);
-    if (!b || b.length !== n) this.#scratch.set(key, (b = new Float32Array(n)));
+    if (!b || b.length !== n) this.#scratch.set(key, (b = this.ex.alloc(n)));
     return b;
   }
 

@@ -36,6 +36,11 @@ export class Exchange {
 
   constructor(readonly comm: Communicator, readonly deterministic = true) {}
 
+  /** A zeroed buffer for collectives from the communicator (shared memory on the local backend: its allreduce then reads the peers in place). */
+  alloc(n: number): Float32Array {
+    return typeof this.comm.alloc === 'function' && this.size > 1 ? this.comm.alloc(n) : new Float32Array(n);
+  }
+
   get rank(): number { return this.comm.rank; }
   get size(): number { return this.comm.size; }
 

@@ -83,7 +83,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     if (this.#units) return this.#units;
     const L = this.layout!, units: Unit[] = [];
     let cur: number[] = [], bytes = 0;
-    const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: new Float32Array(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
+    const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: this.ex.alloc(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
     const model: number[] = [];
     const lockstep = this.compressor!.lockstep === true && this.o.lockstep !== false && this.o.scope !== 'model' && !this.o.workerMomentum;
     for (let i = L.names.length - 1; i >= 0; i--) {

@@ -1,13 +1,30 @@
 /** Collectives derived from the primitive ones, shared by every backend. */
 import { GradcompError, typeError } from '../native/errors';
-import type { Communicator, Numeric, ReduceOp } from './types';
+import type { Communicator, Numeric, NumericOf, NumericType, ReduceOp } from './types';
 
-export abstract class DerivedCollectives implements Pick<Communicator, 'gather' | 'scatter' | 'reduceScatter'> {
+const ALLOC_TYPES = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array } as const;
+
+/** alloc()'s checks: an integer length a typed array can hold, and one of the element types. Returns the constructor. */
+export function allocArgs(length: unknown, dtype: unknown): { length: number; Ctor: (typeof ALLOC_TYPES)[NumericType] } {
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 2 ** 32 - 1) throw typeError('length', 'an integer in [0, 2^32 - 1]', length);
+  if (dtype !== undefined && (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(ALLOC_TYPES, dtype))) {
+    throw typeError('dtype', Object.keys(ALLOC_TYPES).map((k) => `'${k}'`).join(', '), dtype);
+  }
+  return { length, Ctor: ALLOC_TYPES[(dtype ?? 'float32') as NumericType] };
+}
+
+export abstract class DerivedCollectives implements Pick<Communicator, 'gather' | 'scatter' | 'reduceScatter' | 'alloc'> {
   abstract readonly rank: number;
   abstract readonly size: number;
   abstract allreduce<T extends Float32Array | Float64Array>(buf: T, op?: ReduceOp): Promise<T>;
   abstract gatherv<T extends Numeric>(send: T, root: number): Promise<{ data: T; counts: number[] } | null>;
   abstract scatterv<T extends Numeric>(send: T | null, counts: number[], root: number): Promise<T>;
+
+  /** A plain zeroed array (the local backend overrides this with shared memory). */
+  alloc<D extends NumericType = 'float32'>(length: number, dtype?: D): NumericOf<D> {
+    const a = allocArgs(length, dtype);
+    return new a.Ctor(a.length) as NumericOf<D>;
+  }
 
   async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {
     const r = await this.gatherv(send, root);

@@ -6,6 +6,11 @@
  */
 export type Numeric = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
 export type ReduceOp = 'sum' | 'avg' | 'max';
+/** The element types collectives move, by name. */
+export type NumericType = 'float32' | 'float64' | 'int32' | 'uint32' | 'uint8';
+/** The array of a NumericType. */
+export type NumericOf<D extends NumericType> = D extends 'float64' ? Float64Array : D extends 'int32' ? Int32Array : D extends 'uint32' ? Uint32Array
+  : D extends 'uint8' ? Uint8Array : Float32Array;
 export interface AllreduceOptions { deterministic?: boolean }
 export interface AllgathervOptions<T> {
   /** A buffer to receive into when it has room (the result's data is then a view of its start): steady states allocate nothing. */
@@ -45,5 +50,13 @@ export interface Communicator {
   send(buf: Numeric, dest: number): Promise<void>;
   recv<T extends Numeric>(buf: T, src: number): Promise<T>;
   barrier(): Promise<void>;
+  /**
+   * A zeroed buffer for collectives (float32 by default). On the local backend it lives in memory
+   * every rank's thread can read (a SharedArrayBuffer), so an allreduce or allgatherv where every
+   * rank passes such a buffer reads the peers' data in place instead of copying it through the
+   * job's slots (about half the memory traffic); on MPI it is a plain array. The distributed
+   * optimizers allocate their large buffers here.
+   */
+  alloc<D extends NumericType = 'float32'>(length: number, dtype?: D): NumericOf<D>;
   close(): Promise<void>;
 }

@@ -22,6 +22,13 @@ describe('local backend', () => {
     expect(r.out.trim().split('\n').sort()).toEqual(Array.from({ length: n }, (_, i) => `ok ${i}/${n} local`));
   });
 
+  test.each([2, 3, 4])('allreduce and allgatherv of comm.alloc() buffers (read in place) against the ring-order oracle and the slot path, bit for bit, on %i ranks', async (n) => {
+    const r = await gradcompRun(['-n', String(n), fixture('shared.js')]);
+    expect(r.err).toBe('');
+    expect(r.out.trim().split('\n').sort()).toEqual(Array.from({ length: n }, (_, i) => `shared ok ${i}/${n}`));
+    expect(r.code).toBe(0);
+  });
+
   test('sizes up to 10^6 through small slots (many chunks per collective)', async () => {
     const lines: string[] = [];
     const res = await runLocal(fixture('collectives.js'), 3, ['[1000000, 3]'], { slotBytes: 1 << 16, log: (l) => lines.push(l) });
