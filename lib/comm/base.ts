@@ -2,15 +2,16 @@
 import { GradcompError, typeError } from '../native/errors';
 import type { Communicator, Numeric, NumericOf, NumericType, ReduceOp } from './types';
 
-const ALLOC_TYPES = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array } as const;
+/** The array constructor of each element type. */
+export const NUMERIC_CTORS = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array } as const;
 
 /** alloc()'s checks: an integer length a typed array can hold, and one of the element types. Returns the constructor. */
-export function allocArgs(length: unknown, dtype: unknown): { length: number; Ctor: (typeof ALLOC_TYPES)[NumericType] } {
+export function allocArgs(length: unknown, dtype: unknown): { length: number; Ctor: (typeof NUMERIC_CTORS)[NumericType] } {
   if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 2 ** 32 - 1) throw typeError('length', 'an integer in [0, 2^32 - 1]', length);
-  if (dtype !== undefined && (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(ALLOC_TYPES, dtype))) {
-    throw typeError('dtype', Object.keys(ALLOC_TYPES).map((k) => `'${k}'`).join(', '), dtype);
+  if (dtype !== undefined && (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(NUMERIC_CTORS, dtype))) {
+    throw typeError('dtype', Object.keys(NUMERIC_CTORS).map((k) => `'${k}'`).join(', '), dtype);
   }
-  return { length, Ctor: ALLOC_TYPES[(dtype ?? 'float32') as NumericType] };
+  return { length, Ctor: NUMERIC_CTORS[(dtype ?? 'float32') as NumericType] };
 }
 
 export abstract class DerivedCollectives implements Pick<Communicator, 'gather' | 'scatter' | 'reduceScatter' | 'alloc'> {

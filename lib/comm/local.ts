@@ -1,38 +1,26 @@
 /**
  * The `local` backend: N ranks as worker_threads of one process, collectives through
- * SharedArrayBuffer slots (local-sync.ts synchronizes them). Each rank copies its data into its
- * own slot, waits at a barrier, then reads what it needs; copies run natively across the thread
- * pool, and callers may pass a reusable receive buffer (allgatherv's `into`) so a steady state
- * allocates nothing. Messages larger than a slot move in chunks.
+ * SharedArrayBuffer slots (local-sync.ts synchronizes them): each rank copies its data into its
+ * slot, waits at a barrier, then reads what it needs, in slot-sized chunks. Buffers from alloc()
+ * skip the slots (local-shared.ts). A reusable receive buffer (allgatherv's `into`) means a
+ * steady state allocates nothing.
  */
 import { GradcompError, typeError } from '../native/errors';
-import { copyInto, reduceMany, vecAdd } from '../ops/kernels';
+import { copyInto, reduceMany } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
-import { allocArgs, DerivedCollectives } from './base';
+import { allocArgs, DerivedCollectives, NUMERIC_CTORS } from './base';
+import { bytesOf, prefixes, SHARED_MIN, SharedBuffers, sum } from './local-shared';
 import { JobSync } from './local-sync';
 import { LocalJob } from './shared';
 import type { AllgathervOptions, AllreduceOptions, Communicator, Numeric, NumericOf, NumericType, ReduceOp } from './types';
 
 const OPS = { allreduce: 1, allgather: 2, allgatherv: 3, broadcast: 4, gatherv: 5, scatterv: 6, barrier: 7, shared: 8 } as const;
-/** Allreduces from this many elements take the shared-buffer path when every rank passes a buffer from alloc(). */
-const SHARED_MIN = 1 << 14;
-/** Elements summed per block (256 KiB: the block being summed stays in cache while each peer's is added). */
-const SHARED_BLOCK = 1 << 16;
-const CTORS = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array, uint8: Uint8Array };
 const CODES = ['float32', 'float64', 'int32', 'uint32', 'uint8'] as const;
 
-function bytesOf(a: Numeric, offset = 0, length = a.length): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset + offset * a.BYTES_PER_ELEMENT, length * a.BYTES_PER_ELEMENT);
-}
-function like<T extends Numeric>(a: T, length: number): T {
-  return new (a.constructor as new (n: number) => T)(length);
-}
-function viewOf<T extends Numeric>(a: T, buf: SharedArrayBuffer, byteOffset: number, length: number): T {
-  return new (a.constructor as new (b: SharedArrayBuffer, o: number, n: number) => T)(buf, byteOffset, length);
-}
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const prefixes = (counts: number[]) => counts.map((_, r) => sum(counts.slice(0, r)));
+const like = <T extends Numeric>(a: T, length: number): T => new (a.constructor as new (n: number) => T)(length);
+const viewOf = <T extends Numeric>(a: T, buf: SharedArrayBuffer, byteOffset: number, length: number): T =>
+  new (a.constructor as new (b: SharedArrayBuffer, o: number, n: number) => T)(buf, byteOffset, length);
 
 /** `into` when it is a buffer of send's type with room for n elements (a view of its start), else a new array. */
 export function receiveBuffer<T extends Numeric>(send: T, n: number, into: unknown): T {
@@ -52,34 +40,22 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
   readonly #job: LocalJob;
   readonly #inbox = new Map<number, Uint8Array[]>();
   readonly #waiting = new Map<number, () => void>();
-  // Shared buffers (alloc): this rank's, by id; the peers' (posted to this rank at their alloc), by "rank:id".
-  readonly #mine = new WeakMap<SharedArrayBuffer, number>();
-  readonly #theirs = new Map<string, SharedArrayBuffer>();
-  #nextId = 1;
-  #arrived: (() => void)[] = [];
-  // A buffer of this rank that is collected: the peers drop their handles to it.
-  readonly #collected = new FinalizationRegistry<number>((id) => {
-    for (const p of this.#job.outPorts) { try { p?.postMessage({ gradcompSharedGone: id }); } catch { /* closed */ } }
-  });
+  readonly #shared: SharedBuffers;
 
   constructor(job: LocalJob, reason: string) {
     super();
     this.#job = job;
     this.#s = new JobSync(job);
+    this.#shared = new SharedBuffers(job, this.#s);
     this.rank = job.rank;
     this.size = job.size;
     this.reason = reason;
     job.ports.forEach((port, src) => {
       if (!port) return;
-      port.on('message', (msg: Uint8Array | { gradcompShared?: number; sab?: SharedArrayBuffer; gradcompSharedGone?: number }) => {
-        if (!ArrayBuffer.isView(msg)) {
-          if (msg?.gradcompShared !== undefined && msg.sab instanceof SharedArrayBuffer) this.#theirs.set(`${src}:${msg.gradcompShared}`, msg.sab);
-          else if (msg?.gradcompSharedGone !== undefined) this.#theirs.delete(`${src}:${msg.gradcompSharedGone}`);
-          for (const wake of this.#arrived.splice(0)) wake();
-          return;
-        }
+      port.on('message', (msg: unknown) => {
+        if (this.#shared.onMessage(src, msg)) return;
         const q = this.#inbox.get(src) ?? [];
-        q.push(msg);
+        q.push(msg as Uint8Array);
         this.#inbox.set(src, q);
         this.#waiting.get(src)?.();
       });
@@ -106,9 +82,9 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
       await s.agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
       if (op !== 'max' && buf instanceof Float32Array && buf.length >= SHARED_MIN && this.size > 1) {
         // Buffers from alloc() on every rank: reduce in place, reading the peers' buffers (no slots).
-        const ids = await s.agree(OPS.shared, this.#sharedId(buf), false);
+        const ids = await s.agree(OPS.shared, this.#shared.idOf(buf), false);
         if (ids.every((id) => id > 0)) {
-          await this.#allreduceShared(buf, ids);
+          await this.#shared.allreduce(buf, ids);
           if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
           return buf;
         }
@@ -140,80 +116,12 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
   }
 
   /**
-   * A zeroed Float32Array or Float64Array in shared memory: its SharedArrayBuffer is posted to every
-   * other rank now, so that an allreduce where every rank passes such a buffer (whole, from its
-   * start) reads the peers' data in place. Dropped buffers are released on every rank.
+   * A zeroed array in shared memory (lib/comm/local-shared.ts): an allreduce or allgatherv where
+   * every rank passes such a buffer (whole, from its start) reads the peers' data in place.
    */
   override alloc<D extends NumericType = 'float32'>(length: number, dtype?: D): NumericOf<D> {
     const a = allocArgs(length, dtype);
-    const ports = this.#job.outPorts.filter((p) => p !== undefined);
-    if (ports.length === 0) return super.alloc(length, dtype); // a lent communicator (no ports) or one rank: nothing to share with
-    let sab: SharedArrayBuffer;
-    try { sab = new SharedArrayBuffer(a.length * a.Ctor.BYTES_PER_ELEMENT); } catch {
-      throw new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `rank ${this.rank}: no memory for a shared buffer of ${a.length * a.Ctor.BYTES_PER_ELEMENT} bytes`, 'length');
-    }
-    const id = this.#nextId++;
-    this.#mine.set(sab, id);
-    for (const p of ports) p.postMessage({ gradcompShared: id, sab });
-    this.#collected.register(sab, id);
-    return new (a.Ctor as unknown as new (b: SharedArrayBuffer) => Numeric)(sab) as NumericOf<D>;
-  }
-
-  /** The id this rank posts for a collective on buf: its shared buffer's, when buf is one from its start (and every peer can be reached); else 0. */
-  #sharedId(buf: Numeric): number {
-    if (!(buf.buffer instanceof SharedArrayBuffer) || buf.byteOffset !== 0 || this.#job.ports.every((p) => p === undefined)) return 0;
-    return this.#mine.get(buf.buffer) ?? 0;
-  }
-
-  /** Rank r's shared buffer `id` (posted at its alloc; waits for the message if it is still on its way). */
-  async #peerBuffer(r: number, id: number): Promise<SharedArrayBuffer> {
-    const deadline = Date.now() + this.#s.timeout;
-    for (;;) {
-      const sab = this.#theirs.get(`${r}:${id}`);
-      if (sab) return sab;
-      this.#s.checkAbort();
-      if (Date.now() > deadline) this.#s.abort(new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', `rank ${this.rank}: rank ${r}'s shared buffer ${id} never arrived`));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 100);
-        this.#arrived.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
-  }
-
-  /**
-   * The allreduce of shared buffers, in the ring order of the slot path (segment j summed as
-   * ((x_j + x_{j+1}) + ...) + x_{j-1}), so the bits are the same: each rank sums its own segment in
-   * place from the peers' buffers, a cache-sized block at a time, then copies the other segments
-   * from their owners. Each rank writes only its own buffer.
-   */
-  async #allreduceShared(buf: Float32Array, ids: number[]): Promise<void> {
-    const s = this.#s, n = buf.length, size = this.size, me = this.rank;
-    const xs: Float32Array[] = [];
-    for (let r = 0; r < size; r++) xs.push(r === me ? buf : new Float32Array(await this.#peerBuffer(r, ids[r]), 0, n));
-    const seg = (j: number) => Math.floor((j * n) / size);
-    await s.barrier(); // every rank has its peers' buffers, and every input is in place
-    for (let a = seg(me); a < seg(me + 1); a += SHARED_BLOCK) {
-      const b = Math.min(seg(me + 1), a + SHARED_BLOCK), dst = buf.subarray(a, b);
-      for (let k = 1; k < size; k++) vecAdd(dst, dst, xs[(me + k) % size].subarray(a, b));
-    }
-    await s.barrier(); // every segment is summed
-    for (let r = 0; r < size; r++) if (r !== me) copyInto(buf.subarray(seg(r), seg(r + 1)), xs[r].subarray(seg(r), seg(r + 1)));
-    await s.barrier(); // nobody reads this rank's segment any more: the caller may change buf
-  }
-
-  /** allgatherv of shared sends: every rank copies each block from its owner's buffer into out. */
-  async #gatherShared<T extends Numeric>(send: T, counts: number[], ids: number[], out: T): Promise<void> {
-    const s = this.#s, prefix = prefixes(counts), bpe = send.BYTES_PER_ELEMENT;
-    const blocks: Uint8Array[] = [];
-    for (let r = 0; r < this.size; r++) {
-      blocks.push(r === this.rank ? bytesOf(send) : new Uint8Array(await this.#peerBuffer(r, ids[r]), 0, counts[r] * bpe));
-    }
-    await s.barrier(); // every rank has its peers' buffers, and every send is in place
-    for (let k = 0; k < this.size; k++) {
-      const r = (this.rank + k) % this.size; // start from a different owner on each rank
-      if (counts[r] > 0) copyInto(bytesOf(out, prefix[r], counts[r]), blocks[r]);
-    }
-    await s.barrier(); // nobody reads this rank's send any more
+    return (this.#shared.alloc(a.length, a.Ctor) ?? super.alloc(length, dtype)) as NumericOf<D>;
   }
 
   allgather<T extends Numeric>(send: T, recv?: T): Promise<T> {
@@ -237,9 +145,9 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
       const out = receiveBuffer(send, sum(counts), options?.into);
       if (sum(counts) * send.BYTES_PER_ELEMENT >= 4 * SHARED_MIN && this.size > 1) {
         // Sends from alloc() on every rank: copy each block straight from its owner's buffer (no slots).
-        const ids = await s.agree(OPS.shared, this.#sharedId(send), false);
+        const ids = await s.agree(OPS.shared, this.#shared.idOf(send), false);
         if (ids.every((id) => id > 0)) {
-          await this.#gatherShared(send, counts, ids, out);
+          await this.#shared.allgatherv(send, counts, ids, out);
           return { data: out, counts };
         }
       }
@@ -308,7 +216,7 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
       }
       // Every rank needs the dtype: the root announces it in the agreement word.
       const posted = await s.agree(OPS.scatterv, this.rank === rt ? CODES.indexOf(dtypeOf(send)!) : -1, false);
-      const out = new CTORS[CODES[posted[rt]]](counts[this.rank]) as unknown as T;
+      const out = new NUMERIC_CTORS[CODES[posted[rt]]](counts[this.rank]) as unknown as T;
       const bpe = out.BYTES_PER_ELEMENT, L = Math.floor(s.slot / bpe), max = Math.max(0, ...counts), prefix = prefixes(counts);
       for (let off = 0; off < max; off += L) {
         if (this.rank === rt) {
