@@ -49,6 +49,8 @@ const runs = [
   R('mlp, 10 epochs', '10 epochs: sync dense (baseline)', ['--algo', 'sync', '--epochs', '10'], true),
   R('mlp, 10 epochs', '10 epochs: ef-sgd, top-k 1%, momentum before compression', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--momentum-before', 'true', '--epochs', '10'], true),
   R('mlp, 10 epochs', '10 epochs: sync + DGC 1%, every layer compressed', ['--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01', '--keep-dense', 'none', '--epochs', '10'], true),
+  R('mlp, 10 epochs', '10 epochs: DoubleSqueeze (scaled sign, blocks of 256, sharded server)',
+    ['--algo', 'double-squeeze', '--compressor', 'efsign', '--bucket', '256', '--server', 'sharded', '--epochs', '10'], true),
   R('cnn', 'CNN: sync dense (baseline)', ['--model', 'cnn', '--algo', 'sync'], true),
   R('cnn', 'CNN: ef-sgd, top-k 1%', ['--model', 'cnn', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01'], true),
   R('cnn', 'CNN: sync + DGC 1%', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01']),
