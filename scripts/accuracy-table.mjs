@@ -45,6 +45,7 @@ const runs = [
   R('mlp non-IID', 'non-IID: Local SGD, H = 8', ['--algo', 'local', '--period', '8', '--non-iid', '--momentum', '0'], true),
   R('mlp non-IID', 'non-IID: VRL-SGD, H = 8', ['--algo', 'vrl', '--period', '8', '--non-iid', '--momentum', '0'], true),
   R('mlp non-IID', 'non-IID: STL-SGD, k1 = 4', ['--algo', 'stl', '--period', '4', '--non-iid', '--momentum', '0']),
+  R('mlp non-IID', "non-IID: Local SGD, H = 4, on STL-SGD's lr schedule", ['--algo', 'stl', '--period', '4', '--growth', 'fixed', '--non-iid', '--momentum', '0']),
   // Longer runs: the gap of the sparsifiers closes with training time.
   R('mlp, 10 epochs', '10 epochs: sync dense (baseline)', ['--algo', 'sync', '--epochs', '10'], true),
   R('mlp, 10 epochs', '10 epochs: ef-sgd, top-k 1%, momentum before compression', ['--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--momentum-before', 'true', '--epochs', '10'], true),
@@ -56,6 +57,9 @@ const runs = [
   R('cnn', 'CNN: sync + DGC 1%', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'dgc', '--ratio', '0.01']),
   R('cnn', 'CNN: PowerSGD rank 4', ['--model', 'cnn', '--algo', 'powersgd', '--rank', '4'], true),
   R('cnn', 'CNN: sync + QSGD 4-bit', ['--model', 'cnn', '--algo', 'sync', '--compressor', 'qsgd', '--levels', '7'], true),
+  R('cnn, 10 epochs', 'CNN, 10 epochs: sync dense (baseline)', ['--model', 'cnn', '--algo', 'sync', '--epochs', '10'], true),
+  R('cnn, 10 epochs', 'CNN, 10 epochs: ef-sgd, top-k 1%, momentum before compression',
+    ['--model', 'cnn', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', '--momentum-before', 'true', '--epochs', '10'], true),
 ].filter((r) => !values.only || r.name.includes(values.only));
 
 // --render: one or more saved runs (a full run and, say, an --only run of more rows), rows in order.

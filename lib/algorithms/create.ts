@@ -58,7 +58,7 @@ export interface DistributedOptions {
   period?: number;
   /** stl: first stage length, growth rule and lr decay per stage. */
   stageSteps?: number;
-  growth?: 'iid' | 'non-iid';
+  growth?: 'iid' | 'non-iid' | 'fixed';
   lrDecay?: number;
   /** Shapes of Float32Array parameters (Tensors carry theirs): PowerSGD compresses only matrices. */
   shapes?: Record<string, readonly number[]>;
@@ -128,7 +128,9 @@ function validate(options: DistributedOptions): Record<string, unknown> {
   int(o, 'stageSteps', 1);
   if (options.scope !== undefined && options.scope !== 'tensor' && options.scope !== 'model') throw typeError('options.scope', "'tensor' or 'model'", options.scope);
   if (options.server !== undefined && options.server !== 'root' && options.server !== 'sharded') throw typeError('options.server', "'root' or 'sharded'", options.server);
-  if (options.growth !== undefined && options.growth !== 'iid' && options.growth !== 'non-iid') throw typeError('options.growth', "'iid' or 'non-iid'", options.growth);
+  if (options.growth !== undefined && options.growth !== 'iid' && options.growth !== 'non-iid' && options.growth !== 'fixed') {
+    throw typeError('options.growth', "'iid', 'non-iid' or 'fixed'", options.growth);
+  }
   if (options.lrDecay !== undefined && (typeof options.lrDecay !== 'number' || !(options.lrDecay > 0 && options.lrDecay <= 1))) throw typeError('options.lrDecay', 'a number in (0, 1]', options.lrDecay);
   if (options.shapes !== undefined) {
     if (options.shapes === null || typeof options.shapes !== 'object') throw typeError('options.shapes', 'an object of shapes by parameter name', options.shapes);

@@ -22,8 +22,11 @@ export interface PeriodicOptions extends BaseOptions {
   period?: number;
   /** STL-SGD: steps of the first stage (default 100). */
   stageSteps?: number;
-  /** STL-SGD: 'iid' doubles the period per stage, 'non-iid' multiplies it by sqrt 2 (default 'iid'). */
-  growth?: 'iid' | 'non-iid';
+  /**
+   * STL-SGD: 'iid' doubles the period per stage, 'non-iid' multiplies it by sqrt 2 (default 'iid');
+   * 'fixed' keeps it: Local SGD on STL-SGD's stagewise learning rate, the baseline of its claim.
+   */
+  growth?: 'iid' | 'non-iid' | 'fixed';
   /** STL-SGD: learning-rate factor per stage (default 0.5). */
   lrDecay?: number;
 }
@@ -31,12 +34,12 @@ export interface PeriodicOptions extends BaseOptions {
 export interface Stage { stage: number; start: number; steps: number; period: number; lrScale: number }
 
 /** STL-SGD's schedule: the stage holding step t. */
-export function stlStage(t: number, period: number, stageSteps: number, growth: 'iid' | 'non-iid', lrDecay: number): Stage {
+export function stlStage(t: number, period: number, stageSteps: number, growth: 'iid' | 'non-iid' | 'fixed', lrDecay: number): Stage {
   let start = 0;
   for (let s = 0; ; s++) {
     const steps = stageSteps * 2 ** s;
     if (t < start + steps) {
-      const k = Math.min(steps, Math.max(1, Math.round(period * (growth === 'iid' ? 2 : Math.SQRT2) ** s)));
+      const k = Math.min(steps, Math.max(1, Math.round(period * (growth === 'iid' ? 2 : growth === 'fixed' ? 1 : Math.SQRT2) ** s)));
       return { stage: s, start, steps, period: k, lrScale: lrDecay ** s };
     }
     start += steps;

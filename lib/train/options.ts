@@ -14,6 +14,8 @@ export interface TrainOptions {
   levels?: number;
   period?: number;
   stageSteps?: number;
+  /** STL-SGD's period growth (default: 'non-iid' with --non-iid, else 'iid'). */
+  growth?: 'iid' | 'non-iid' | 'fixed';
   server?: 'root' | 'sharded';
   workers: number;
   steps: number;
@@ -78,6 +80,7 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --rank R           PowerSGD rank (default 2)      --levels S   QSGD levels (default 15)
   --period H         averaging period (Local SGD family, LIEC-SGD's tau)
   --stage-steps T    STL-SGD's first stage length   --server root|sharded   (DoubleSqueeze, LIEC-SGD)
+  --growth iid|non-iid|fixed   STL-SGD's period per stage: x2, x sqrt 2 (default with --non-iid), or kept
   --workers N        workers (default 4)            --steps N    steps (default 600)
   --lr LR            learning rate (default 0.1)    --momentum M  (default 0)   --optimizer sgd|novograd
   --model softmax|mlp|cnn (default mlp; cnn needs images)   --batch B (per worker, default 32; 64 on images)
@@ -169,6 +172,10 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       const v = value();
       if (v !== 'true' && v !== 'false') throw bad(flag, "'true' or 'false'", v);
       o.momentumBefore = v === 'true';
+    } else if (flag === '--growth') {
+      const v = value();
+      if (v !== 'iid' && v !== 'non-iid' && v !== 'fixed') throw bad(flag, "'iid', 'non-iid' or 'fixed'", v);
+      o.growth = v;
     } else if (flag === '--scope') {
       const v = value();
       if (v !== 'tensor' && v !== 'model') throw bad(flag, "'tensor' or 'model'", v);
@@ -233,7 +240,7 @@ export function distributedOptions(o: TrainOptions, comm: Communicator): Distrib
     ...(o.server !== undefined ? { server: o.server } : {}),
     ...(o.scope !== undefined ? { scope: o.scope } : {}),
     ...(o.momentumBefore !== undefined ? { momentumBeforeCompression: o.momentumBefore } : {}),
-    ...(o.algo === 'stl' ? { growth: o.nonIid ? 'non-iid' as const : 'iid' as const } : {}),
+    ...(o.algo === 'stl' ? { growth: o.growth ?? (o.nonIid ? 'non-iid' as const : 'iid' as const) } : {}),
   };
 }
 

@@ -141,7 +141,7 @@ describe('state rules', () => {
 });
 
 describe('STL-SGD schedule (specs/algorithms.md §2.2)', () => {
-  const rounds = (growth: 'iid' | 'non-iid', stages: number) => {
+  const rounds = (growth: 'iid' | 'non-iid' | 'fixed', stages: number) => {
     const out: number[] = [];
     let t = 0;
     for (let s = 0; s < stages; s++) {
@@ -158,6 +158,10 @@ describe('STL-SGD schedule (specs/algorithms.md §2.2)', () => {
   test('IID: the period doubles with the stage length, so rounds per stage stay constant', () => {
     // 250 / 4 = 62.5: 62 periodic syncs plus the stage-end sync.
     expect(rounds('iid', 5)).toEqual([63, 63, 63, 63, 63]);
+  });
+  test('fixed: the period stays (Local SGD on the stagewise lr), so rounds double with the stage length', () => {
+    expect(rounds('fixed', 4)).toEqual([63, 125, 250, 500]);
+    expect(stlStage(250 + 500 + 1000, 4, 250, 'fixed', 0.5)).toMatchObject({ stage: 3, period: 4, lrScale: 0.125 });
   });
   test('non-IID: the period grows by sqrt 2, so rounds grow by about sqrt 2 per stage', () => {
     const r = rounds('non-iid', 5);

@@ -27,7 +27,7 @@ describe('gradcomp train: every algorithm against synchronous SGD', () => {
     ['sync', ['--compressor', 'qsgd', '--levels', '15'], 0.005], ['sync', ['--compressor', 'fp16'], 0.005],
     ['double-squeeze', [], 0.005], ['double-squeeze', ['--server', 'sharded'], 0.005],
     ['liec', [], 0.005], ['liec', ['--server', 'sharded', '--period', '8'], 0.005],
-    ['local', ['--period', '8'], 0.005], ['stl', ['--period', '2', '--stage-steps', '150'], 0.005],
+    ['local', ['--period', '8'], 0.005], ['stl', ['--period', '2', '--stage-steps', '150'], 0.005], ['stl', ['--period', '2', '--stage-steps', '150', '--growth', 'fixed'], 0.005],
     ['vrl', ['--period', '8'], 0.005], ['cocod', ['--period', '8'], 0.005],
   ];
   test.each(cases)('%s %j trains to within its tolerance of sync', async (algo, extra, tol) => {
@@ -94,7 +94,7 @@ test('--json has the documented fields', async () => {
 });
 
 test.each([
-  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'first'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/],
+  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'first'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/], [['--growth', 'fast'], /--growth/],
   [['--algo', 'local', '--compressor', 'topk'], /--compressor: local averages dense models/],
   [['--algo', 'signsgd', '--compressor', 'topk'], /--compressor: Expected a compressor of type signum/],
 ])('bad flags %j fail with a message naming the flag', async (args, re) => {
