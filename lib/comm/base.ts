@@ -24,7 +24,9 @@ export abstract class DerivedCollectives implements Pick<Communicator, 'gather' 
   /** A plain zeroed array (the local backend overrides this with shared memory). */
   alloc<D extends NumericType = 'float32'>(length: number, dtype?: D): NumericOf<D> {
     const a = allocArgs(length, dtype);
-    return new a.Ctor(a.length) as NumericOf<D>;
+    try { return new a.Ctor(a.length) as NumericOf<D>; } catch {
+      throw new GradcompError('ERR_GRADCOMP_OUT_OF_MEMORY', `no memory for a buffer of ${a.length * a.Ctor.BYTES_PER_ELEMENT} bytes`, 'length');
+    }
   }
 
   async gather<T extends Numeric>(send: T, root: number): Promise<T | null> {

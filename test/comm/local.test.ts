@@ -53,6 +53,12 @@ describe('local backend', () => {
     await expect(comm.allreduce(new Float32Array(2), 'min' as never)).rejects.toMatchObject({ param: 'op' });
     await expect(comm.broadcast(new Float32Array(2), 3)).rejects.toMatchObject({ param: 'root' });
     await expect(comm.scatterv(new Float32Array(2), [1], 0)).rejects.toMatchObject({ param: 'send' });
+    // alloc on one rank: a plain zeroed array; bad lengths and types are coded errors.
+    const a = comm.alloc(3), u = comm.alloc(5, 'uint8');
+    expect([a instanceof Float32Array, a.length, Array.from(a), u instanceof Uint8Array, u.length]).toEqual([true, 3, [0, 0, 0], true, 5]);
+    for (const [args, param] of [[[-1], 'length'], [[2 ** 40], 'length'], [[NaN], 'length'], [[4, 'int16'], 'dtype']] as const) {
+      expect(() => (comm.alloc as (...x: unknown[]) => unknown)(...args)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param }));
+    }
     const saved = process.env.GRADCOMP_MPI_BINDING;
     process.env.GRADCOMP_MPI_BINDING = '/nonexistent/gradcomp_mpi.node'; // as on a machine without MPI
     try {
