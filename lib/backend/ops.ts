@@ -8,6 +8,10 @@ import { any, bool, buf, defineOp, int, len, num, optBuf, out } from './op';
 
 const U32 = 0xffffffff;
 const finite = (v: number) => Number.isFinite(v);
+const rate = (param: string, def?: number) => num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', def, param);
+/** SGD's hyperparameters (sgdStep and the fused PowerSGD update take the same). */
+const sgdSchema = () => ({ lr: rate('lr'), momentum: rate('momentum', 0), dampening: rate('dampening', 0), weightDecay: rate('weightDecay', 0),
+  gradScale: num(finite, 'a finite number', 1), nesterov: bool(false), first: bool(false) });
 const sameLength = (pa: string, a: unknown, pb: string, b: unknown) => {
   if (b !== null && len(a) !== len(b)) {
     throw new GradcompRangeError(pa, `Expected ${pa} to have the length of ${pb} (${len(b)}) but received length ${len(a)}`);
@@ -113,11 +117,7 @@ export const powerSgdReconstruct = defineOp('powerSgdReconstruct', {
  */
 export const powerSgdReconstructSgd = defineOp('powerSgdReconstructSgd', {
   p: buf('float32', 'r'), q: buf('float32', 'r'), rows: int(0, U32), cols: int(0, U32), rank: int(1, 1024), residual: optBuf('float32', 'rw'),
-  w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), lr: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', undefined, 'lr'),
-  momentum: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'momentum'),
-  dampening: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'dampening'),
-  weightDecay: num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', 0, 'weightDecay'),
-  gradScale: num(Number.isFinite, 'a finite number', 1), nesterov: bool(false), first: bool(false),
+  w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), ...sgdSchema(),
 }, {
   check: (a) => {
     const r = a.rows as number, c = a.cols as number, k = a.rank as number;
@@ -263,10 +263,8 @@ export const dgcAccumulate = defineOp('dgcAccumulate', {
 
 // ---- optimizers -------------------------------------------------------------------------------
 
-const rate = (param: string, def?: number) => num((v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0', def, param);
 export const sgdStep = defineOp('sgdStep', {
-  w: buf('float32', 'rw'), g: buf('float32', 'r'), buf: optBuf('float32', 'rw'), lr: rate('lr'), momentum: rate('momentum', 0),
-  dampening: rate('dampening', 0), weightDecay: rate('weightDecay', 0), gradScale: num(finite, 'a finite number', 1), nesterov: bool(false), first: bool(false),
+  w: buf('float32', 'rw'), g: buf('float32', 'r'), buf: optBuf('float32', 'rw'), ...sgdSchema(),
 }, {
   check: (a) => {
     sameLength('g', a.g, 'w', a.w);

@@ -80,39 +80,39 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
       buf = numericArg(buf, 'buf', true) as typeof buf;
       if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
       await s.agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
-      if (op !== 'max' && buf instanceof Float32Array && buf.length >= SHARED_MIN && this.size > 1) {
-        // Buffers from alloc() on every rank: reduce in place, reading the peers' buffers (no slots).
-        const ids = await s.agree(OPS.shared, this.#shared.idOf(buf), false);
-        if (ids.every((id) => id > 0)) {
-          await this.#shared.allreduce(buf, ids);
-          if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
-          return buf;
-        }
-      }
-      const bpe = buf.BYTES_PER_ELEMENT, n = buf.length, size = this.size;
-      const L = Math.floor(s.slot / bpe), segStart = (j: number) => Math.floor((j * n) / size);
-      const whole = bpe === 8 ? new Float64Array(s.data) : new Float32Array(s.data), offsets = new Uint32Array(size);
-      for (let off = 0; off < n; off += L) {
-        const len = Math.min(L, n - off);
-        copyInto(s.slotBytes(this.rank, 0, len * bpe), bytesOf(buf, off, len));
-        await s.barrier();
-        const s0 = Math.floor((len * this.rank) / size), s1 = Math.floor((len * (this.rank + 1)) / size);
-        // Split this rank's share of the chunk at the global segment boundaries: each piece folds from its segment's rank.
-        for (let a = off + s0; a < off + s1;) {
-          let j = Math.min(size - 1, Math.floor((a * size) / n));
-          while (j + 1 < size && segStart(j + 1) <= a) j++;
-          while (j > 0 && segStart(j) > a) j--;
-          const b = Math.min(off + s1, segStart(j + 1));
-          for (let k = 0; k < size; k++) offsets[k] = ((j + k) % size) * L + (a - off);
-          reduceMany(viewOf(buf, s.data, size * s.slot + (a - off) * bpe, b - a), whole, offsets, op === 'max' ? 1 : 0);
-          a = b;
-        }
-        await s.barrier();
-        copyInto(bytesOf(buf, off, len), s.slotBytes(size, 0, len * bpe));
-      }
-      if (op === 'avg') for (let i = 0; i < n; i++) buf[i] /= size;
+      // Buffers from alloc() on every rank: reduce in place, reading the peers' buffers (no slots).
+      const ids = op !== 'max' && buf instanceof Float32Array && buf.length >= SHARED_MIN && this.size > 1
+        ? await s.agree(OPS.shared, this.#shared.idOf(buf), false) : [0];
+      if (ids.every((id) => id > 0)) await this.#shared.allreduce(buf as Float32Array, ids);
+      else await this.#allreduceSlots(buf, op);
+      if (op === 'avg') for (let i = 0; i < buf.length; i++) buf[i] /= this.size;
       return buf;
     });
+  }
+
+  /** The slot path: each rank posts its chunk, reduces its share of it, and copies the result back. */
+  async #allreduceSlots(buf: Float32Array | Float64Array, op: ReduceOp): Promise<void> {
+    const s = this.#s, bpe = buf.BYTES_PER_ELEMENT, n = buf.length, size = this.size;
+    const L = Math.floor(s.slot / bpe), segStart = (j: number) => Math.floor((j * n) / size);
+    const whole = bpe === 8 ? new Float64Array(s.data) : new Float32Array(s.data), offsets = new Uint32Array(size);
+    for (let off = 0; off < n; off += L) {
+      const len = Math.min(L, n - off);
+      copyInto(s.slotBytes(this.rank, 0, len * bpe), bytesOf(buf, off, len));
+      await s.barrier();
+      const s0 = Math.floor((len * this.rank) / size), s1 = Math.floor((len * (this.rank + 1)) / size);
+      // Split this rank's share of the chunk at the global segment boundaries: each piece folds from its segment's rank.
+      for (let a = off + s0; a < off + s1;) {
+        let j = Math.min(size - 1, Math.floor((a * size) / n));
+        while (j + 1 < size && segStart(j + 1) <= a) j++;
+        while (j > 0 && segStart(j) > a) j--;
+        const b = Math.min(off + s1, segStart(j + 1));
+        for (let k = 0; k < size; k++) offsets[k] = ((j + k) % size) * L + (a - off);
+        reduceMany(viewOf(buf, s.data, size * s.slot + (a - off) * bpe, b - a), whole, offsets, op === 'max' ? 1 : 0);
+        a = b;
+      }
+      await s.barrier();
+      copyInto(bytesOf(buf, off, len), s.slotBytes(size, 0, len * bpe));
+    }
   }
 
   /**

@@ -12,14 +12,9 @@ GC_JS(JS_sgdStep) {
   GC_SPAN(float, 0, w);
   GC_SPAN(float, 1, g);
   GC_SPAN(float, 2, buf, true);
-  GC_F64(3, lr);
-  GC_F64(4, mu);
-  GC_F64(5, damp);
-  GC_F64(6, wd);
-  GC_F64(7, gs);
-  GC_CHECK(w.len == g.len && (mu == 0.0 || (buf.present && buf.len == w.len)), "sgdStep lengths disagree");
-  gradcomp::SgdParams p{static_cast<float>(lr), static_cast<float>(mu), static_cast<float>(damp), static_cast<float>(wd),
-                        static_cast<float>(gs), gcnapi::Bool(a, 8), gcnapi::Bool(a, 9)};
+  gradcomp::SgdParams p;
+  if (!SgdArgs(a, 3, &p)) return nullptr;
+  GC_CHECK(w.len == g.len && (p.momentum == 0.0f || (buf.present && buf.len == w.len)), "sgdStep lengths disagree");
   float* bp = buf.present ? buf.data : nullptr;
   return gcnapi::Dispatch(a, gcnapi::Bool(a, 10), "sgdStep", [w, g, bp, p] { return gradcomp::sgd_step(w.data, g.data, bp, w.len, p); },
                           {a.argv[0], a.argv[1], a.argv[2]});
@@ -53,6 +48,17 @@ GC_JS(JS_novogradStep) {
 }
 
 }  // namespace
+
+bool SgdArgs(gcnapi::Args& a, size_t i, gradcomp::SgdParams* p) {
+  double lr = 0.0, mu = 0.0, damp = 0.0, wd = 0.0, gs = 0.0;
+  if (!gcnapi::F64(a, i, &lr) || !gcnapi::F64(a, i + 1, &mu) || !gcnapi::F64(a, i + 2, &damp) || !gcnapi::F64(a, i + 3, &wd) ||
+      !gcnapi::F64(a, i + 4, &gs)) {
+    return false;
+  }
+  *p = gradcomp::SgdParams{static_cast<float>(lr), static_cast<float>(mu), static_cast<float>(damp), static_cast<float>(wd),
+                           static_cast<float>(gs), gcnapi::Bool(a, i + 5), gcnapi::Bool(a, i + 6)};
+  return true;
+}
 
 void ExportOptim(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"sgdStep", JS_sgdStep}, {"novogradStep", JS_novogradStep}};

@@ -102,17 +102,12 @@ GC_JS(JS_powersgdReconstructSgd) {
   GC_SPAN(float, 5, res, true);
   GC_SPAN(float, 6, w);
   GC_SPAN(float, 7, buf, true);
-  GC_F64(8, lr);
-  GC_F64(9, mu);
-  GC_F64(10, damp);
-  GC_F64(11, wd);
-  GC_F64(12, gs);
+  gradcomp::SgdParams sp;
+  if (!SgdArgs(a, 8, &sp)) return nullptr;
   const unsigned __int128 mn = static_cast<unsigned __int128>(rows) * cols;
   GC_CHECK(rank >= 1 && p.len == rows * rank && q.len == cols * rank && w.len == mn && (!res.present || res.len == mn) &&
-               (mu == 0.0 || (buf.present && buf.len == mn)),
+               (sp.momentum == 0.0f || (buf.present && buf.len == mn)),
            "powersgdReconstructSgd shapes disagree");
-  gradcomp::SgdParams sp{static_cast<float>(lr), static_cast<float>(mu), static_cast<float>(damp), static_cast<float>(wd),
-                         static_cast<float>(gs), gcnapi::Bool(a, 13), gcnapi::Bool(a, 14)};
   float* r = res.present ? res.data : nullptr;
   gc_powersgd_desc d{r, q.data, p.data, 1, rows, cols, static_cast<uint32_t>(rank), {nullptr, 0}};
   float* wp = w.data;
