@@ -11,7 +11,7 @@ const { parseArgs } = require('node:util');
 const { createHash } = require('node:crypto');
 const tf = require('@tensorflow/tfjs');
 const { init } = require('gradcomp');
-const { createTfjsOptimizer, broadcastWeights, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist } = require('gradcomp/tfjs');
+const { createTfjsOptimizer, broadcastWeights, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, useNativeKernels } = require('gradcomp/tfjs');
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'cnn' }, backend: { type: 'string', default: 'cpu' }, algo: { type: 'string', default: 'ef-sgd' },
@@ -46,6 +46,8 @@ function buildModel(seed) {
 async function main() {
   if (o.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend(o.backend);
+  // On the cpu backend, gradcomp's native conv weight gradient and max-pool gradient (~11x faster CNN steps).
+  if (o.backend === 'cpu') useNativeKernels();
   const comm = await init();
   const data = loadFashionMnist(o.data, { trainLimit: Number(o.train), testLimit: Number(o.test) });
   // This rank's shard: every size-th training image.
