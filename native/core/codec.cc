@@ -106,12 +106,71 @@ GC_TARGET_AVX512 void sign_avg_avx512(const uint8_t* const* bits, const float* s
     out[i] = acc / divisor;
   }
 }
+
+// AVX2: sixteen elements per iteration (two vectors: partials 0-7 and 8-15, the scalar's lanes).
+template <bool kStore = true>
+GC_TARGET_AVX2 double efsign_pass1_avx2(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
+  __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  const __m256 zero = _mm256_setzero_ps(), absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  uint64_t i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    for (int h = 0; h < 2; ++h) {
+      __m256 p = _mm256_loadu_ps(e + i + 8 * h);
+      if (g != nullptr) p = _mm256_add_ps(_mm256_loadu_ps(g + i + 8 * h), p);
+      if (kStore) _mm256_storeu_ps(e + i + 8 * h, p);
+      bits[i / 8 + h] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(p, zero, _CMP_LT_OQ)));
+      const __m256 ap = _mm256_and_ps(p, absm);
+      a[2 * h] = _mm256_add_pd(a[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(ap)));
+      a[2 * h + 1] = _mm256_add_pd(a[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(ap, 1)));
+    }
+  }
+  double s[16];
+  for (int k = 0; k < 4; ++k) _mm256_storeu_pd(s + 4 * k, a[k]);
+  if (i < hi) {  // the tail: the same lanes, scalar
+    double t[16] = {};
+    efsign_pass1_scalar<kStore>(g, e, bits, i, hi);
+    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(kStore || g == nullptr ? e[j] : g[j] + e[j]));
+    for (int l = 0; l < 16; ++l) s[l] += t[l];
+  }
+  return combine16(s);
+}
+
+// Lane l of the result is all ones where bit l of the byte is set.
+GC_TARGET_AVX2 inline __m256 bit_lanes(uint8_t byte) {
+  const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), sel), sel));
+}
+
+GC_TARGET_AVX2 void efsign_pass2_avx2(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
+  const __m256 pos = _mm256_set1_ps(scale), neg = _mm256_set1_ps(-scale);
+  uint64_t i = lo;
+  for (; i + 8 <= hi; i += 8) _mm256_storeu_ps(e + i, _mm256_sub_ps(_mm256_loadu_ps(e + i), _mm256_blendv_ps(pos, neg, bit_lanes(bits[i / 8]))));
+  for (; i < hi; ++i) e[i] = e[i] - (((bits[i / 8] >> (i % 8)) & 1u) ? -scale : scale);
+}
+
+GC_TARGET_AVX2 void sign_avg_avx2(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi,
+                                  float* out, float divisor) {
+  const __m256 div = _mm256_set1_ps(divisor);
+  uint64_t i = lo;
+  for (; i + 8 <= hi; i += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t r = 0; r < ranks; ++r)
+      acc = _mm256_add_ps(acc, _mm256_blendv_ps(_mm256_set1_ps(scales[r]), _mm256_set1_ps(-scales[r]), bit_lanes(bits[r][i / 8])));
+    _mm256_storeu_ps(out + i, _mm256_div_ps(acc, div));
+  }
+  for (; i < hi; ++i) {
+    float acc = 0.0f;
+    for (uint32_t r = 0; r < ranks; ++r) acc = acc + (((bits[r][i / 8] >> (i % 8)) & 1u) ? -scales[r] : scales[r]);
+    out[i] = acc / divisor;
+  }
+}
 #endif
 
 template <bool kStore = true>
 double efsign_pass1(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
 #if GC_X86
   if (active_isa() == Isa::kAvx512) return efsign_pass1_avx512<kStore>(g, e, bits, lo, hi);
+  if (active_isa() == Isa::kAvx2) return efsign_pass1_avx2<kStore>(g, e, bits, lo, hi);
 #endif
   return efsign_pass1_scalar<kStore>(g, e, bits, lo, hi);
 }
@@ -123,6 +182,7 @@ inline void efsign_pass2_body(float* e, const uint8_t* bits, float scale, uint64
 void efsign_pass2(float* e, const uint8_t* bits, float scale, uint64_t lo, uint64_t hi) {
 #if GC_X86
   if (active_isa() == Isa::kAvx512) return efsign_pass2_avx512(e, bits, scale, lo, hi);
+  if (active_isa() == Isa::kAvx2) return efsign_pass2_avx2(e, bits, scale, lo, hi);
 #endif
   efsign_pass2_body(e, bits, scale, lo, hi);
 }
@@ -139,6 +199,7 @@ inline void sign_avg_body(const uint8_t* const* bits, const float* scales, uint3
 void sign_avg(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi, float* out, float divisor) {
 #if GC_X86
   if (active_isa() == Isa::kAvx512) return sign_avg_avx512(bits, scales, ranks, lo, hi, out, divisor);
+  if (active_isa() == Isa::kAvx2) return sign_avg_avx2(bits, scales, ranks, lo, hi, out, divisor);
 #endif
   sign_avg_body(bits, scales, ranks, lo, hi, out, divisor);
 }

@@ -134,6 +134,77 @@ GC_TARGET_AVX512 void mtp_tile_avx512(const float* M, uint64_t cols, const float
     }
   }
 }
+
+// The AVX2 versions: eight columns per vector, two rows per sweep (16 ymm registers hold the
+// accumulators and broadcasts of up to rank 4 without spilling).
+GC_TARGET_AVX2 inline float hsum256(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+}
+
+template <int R>
+GC_TARGET_AVX2 void mq_rows_avx2(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t rank,
+                                 uint32_t k0, uint64_t i0, uint64_t i1) {
+  const uint64_t cv = cols & ~uint64_t{7};
+  for (uint64_t i = i0; i < i1; i += 2) {
+    const bool two = i + 1 < i1;
+    const float* r0 = M + i * cols;
+    const float* r1 = two ? r0 + cols : r0;
+    __m256 a0[R], a1[R];
+    for (int k = 0; k < R; ++k) { a0[k] = _mm256_setzero_ps(); a1[k] = _mm256_setzero_ps(); }
+    for (uint64_t j = 0; j < cv; j += 8) {
+      const __m256 m0 = _mm256_loadu_ps(r0 + j), m1 = _mm256_loadu_ps(r1 + j);
+      for (int k = 0; k < R; ++k) {
+        const __m256 qk = _mm256_loadu_ps(Qt + (k0 + k) * cols + j);
+        a0[k] = _mm256_fmadd_ps(m0, qk, a0[k]);
+        a1[k] = _mm256_fmadd_ps(m1, qk, a1[k]);
+      }
+    }
+    for (int k = 0; k < R; ++k) {
+      const float* q = Qt + (k0 + k) * cols;
+      float s0 = hsum256(a0[k]), s1 = hsum256(a1[k]);
+      for (uint64_t j = cv; j < cols; ++j) { s0 += r0[j] * q[j]; s1 += r1[j] * q[j]; }
+      P[i * rank + k0 + k] = s0;
+      if (two) P[(i + 1) * rank + k0 + k] = s1;
+    }
+  }
+}
+
+template <int R>
+GC_TARGET_AVX2 void mtp_tile_avx2(const float* M, uint64_t cols, const float* P, uint32_t rank, uint32_t k0,
+                                  uint64_t i0, uint64_t i1, uint64_t j0, uint64_t w, float* acc, uint64_t tw) {
+  const uint64_t wv = w & ~uint64_t{7};
+  for (uint64_t i = i0; i < i1; i += 2) {
+    const bool two = i + 1 < i1;
+    const float* r0 = M + i * cols + j0;
+    const float* r1 = two ? r0 + cols : r0;
+    __m256 p0[R], p1[R];
+    for (int k = 0; k < R; ++k) {
+      p0[k] = _mm256_set1_ps(P[i * rank + k0 + k]);
+      p1[k] = _mm256_set1_ps(two ? P[(i + 1) * rank + k0 + k] : 0.0f);  // unused for a last odd row
+    }
+    for (uint64_t j = 0; j < wv; j += 8) {
+      const __m256 m0 = _mm256_loadu_ps(r0 + j);
+      if (two) {
+        const __m256 m1 = _mm256_loadu_ps(r1 + j);
+        for (int k = 0; k < R; ++k) {
+          float* a = acc + k * tw + j;
+          _mm256_storeu_ps(a, _mm256_fmadd_ps(m1, p1[k], _mm256_fmadd_ps(m0, p0[k], _mm256_loadu_ps(a))));
+        }
+      } else {
+        for (int k = 0; k < R; ++k) _mm256_storeu_ps(acc + k * tw + j, _mm256_fmadd_ps(m0, p0[k], _mm256_loadu_ps(acc + k * tw + j)));
+      }
+    }
+    for (int k = 0; k < R; ++k) {
+      const float q0 = P[i * rank + k0 + k];
+      for (uint64_t j = wv; j < w; ++j) {
+        acc[k * tw + j] = std::fma(r0[j], q0, acc[k * tw + j]);
+        if (two) acc[k * tw + j] = std::fma(r1[j], P[(i + 1) * rank + k0 + k], acc[k * tw + j]);
+      }
+    }
+  }
+}
 #endif
 
 template <int R>
@@ -154,6 +225,7 @@ void mq_rows(const float* M, uint64_t cols, const float* Qt, float* P, uint32_t 
              uint64_t i1) {
 #if GC_X86
   if (active_isa() == Isa::kAvx512) return mq_rows_avx512<R>(M, cols, Qt, P, rank, k0, i0, i1);
+  if (active_isa() == Isa::kAvx2) return mq_rows_avx2<R>(M, cols, Qt, P, rank, k0, i0, i1);
 #endif
   mq_rows_scalar<R>(M, cols, Qt, P, rank, k0, i0, i1);
 }
@@ -163,6 +235,7 @@ void mtp_tile(const float* M, uint64_t cols, const float* P, uint32_t rank, uint
               uint64_t i1, uint64_t j0, uint64_t w, float* acc, uint64_t tw) {
 #if GC_X86
   if (active_isa() == Isa::kAvx512) return mtp_tile_avx512<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc, tw);
+  if (active_isa() == Isa::kAvx2) return mtp_tile_avx2<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc, tw);
 #endif
   mtp_tile_scalar<R>(M, cols, P, rank, k0, i0, i1, j0, w, acc, tw);
 }

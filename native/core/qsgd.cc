@@ -51,6 +51,31 @@ GC_TARGET_AVX512 uint64_t norm_prefix_avx512(const float* x, uint64_t len, bool 
   _mm512_storeu_pd(part, p0); _mm512_storeu_pd(part + 8, p1); _mm512_storeu_pd(part + 16, p2); _mm512_storeu_pd(part + 24, p3);
   return i;
 }
+
+// The same with eight floats per vector (four doubles per accumulator, eight accumulators).
+GC_TARGET_AVX2 uint64_t norm_prefix_avx2(const float* x, uint64_t len, bool l2, uint32_t* maxkey, double part[32]) {
+  const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+  __m256i mk = _mm256_setzero_si256();
+  __m256d p[8];
+  for (int k = 0; k < 8; ++k) p[k] = _mm256_loadu_pd(part + 4 * k);
+  uint64_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    for (int q = 0; q < 4; ++q) {
+      const __m256 a = _mm256_loadu_ps(x + i + 8 * q);
+      mk = _mm256_max_epu32(mk, _mm256_and_si256(_mm256_castps_si256(a), absm));
+      if (l2) {
+        const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
+        p[2 * q] = _mm256_fmadd_pd(lo, lo, p[2 * q]);
+        p[2 * q + 1] = _mm256_fmadd_pd(hi, hi, p[2 * q + 1]);
+      }
+    }
+  }
+  alignas(32) uint32_t m[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(m), mk);
+  *maxkey = *std::max_element(m, m + 8);
+  for (int k = 0; k < 8; ++k) _mm256_storeu_pd(part + 4 * k, p[k]);
+  return i;
+}
 #endif
 
 // Per-bucket norm; NaN marks a bucket that held a non-finite value (decoded as all NaN).
@@ -63,6 +88,7 @@ float bucket_norm(const float* x, uint64_t len, gc_qsgd_norm norm) {
   uint64_t i = 0;
 #if GC_X86
   if (active_isa() == Isa::kAvx512) i = norm_prefix_avx512(x, len, l2, &maxkey, part);
+  else if (active_isa() == Isa::kAvx2) i = norm_prefix_avx2(x, len, l2, &maxkey, part);
 #endif
   for (; i < len; ++i) {
     maxkey = std::max(maxkey, fbits(x[i]) & 0x7fffffffu);
@@ -251,6 +277,71 @@ GC_TARGET_AVX512 void encode_range_avx512(const gc_qsgd_desc& d, uint32_t bits, 
   }
   if (g < hi) encode_range_scalar(d, bits, norms, codes_out, g, hi);
 }
+
+// AVX2: eight Philox blocks per call (lane L: block blk0 + L), the same rounds as philox16.
+GC_TARGET_AVX2 inline __m256i mulhilo8(__m256i a, __m256i m, __m256i* hi) {
+  const __m256i pe = _mm256_mul_epu32(a, m), po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+  return _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+}
+
+GC_TARGET_AVX2 void philox8(const gc_qsgd_desc& d, uint64_t blk0, __m256i out[4]) {
+  // blk0 is a multiple of 8: adding the lane never carries into the high word.
+  __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(blk0))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i c1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(blk0 >> 32)));
+  __m256i c2 = _mm256_set1_epi32(static_cast<int>(d.step)), c3 = _mm256_set1_epi32(static_cast<int>(d.tensor_id));
+  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53u), m1 = _mm256_set1_epi64x(0xCD9E8D57u);
+  uint32_t k0 = static_cast<uint32_t>(d.seed), k1 = static_cast<uint32_t>(d.seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    __m256i hi0, hi1;
+    const __m256i lo0 = mulhilo8(c0, m0, &hi0), lo1 = mulhilo8(c2, m1, &hi1);
+    const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+    const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+    c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+// Requires bucket_size % 8 == 0; the same operations per element as quantize_one (bit-identical).
+GC_TARGET_AVX2 void encode_range_avx2(const gc_qsgd_desc& d, uint32_t bits, const uint8_t* norms,
+                                      uint8_t* codes_out, uint64_t lo, uint64_t hi) {
+  const __m256 one_over = _mm256_set1_ps(1.0f / 16777216.0f), zero = _mm256_setzero_ps();
+  const __m256i absm = _mm256_set1_epi32(0x7fffffff), vs = _mm256_set1_epi32(static_cast<int>(d.levels));
+  alignas(32) uint32_t codes[64];
+  uint64_t g = lo, cur_bucket = ~0ULL;
+  BucketParams p{};
+  for (; g + 64 <= hi; g += 64) {
+    __m256i w[2][4];  // element g + 16k + 8h takes word k of blocks 8h..8h+7 of the group's 16
+    philox8(d, (g >> 6) * 16, w[0]);
+    philox8(d, (g >> 6) * 16 + 8, w[1]);
+    for (int v = 0; v < 8; ++v) {
+      const int k = v >> 1, h = v & 1;
+      const uint64_t i = g + 8 * v;
+      if (i / d.bucket_size != cur_bucket) {
+        cur_bucket = i / d.bucket_size;
+        p = bucket_params(load_norm(norms, cur_bucket), d.levels, bits);
+      }
+      __m256i code = _mm256_setzero_si256();
+      if (!p.poisoned && p.scale != 0.0f) {
+        const __m256 x = _mm256_loadu_ps(d.x + i);
+        __m256 ax = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(x), absm));
+        if (p.mul != 1.0f) ax = _mm256_mul_ps(ax, _mm256_set1_ps(p.mul));
+        const __m256 r = _mm256_mul_ps(ax, _mm256_set1_ps(p.scale));
+        const __m256 l = _mm256_round_ps(r, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[h][k], 8)), one_over);
+        const __m256i up = _mm256_castps_si256(_mm256_cmp_ps(u, _mm256_sub_ps(r, l), _CMP_LT_OQ));  // -1 where rounding up
+        const __m256i level = _mm256_min_epu32(_mm256_sub_epi32(_mm256_cvttps_epi32(l), up), vs);
+        const __m256i neg = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(x, zero, _CMP_LT_OQ)), _mm256_cmpgt_epi32(level, _mm256_setzero_si256()));
+        code = _mm256_or_si256(level, _mm256_and_si256(neg, _mm256_set1_epi32(1 << p.sign_shift)));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 8 * v), code);
+    }
+    pack_codes(codes_out, g, codes, 64, bits);
+  }
+  if (g < hi) encode_range_scalar(d, bits, norms, codes_out, g, hi);
+}
 #endif
 
 uint64_t align_unit(uint32_t bucket) { return std::lcm<uint64_t>(bucket, 64); }
@@ -278,6 +369,7 @@ gc_status qsgd_encode(const gc_qsgd_desc& d) {
   const size_t tasks = chunk_count(d.n, per_task);
 #if GC_X86
   const bool simd = active_isa() == Isa::kAvx512 && d.bucket_size % 16 == 0;
+  const bool simd2 = active_isa() == Isa::kAvx2 && d.bucket_size % 8 == 0;
 #else
   const bool simd = false;
 #endif
@@ -291,6 +383,7 @@ gc_status qsgd_encode(const gc_qsgd_desc& d) {
     }
 #if GC_X86
     if (simd) return encode_range_avx512(d, bits, norms, codes, lo, hi);
+    if (simd2) return encode_range_avx2(d, bits, norms, codes, lo, hi);
 #endif
     encode_range_scalar(d, bits, norms, codes, lo, hi);
   });
