@@ -4,7 +4,7 @@
  * on Fashion-MNIST through plain model.fit with dense sync SGD, EF-SGD top-k 1%, PowerSGD rank 4,
  * and DropIT (gamma 0.9) layers: test accuracy, bytes against dense, bytes held for backward,
  * identical ranks. Writes bench/results/tfjs-<machine>.json and prints a table.
- *   npm run bench:tfjs [-- --train 4096 --epochs 3 --test 2000]
+ *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(__dirname, '..', '..');
-const { values } = parseArgs({ options: { train: { type: 'string', default: '4096' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '2000' }, json: { type: 'string' } } });
+const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' }, json: { type: 'string' } } });
 const base = { train: Number(values.train), epochs: Number(values.epochs), test: Number(values.test) };
 const configs: Record<string, unknown>[] = [
   { mode: 'overhead', steps: 30, train: 4096, test: 10 },
