@@ -49,6 +49,19 @@ double efsign_pass1_scalar(const float* g, float* e, uint8_t* bits, uint64_t lo,
 }
 
 #if GC_X86
+// The vector versions' tail [i, hi): the scalar pass on it, its |p| added into the same lanes.
+template <bool kStore>
+void pass1_tail(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t i, uint64_t hi, double s[16]) {
+  if (i >= hi) return;
+  double t[16] = {};
+  efsign_pass1_scalar<kStore>(g, e, bits, i, hi);
+  for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(kStore || g == nullptr ? e[j] : g[j] + e[j]));
+  for (int l = 0; l < 16; ++l) s[l] += t[l];
+}
+
+inline void sign_avg_body(const uint8_t* const* bits, const float* scales, uint32_t ranks, uint64_t lo, uint64_t hi,
+                          float* out, float divisor);
+
 template <bool kStore = true>
 GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* bits, uint64_t lo, uint64_t hi) {
   __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
@@ -67,12 +80,7 @@ GC_TARGET_AVX512 double efsign_pass1_avx512(const float* g, float* e, uint8_t* b
   double s[16];
   _mm512_storeu_pd(s, a0);
   _mm512_storeu_pd(s + 8, a1);
-  if (i < hi) {  // the tail: the same lanes, scalar
-    double t[16] = {};
-    efsign_pass1_scalar<kStore>(g, e, bits, i, hi);
-    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(kStore || g == nullptr ? e[j] : g[j] + e[j]));
-    for (int l = 0; l < 16; ++l) s[l] += t[l];
-  }
+  pass1_tail<kStore>(g, e, bits, lo, i, hi, s);
   return combine16(s);
 }
 
@@ -100,11 +108,7 @@ GC_TARGET_AVX512 void sign_avg_avx512(const uint8_t* const* bits, const float* s
     }
     _mm512_storeu_ps(out + i, _mm512_div_ps(acc, div));
   }
-  for (; i < hi; ++i) {
-    float acc = 0.0f;
-    for (uint32_t r = 0; r < ranks; ++r) acc = acc + (((bits[r][i / 8] >> (i % 8)) & 1u) ? -scales[r] : scales[r]);
-    out[i] = acc / divisor;
-  }
+  sign_avg_body(bits, scales, ranks, i, hi, out, divisor);
 }
 
 // AVX2: sixteen elements per iteration (two vectors: partials 0-7 and 8-15, the scalar's lanes).
@@ -126,12 +130,7 @@ GC_TARGET_AVX2 double efsign_pass1_avx2(const float* g, float* e, uint8_t* bits,
   }
   double s[16];
   for (int k = 0; k < 4; ++k) _mm256_storeu_pd(s + 4 * k, a[k]);
-  if (i < hi) {  // the tail: the same lanes, scalar
-    double t[16] = {};
-    efsign_pass1_scalar<kStore>(g, e, bits, i, hi);
-    for (uint64_t j = i; j < hi; ++j) t[(j - lo) & 15] += std::fabs(static_cast<double>(kStore || g == nullptr ? e[j] : g[j] + e[j]));
-    for (int l = 0; l < 16; ++l) s[l] += t[l];
-  }
+  pass1_tail<kStore>(g, e, bits, lo, i, hi, s);
   return combine16(s);
 }
 
@@ -158,11 +157,7 @@ GC_TARGET_AVX2 void sign_avg_avx2(const uint8_t* const* bits, const float* scale
       acc = _mm256_add_ps(acc, _mm256_blendv_ps(_mm256_set1_ps(scales[r]), _mm256_set1_ps(-scales[r]), bit_lanes(bits[r][i / 8])));
     _mm256_storeu_ps(out + i, _mm256_div_ps(acc, div));
   }
-  for (; i < hi; ++i) {
-    float acc = 0.0f;
-    for (uint32_t r = 0; r < ranks; ++r) acc = acc + (((bits[r][i / 8] >> (i % 8)) & 1u) ? -scales[r] : scales[r]);
-    out[i] = acc / divisor;
-  }
+  sign_avg_body(bits, scales, ranks, i, hi, out, divisor);
 }
 #endif
 
