@@ -58,7 +58,7 @@ describe('useNativeKernels', () => {
     const x = tf.tensor4d(rand(xs.reduce((a, b) => a * b)), xs as [number, number, number, number]);
     const w = tf.tensor4d(rand(fs.reduce((a, b) => a * b)), fs as [number, number, number, number]);
     const y = tf.conv2d(x, w, strides, pad), dy = tf.tensor4d(rand(y.size), y.shape);
-    const grad = () => tf.grad((ww: tf.Tensor4D) => tf.sum(tf.mul(tf.conv2d(x, ww, strides, pad), dy)))(w).dataSync();
+    const grad = () => tf.grad((ww: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, ww as tf.Tensor4D, strides, pad), dy)))(w).dataSync();
     const theirs = Float32Array.from(grad());
     const k = useNativeKernels();
     try {
@@ -78,9 +78,9 @@ describe('useNativeKernels', () => {
     ['3x3 stride 2 same (overlapping windows, padding)', [2, 9, 11, 2], 3, 2, 'same', 0.3],
     ['2x2 stride 1 valid, all zeros in places', [1, 7, 7, 5], 2, 1, 'valid', 0.9],
   ] as const)('max-pool gradient, %s: the definition, and TF.js\'s own kernel', (_, xs, p, s, pad, zeros) => {
-    const x = tf.tensor4d(rand(xs.reduce((a, b) => a * b), zeros), xs as unknown as [number, number, number, number]);
+    const x = tf.tensor4d(rand((xs as readonly number[]).reduce((a, b) => a * b, 1), zeros), xs as unknown as [number, number, number, number]);
     const y = tf.maxPool(x, p, s, pad), dy = tf.tensor4d(rand(y.size), y.shape);
-    const grad = () => tf.grad((xx: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(xx, p, s, pad), dy)))(x).dataSync();
+    const grad = () => tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, p, s, pad), dy)))(x).dataSync();
     const theirs = Float32Array.from(grad());
     const k = useNativeKernels();
     try {
