@@ -83,7 +83,7 @@ int Engine::wait(std::vector<MPI_Request>& reqs) {
     const int rc = MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &flag, MPI_STATUSES_IGNORE);
     if (rc != MPI_SUCCESS) return rc;
     if (flag) return MPI_SUCCESS;
-    // Spin briefly (latency), then sleep in growing steps, 10 us doubling to 400 us: ranks may share
+    // Spin briefly (latency), then sleep in growing steps, 10 us doubling to 320 us: ranks may share
     // cores, and every wake-up of a waiting rank takes a core from the ranks still computing.
     if (++spins > 200) std::this_thread::sleep_for(std::chrono::microseconds(10 << std::min(5, (spins - 200) / 64)));
     if ((spins & 255) == 0) {
