@@ -6,9 +6,9 @@
  *
  * The floor, per parameter: the fused error-feedback top-k reads the gradient and the residual and
  * writes the residual back (12 bytes; the selection reads the corrected values again: 4 more);
- * the decoded update is a dense zero-filled vector with the k values scattered in (4); SGD with
- * momentum reads the parameter, the momentum buffer and the update and writes the first two (20):
- * 40 bytes x 25,174,016 parameters. The bandwidth is the best of a copy and an axpy over arrays of
+ * SGD with momentum reads the parameter and the momentum buffer and writes both (16): the
+ * workers' k entries each are summed into it piece by piece, never as a dense vector
+ * (Optimizer.updateSparse): 32 bytes x 25,174,016 parameters. The bandwidth is the best of a copy and an axpy over arrays of
  * the model's size (GB/s counted as bytes read + written). Writes bench/results/step-floor-<machine>.json.
  */
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { vecAxpy } from '../lib/ops/kernels';
 
 const root = path.resolve(__dirname, '..', '..');
-const N = 25174016, FLOOR_BYTES_PER_PARAM = 40;
+const N = 25174016, FLOOR_BYTES_PER_PARAM = 32;
 const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
 const time = (fn: () => void, reps = 7) => { fn(); const ts: number[] = []; for (let r = 0; r < reps; r++) { const t0 = performance.now(); fn(); ts.push(performance.now() - t0); } return med(ts); };
 

@@ -69,6 +69,15 @@ const GENERATORS = [
     return ['updateLowRank', 'reject', () => o.updateLowRank('x', pick([f32(12), f32(12), junk()]), pick([junk(), { p: f32(6), q: f32(8), rows: 3, cols: 5, rank: 2, residual: null },
       { p: f32(6), q: f32(8), rows: 3, cols: badInt(), rank: 2, residual: null }, { p: f32(6), q: f32(8), rows: 3, cols: 4, rank: badInt(), residual: null },
       { p: f32(6), q: f32(8), rows: 3, cols: 4, rank: 2, residual: f32(11) }, { p: junk(), q: f32(8), rows: 3, cols: 4, rank: 2, residual: null }]))]; },
+  () => { const n = int(1, 3000), w = f32(n), o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: pick([0, 0.9]), weightDecay: pick([0, 1e-3]) });
+    const parts = Array.from({ length: int(1, 5) }, () => [...new Set(Array.from({ length: int(0, 50) }, () => int(0, n - 1)))].sort((a, b) => a - b));
+    const g1 = { indices: Uint32Array.from(parts.flat()), values: f32(parts.flat().length), counts: Uint32Array.from(parts.map((q) => q.length)) };
+    return ['updateSparse', 'accept', () => o.updateSparse('x', w, g1, { async: rand() < 0.5 }), () => w.every(Number.isFinite)]; },
+  () => { const o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9 }), n = 20;
+    return ['updateSparse', 'reject', () => o.updateSparse('x', pick([f32(n), f32(n), junk()]), pick([junk(), { indices: Uint32Array.of(3, 3), values: f32(2), counts: Uint32Array.of(2) },
+      { indices: Uint32Array.of(3, n), values: f32(2), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(5, 2), values: f32(2), counts: Uint32Array.of(2) },
+      { indices: Uint32Array.of(1, 2), values: f32(1), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(1, 2), values: f32(2), counts: Uint32Array.of(1) },
+      { indices: junk(), values: f32(2), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(1, 2), values: f32(2), counts: junk() }]), { async: rand() < 0.5 })]; },
   () => ['orthonormalize', 'reject', () => g.orthonormalizeSync(pick([junk(), f32(10)]), pick([junk(), { rows: 3, rank: 4 }, { rows: badInt(), rank: 1 }]))],
   () => ['Tensor', 'reject', () => pick([() => g.Tensor.zeros(pick([[2 ** 31, 2 ** 31], [-1], [1.5], [NaN], ['2'], null, 'x', 3, [2 ** 33]])), () => g.Tensor.from(junk(), [2]), () => { const t = g.Tensor.from(f32(4)); t.dispose(); return t.data; }])()],
   // Compressors: random specs (valid and not), hostile sessions, mutated payloads.

@@ -24,7 +24,7 @@ import { GradcompError, GradcompRangeError } from '../native/errors';
 import { LockstepSession } from '../compress/base';
 import type { Compressor, RoundResult, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
-import { vecAxpy, vecScale } from '../ops/kernels';
+import { vecAxpby, vecAxpy } from '../ops/kernels';
 import { Tensor } from '../tensor/tensor';
 import { BaseDistributed, BaseOptions, StateFields, StepHandle, StepInfo, TensorMap } from './base';
 import type { Exchange } from './exchange';
@@ -91,7 +91,8 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       if (!dense && (this.o.scope === 'model' || lockstep)) { model.push(i); continue; }
       if (!dense) {
         close();
-        units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]), ...(this.o.workerMomentum ? { input: new Float32Array(L.sizes[i]) } : {}) });
+        // With momentum before compression the compressor reads the momentum itself; Nesterov's g + mu m needs a buffer.
+        units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]), ...(this.o.workerMomentum?.nesterov ? { input: new Float32Array(L.sizes[i]) } : {}) });
         continue;
       }
       if (cur.length > 0 && bytes + 4 * L.sizes[i] > this.bucketBytes) close();
@@ -117,6 +118,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       return null;
     }
     const factored = typeof this.#optimizerOf(u).updateLowRank === 'function';
+    const sparse = typeof this.#optimizerOf(u).updateSparse === 'function' && u.tensors.length === 1;
     if (u.lockstep) {
       // Each tensor its own session (in the unit's order, the same on every rank), their rounds together.
       const sessions: Session[] = [];
@@ -128,29 +130,30 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       }
       return new LockstepSession(sessions, u.lockstep);
     }
-    const i = u.tensors[0];
+    const i = u.tensors[0], wm = this.o.workerMomentum;
     let input = g(i);
-    if (u.input) {
+    if (u.input || wm) {
       // Assemble the unit's input: the tensors one after another, each momentum-corrected first when momentum runs here.
+      // One tensor without Nesterov: the compressor reads its momentum in place (compressors never write their input).
       let off = 0;
-      const wm = this.o.workerMomentum, mom = wm ? this.arr('workerMomentum', L.total) : undefined;
+      const mom = wm ? this.arr('workerMomentum', L.total) : undefined;
       for (const j of u.tensors) {
-        const dst = u.input.subarray(off, off + L.sizes[j]);
+        const dst = u.input?.subarray(off, off + L.sizes[j]);
         if (wm && mom) {
           const m = mom.subarray(L.offsets[j], L.offsets[j] + L.sizes[j]);
-          vecScale(m, wm.momentum);
-          vecAxpy(m, g(j)); // m = mu m + g
-          if (wm.nesterov) { dst.set(g(j)); vecAxpy(dst, m, wm.momentum); } else dst.set(m); // Nesterov: g + mu m
-        } else dst.set(g(j));
+          vecAxpby(m, g(j), 1, wm.momentum); // m = mu m + g, one pass
+          if (!dst) input = m;
+          else if (wm.nesterov) { dst.set(g(j)); vecAxpy(dst, m, wm.momentum); } else dst.set(m); // Nesterov: g + mu m
+        } else dst!.set(g(j));
         off += L.sizes[j];
       }
-      input = u.input;
+      if (u.input) input = u.input;
     }
     const name = u.tensors.length === 1 ? L.names[i] : 'model';
     const shape = u.tensors.length === 1 && L.shaped[i] ? L.shapes[i] : undefined;
     // An optimizer that applies a low-rank average directly (SGD): PowerSGD hands over its factors, never forming the average.
     return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true,
-      factored: factored && u.tensors.length === 1 }));
+      factored: factored && u.tensors.length === 1, sparse }));
   }
 
   #optimizerOf(u: Unit): Optimizer {
@@ -182,6 +185,8 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       const gradScale = subs ? subs[j].scale : scale;
       // A low-rank average (PowerSGD's factors) goes to the optimizer unformed: one pass instead of three.
       if (own?.factors && opt.updateLowRank) return opt.updateLowRank(name, p[name], own.factors, { lr, gradScale, async: true });
+      // Sparse payloads (top-k, DGC) likewise: their entries are applied without decoding into a dense average.
+      if (own?.sparse && opt.updateSparse) return opt.updateSparse(name, p[name], own.sparse, { lr, gradScale, async: true });
       return opt.update(name, p[name], avg, { lr, gradScale, async: true });
     });
     return { done: Promise.all(updates) };

@@ -46,6 +46,7 @@ cpu.register(op.reduceMany, (a) => nb().reduceMany(a.dst, a.data, a.offsets, a.o
 cpu.register(op.vecAdd, (a) => nb().vecAdd(a.out, a.a, a.b));
 cpu.register(op.vecScale, (a) => nb().vecScale(a.x, a.s));
 cpu.register(op.vecAxpy, (a) => nb().vecAxpy(a.y, a.x, a.s));
+cpu.register(op.vecAxpby, (a) => nb().vecAxpby(a.y, a.x, a.s, a.b));
 cpu.register(op.vecMulAdd, (a) => nb().vecMulAdd(a.s, a.x, a.y, a.eta));
 cpu.register(op.rowsSumSq, (a) => nb().rowsSumSq(a.x, a.cols, a.out));
 // The two products go to scratch kept between calls (a scoring loop runs this per checkpoint and
@@ -69,6 +70,8 @@ cpu.register(op.checksum, (a) => nb().checksum(a.bytes));
 cpu.register(op.dgcAccumulate, (a) => nb().dgcAccumulate(a.g, a.u, a.v, a.momentum, a.nesterov, a.clip));
 cpu.register(op.sgdStep, (a, async) =>
   nb().sgdStep(a.w, a.g, a.buf, a.lr, a.momentum, a.dampening, a.weightDecay, a.gradScale, a.nesterov, a.first, async));
+cpu.register(op.sgdSparseStep, (a, async) => nb().sgdSparseStep(a.w, a.buf, a.indices, a.values, a.counts, a.lr, a.momentum, a.dampening, a.weightDecay,
+  a.gradScale, a.nesterov, a.first, async));
 cpu.register(op.novogradStep, (a, async) =>
   nb().novogradStep(a.w, a.g, a.m, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.gradScale, a.gradAveraging, a.v, async));
 

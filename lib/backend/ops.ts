@@ -18,6 +18,14 @@ const sameLength = (pa: string, a: unknown, pb: string, b: unknown) => {
   }
 };
 
+/** A momentum buffer of w's length when momentum > 0. */
+const momentumBuf = (a: Record<string, unknown>) => {
+  if ((a.momentum as number) > 0) {
+    if (a.buf === null) throw rangeError('buf', 'a momentum buffer when momentum > 0', null);
+    sameLength('buf', a.buf, 'w', a.w);
+  }
+};
+
 // ---- selection ------------------------------------------------------------------------------
 
 /** acc = scale * grad + residual; the k largest |acc| out (ascending index); residual = acc minus them. */
@@ -125,10 +133,7 @@ export const powerSgdReconstructSgd = defineOp('powerSgdReconstructSgd', {
     if (len(a.q) !== c * k) throw rangeError('q', `length cols*rank = ${c * k}`, `length ${len(a.q)}`);
     if (len(a.w) !== r * c) throw rangeError('w', `length rows*cols = ${r * c}`, `length ${len(a.w)}`);
     if (a.residual !== null && len(a.residual) !== r * c) throw rangeError('residual', `length rows*cols = ${r * c}`, `length ${len(a.residual)}`);
-    if ((a.momentum as number) > 0) {
-      if (a.buf === null) throw rangeError('buf', 'a momentum buffer when momentum > 0', null);
-      sameLength('buf', a.buf, 'w', a.w);
-    }
+    momentumBuf(a);
   },
 });
 export const orthonormalize = defineOp('orthonormalize', {
@@ -222,6 +227,9 @@ export const vecAdd = defineOp('vecAdd', { out: buf('float32', 'w'), a: buf('flo
 export const vecScale = defineOp('vecScale', { x: buf('float32', 'rw'), s: num(finite, 'a finite number') });
 export const vecAxpy = defineOp('vecAxpy', { y: buf('float32', 'rw'), x: buf('float32', 'r'), s: num(finite, 'a finite number', 1) },
   { check: (a) => sameLength('x', a.x, 'y', a.y), elementwise: true });
+/** y = b * y + s * x (the bits of vecScale(y, b) then vecAxpy(y, x, s)). */
+export const vecAxpby = defineOp('vecAxpby', { y: buf('float32', 'rw'), x: buf('float32', 'r'), s: num(finite, 'a finite number', 1), b: num(finite, 'a finite number', 1) },
+  { check: (a) => sameLength('x', a.x, 'y', a.y), elementwise: true });
 /** s += eta * x * y elementwise (float64 per element, rounded once). */
 export const vecMulAdd = defineOp('vecMulAdd', { s: buf('float32', 'rw'), x: buf('float32', 'r'), y: buf('float32', 'r'), eta: num(finite, 'a finite number', 1) },
   { check: (a) => { sameLength('x', a.x, 's', a.s); sameLength('y', a.y, 's', a.s); }, elementwise: true });
@@ -265,13 +273,20 @@ export const dgcAccumulate = defineOp('dgcAccumulate', {
 
 export const sgdStep = defineOp('sgdStep', {
   w: buf('float32', 'rw'), g: buf('float32', 'r'), buf: optBuf('float32', 'rw'), ...sgdSchema(),
+}, { check: (a) => { sameLength('g', a.g, 'w', a.w); momentumBuf(a); } });
+/**
+ * sgdStep with g sparse: `counts[r]` (index, value) entries per part in `indices` / `values`, each
+ * part's indices ascending and < w.length (else ERR_GRADCOMP_CORRUPT_PAYLOAD, nothing written); g
+ * sums the parts in order. The bits of sgdStep on the dense g.
+ */
+export const sgdSparseStep = defineOp('sgdSparseStep', {
+  w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), indices: buf('uint32', 'r'), values: buf('float32', 'r'), counts: buf('uint32', 'r'), ...sgdSchema(),
 }, {
   check: (a) => {
-    sameLength('g', a.g, 'w', a.w);
-    if ((a.momentum as number) > 0) {
-      if (a.buf === null) throw rangeError('buf', 'a momentum buffer when momentum > 0', null);
-      sameLength('buf', a.buf, 'w', a.w);
-    }
+    sameLength('values', a.values, 'indices', a.indices);
+    const total = (a.counts as Uint32Array).reduce((s, c) => s + c, 0);
+    if (total !== len(a.indices)) throw rangeError('counts', `counts adding up to the ${len(a.indices)} entries given`, `a total of ${total}`);
+    momentumBuf(a);
   },
 });
 /** Resolves to the new v (v null on the tensor's first step). */

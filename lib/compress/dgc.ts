@@ -20,7 +20,7 @@ import { topK, topKSync } from '../ops/topk';
 import { StateFields, workersOf } from './base';
 import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
 import { GatherCompressor } from './gather';
-import { ASYNC_ELEMENTS, decodeSparseAdd, keepCount, sparseViews } from './sparse';
+import { ASYNC_ELEMENTS, decodeSparseAdd, keepCount, sparseEntries, sparseViews } from './sparse';
 import { newPayload } from './wire';
 import type { StepContext } from './types';
 
@@ -92,6 +92,10 @@ export class DgcCompressor extends GatherCompressor<DgcTensorState> {
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
     decodeSparseAdd(KIND, payload, out);
+  }
+
+  protected override sparseEntries(payload: Uint8Array, n: number): { indices: Uint32Array; values: Float32Array } {
+    return sparseEntries(KIND, payload, n);
   }
 }
 

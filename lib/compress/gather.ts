@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { vecAdd, vecAxpy, vecScale } from '../ops/kernels';
 import { asPayloads, BaseCompressor, ChainSession, deferred, outFor, workersOf } from './base';
 import type { Session, StepContext } from './types';
+import type { SparseGrad } from '../ops/kernels';
 
 export interface ResidualState {
   /** e: what error feedback has not sent yet, in gradient units. */
@@ -24,6 +25,8 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
   /** Whether the result is the workers' average (false: a vote, already final). */
   protected readonly averages: boolean = true;
   readonly #payloads = new Map<string, Uint8Array>();
+  /** Per tensor: the concatenated entries a sparse result hands over (StepContext.sparse), reused across steps. */
+  readonly #entries = new Map<string, { indices: Uint32Array; values: Float32Array }>();
   #mine: Float32Array = new Float32Array(0);
 
   /** Encodes p into a payload; `reuse` is the tensor's payload of the previous step (rewrite it when the size fits). */
@@ -55,6 +58,33 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
 
   decodeRawAdd(payload: Uint8Array, out: Float32Array): void {
     this.decodeAdd(payload, out);
+  }
+
+  /**
+   * A sparse compressor's payload as its (index, value) entries (the envelope checked; the indices'
+   * order and range are checked by whoever applies them); null: the payloads are not sparse.
+   */
+  protected sparseEntries(_payload: Uint8Array, _n: number): { indices: Uint32Array; values: Float32Array } | null { return null; }
+
+  /** The payloads' entries concatenated into the tensor's reused buffers, or null where they are not sparse. */
+  #sparse(name: string, payloads: Uint8Array[], n: number): SparseGrad | null {
+    const parts: { indices: Uint32Array; values: Float32Array }[] = [];
+    for (const p of payloads) {
+      const e = this.sparseEntries(p, n);
+      if (e === null) return null;
+      parts.push(e);
+    }
+    const total = parts.reduce((a, e) => a + e.indices.length, 0);
+    let buf = this.#entries.get(name);
+    if (!buf || buf.indices.length < total) {
+      const cap = Math.ceil(total * 1.25);
+      buf = { indices: new Uint32Array(cap), values: new Float32Array(cap) };
+      this.#entries.set(name, buf);
+    }
+    const counts = new Uint32Array(parts.length);
+    let off = 0;
+    parts.forEach((e, r) => { buf!.indices.set(e.indices, off); buf!.values.set(e.values, off); counts[r] = e.indices.length; off += e.indices.length; });
+    return { indices: buf.indices.subarray(0, total), values: buf.values.subarray(0, total), counts };
   }
 
   /** One worker's payload for `grad` (the first and only round's data). */
@@ -89,8 +119,15 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
       : await this.encode(name, grad, ctx, reuse);
     if (ctx.out !== undefined) this.#payloads.set(name, payload);
     const ms = performance.now() - t0;
-    return new ChainSession({ collective: 'allgather', data: payload },
-      (result) => this.decompress(asPayloads(result, workers), n, out, !ctx.deferScale),
+    // With a caller that applies sparse entries (Optimizer.updateSparse), the average is never formed here.
+    const sparse = ctx.sparse === true && ctx.deferScale === true && this.averages;
+    const session: ChainSession = new ChainSession({ collective: 'allgather', data: payload },
+      (result) => {
+        const payloads = asPayloads(result, workers);
+        if (sparse && (session.sparse = this.#sparse(name, payloads, n)) !== null) return out;
+        return this.decompress(payloads, n, out, !ctx.deferScale);
+      },
       (sent) => this.record(name, ctx.step, n, sent, ms), this.averages ? deferred(ctx, workers) : 1);
+    return session;
   }
 }

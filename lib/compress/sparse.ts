@@ -29,12 +29,17 @@ export function sparseViews(bytes: Uint8Array, k: number): { indices: Uint32Arra
   return { indices: new Uint32Array(bytes.buffer, bytes.byteOffset + ENVELOPE, k), values: new Float32Array(bytes.buffer, bytes.byteOffset + ENVELOPE + 4 * k, k) };
 }
 
+/** A sparse payload of `kind` for n elements as its entries (the envelope checked, not the indices' order). */
+export function sparseEntries(kind: number, payload: Uint8Array, n: number): { indices: Uint32Array; values: Float32Array } {
+  const { count: k, body } = readPayload(payload, kind, n, (c) => (c <= n ? 8 * c : NaN));
+  return { indices: u32At(body, 0, k), values: f32At(body, 4 * k, k) };
+}
+
 /** Adds a sparse payload of `kind` into out (indices strictly ascending and in range, else corrupt). */
 export function decodeSparseAdd(kind: number, payload: Uint8Array, out: Float32Array): void {
-  const n = out.length;
-  const { count: k, body } = readPayload(payload, kind, n, (c) => (c <= n ? 8 * c : NaN));
+  const { indices, values } = sparseEntries(kind, payload, out.length);
   try {
-    scatterAdd(out, u32At(body, 0, k), f32At(body, 4 * k, k));
+    scatterAdd(out, indices, values);
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_GRADCOMP_CORRUPT_PAYLOAD') throw corrupt('its indices are out of range or not ascending');
     throw e;
@@ -74,6 +79,10 @@ export class TopKCompressor extends GatherCompressor {
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {
     decodeSparseAdd(KIND, payload, out);
+  }
+
+  protected override sparseEntries(payload: Uint8Array, n: number): { indices: Uint32Array; values: Float32Array } {
+    return sparseEntries(KIND, payload, n);
   }
 }
 

@@ -12,7 +12,7 @@
  * themselves.
  */
 
-import type { LowRankGrad } from '../ops/kernels';
+import type { LowRankGrad, SparseGrad } from '../ops/kernels';
 
 /** How a round's data travels. */
 export type Collective =
@@ -57,6 +57,12 @@ export interface StepContext {
    * instead of writing the result; result() then throws.
    */
   factored?: boolean;
+  /**
+   * The caller can apply a sparse result without forming it (Optimizer.updateSparse): a compressor
+   * whose payloads are (index, value) lists (top-k, DGC) may then end the session with `sparse`
+   * set instead of writing the result; result() then throws.
+   */
+  sparse?: boolean;
 }
 
 export interface Session {
@@ -73,6 +79,12 @@ export interface Session {
    * not formed: the caller applies them (g = P Qᵀ times `scale`, and residual -= g) itself.
    */
   readonly factors?: LowRankGrad | null;
+  /**
+   * Set (with StepContext.sparse) when the session ended with the workers' payloads as sparse
+   * entries, not decoded: the caller applies their sum (times `scale`) itself. Valid until the
+   * tensor's next begin().
+   */
+  readonly sparse?: SparseGrad | null;
 }
 
 /** Per tensor and step: what the compressor moved and what it cost. */

@@ -64,6 +64,7 @@ export interface NativeBinding extends AddonCommon {
   vecAdd(out: Float32Array, a: Float32Array, b: Float32Array): void;
   vecScale(x: Float32Array, s: number): void;
   vecAxpy(y: Float32Array, x: Float32Array, s: number): void;
+  vecAxpby(y: Float32Array, x: Float32Array, s: number, b: number): void;
   vecMulAdd(s: Float32Array, x: Float32Array, y: Float32Array, eta: number): void;
   rowsSumSq(x: Float32Array, cols: number, out: Float64Array): void;
   normSum(x: Float32Array, kind: 0 | 1): number;
@@ -74,6 +75,8 @@ export interface NativeBinding extends AddonCommon {
   dgcAccumulate(g: Float32Array, u: Float32Array, v: Float32Array, mu: number, nesterov: boolean, clip: number): void;
   sgdStep(w: Float32Array, g: Float32Array, buf: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number,
     gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
+  sgdSparseStep(w: Float32Array, buf: Float32Array | null, indices: Uint32Array, values: Float32Array, counts: Uint32Array, lr: number, momentum: number,
+    dampening: number, weightDecay: number, gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
   novogradStep(w: Float32Array, g: Float32Array, m: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,
     gradScale: number, gradAveraging: boolean, v: number | null, async: boolean): number | Promise<number>;
   dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Async;

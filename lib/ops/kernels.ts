@@ -20,6 +20,8 @@ export const vecAdd = (out: Float32Array, a: Float32Array, b: Float32Array): voi
 export const vecScale = (x: Float32Array, s: number): void => { runSync(k.vecScale, { x, s }); };
 /** y += s * x. */
 export const vecAxpy = (y: Float32Array, x: Float32Array, s = 1): void => { runSync(k.vecAxpy, { y, x, s }); };
+/** y = b * y + s * x in one pass (a momentum update: b the momentum, s 1). */
+export const vecAxpby = (y: Float32Array, x: Float32Array, s: number, b: number): void => { runSync(k.vecAxpby, { y, x, s, b }); };
 /** s += eta * x * y elementwise (each element in float64, rounded once). */
 export const vecMulAdd = (s: Float32Array, x: Float32Array, y: Float32Array, eta = 1): void => { runSync(k.vecMulAdd, { s, x, y, eta }); };
 /** out[r] = the sum of squares of row r of x (rows of `cols` elements), in float64. */
@@ -161,6 +163,20 @@ export const sgdStep = (w: Float32Array, g: Float32Array, buf: Float32Array | nu
 };
 export const sgdStepAsync = async (w: Float32Array, g: Float32Array, buf: Float32Array | null, o: SgdArgs, first: boolean): Promise<void> => {
   await runAsync(k.sgdStep, { w, g, buf, ...o, first });
+};
+/**
+ * A gradient given sparse, not yet formed: the parts' (index, value) entries concatenated,
+ * `counts[r]` of them in part r, each part's indices strictly ascending; g is their sum in part
+ * order (what decoding every worker's top-k payload into zeros gives).
+ */
+export interface SparseGrad { indices: Uint32Array; values: Float32Array; counts: Uint32Array }
+/** The SGD update of w with a sparse g (sgdStep's bits; g never written): off the main thread. */
+export const sgdSparseStepAsync = async (w: Float32Array, g: SparseGrad, buf: Float32Array | null, o: SgdArgs, first: boolean): Promise<void> => {
+  await runAsync(k.sgdSparseStep, { w, buf, indices: g.indices, values: g.values, counts: g.counts, ...o, first });
+};
+/** Synchronous twin of {@link sgdSparseStepAsync}. */
+export const sgdSparseStep = (w: Float32Array, g: SparseGrad, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
+  runSync(k.sgdSparseStep, { w, buf, indices: g.indices, values: g.values, counts: g.counts, ...o, first });
 };
 export interface NovoGradArgs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradAveraging: boolean; gradScale?: number }
 /** One NovoGrad update; v is the tensor's second moment (null on its first step); returns the new v. */

@@ -7,7 +7,7 @@
  */
 import { asFloat32 } from '../checkpoint/values';
 import { GradcompRangeError, typeError } from '../native/errors';
-import type { LowRankGrad } from '../ops/kernels';
+import type { LowRankGrad, SparseGrad } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 
 export interface OptimizerState<T extends object = Record<string, Float32Array | number>> {
@@ -39,6 +39,12 @@ export interface Optimizer {
    * when it is there.
    */
   updateLowRank?(name: string, w: Float32Array, g: LowRankGrad, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
+  /**
+   * Optional: one tensor's update from a sparse gradient (top-k's payloads, summed in order)
+   * without forming it: the same bits as decoding into zeros and calling update(). The
+   * distributed optimizers use it when it is there.
+   */
+  updateSparse?(name: string, w: Float32Array, g: SparseGrad, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
   /** Counts one step (the distributed optimizers update tensor by tensor). */
   countStep(): void;
   state(): OptimizerState;

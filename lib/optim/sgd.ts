@@ -10,7 +10,7 @@
  * the compressor's correction (DGC applies it before sparsifying), so it is not applied twice.
  */
 import { typeError } from '../native/errors';
-import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, SgdArgs, sgdStep, sgdStepAsync } from '../ops/kernels';
+import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, SgdArgs, SparseGrad, sgdSparseStep, sgdSparseStepAsync, sgdStep, sgdStepAsync } from '../ops/kernels';
 import { BaseOptimizer, OptimizerFields, UpdateOptions } from './optimizer';
 
 export interface SgdOptions { lr: number; momentum?: number; nesterov?: boolean; weightDecay?: number; dampening?: number }
@@ -66,6 +66,19 @@ export class Sgd extends BaseOptimizer<SgdTensorState> {
     const run = opts.async === true && w.length >= 1 << 16 ? powerSgdReconstructSgdAsync : powerSgdReconstructSgd;
     return this.#run(this.stateOf(name), w.length, lr, gradScale,
       (buf, o, first) => run(g.p, g.q, g.rows, g.cols, g.rank, g.residual, w, buf, o, first));
+  }
+
+  /**
+   * The update from a sparse g (the parts' entries summed in order, as top-k's decode forms it) in
+   * one pass over w and the momentum buffer: the same bits as update() on the dense g. Without
+   * momentum and weight decay only the listed entries of w are touched.
+   */
+  updateSparse(name: string, w: Float32Array, g: SparseGrad, opts: UpdateOptions & { async?: boolean } = {}): void | Promise<void> {
+    const { lr, gradScale } = this.rates(opts);
+    if (g === null || typeof g !== 'object') throw typeError('g', 'sparse entries { indices, values, counts }', g);
+    BaseOptimizer.checkWeights(w);
+    const run = opts.async === true && w.length >= 1 << 16 ? sgdSparseStepAsync : sgdSparseStep;
+    return this.#run(this.stateOf(name), w.length, lr, gradScale, (buf, o, first) => run(w, g, buf, o, first));
   }
 
   protected override legacyKey(k: string): string | null {

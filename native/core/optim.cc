@@ -95,3 +95,82 @@ gc_status novograd_step(float* w, const float* g, float* m, uint64_t n, const No
 }
 
 }  // namespace gradcomp
+
+namespace gradcomp {
+
+namespace {
+
+constexpr uint64_t kSub = 8192;  // a piece of g formed in cache (32 KiB), then consumed by the update
+
+// The sparse update where only the listed entries change: a merge of the parts in index order,
+// each g summed over the parts in part order.
+void sgd_sparse_touch(float* w, const uint32_t* idx, const float* vals, const std::vector<uint64_t>& start, const SgdParams& p) {
+  const size_t parts = start.size() - 1;
+  std::vector<uint64_t> pos(start.begin(), start.end() - 1);
+  for (;;) {
+    bool any = false;
+    uint32_t m = 0;
+    for (size_t r = 0; r < parts; ++r) {
+      if (pos[r] < start[r + 1] && (!any || idx[pos[r]] < m)) { m = idx[pos[r]]; any = true; }
+    }
+    if (!any) return;
+    float g = 0.0f;
+    for (size_t r = 0; r < parts; ++r) {
+      if (pos[r] < start[r + 1] && idx[pos[r]] == m) g = g + vals[pos[r]++];
+    }
+    float d = g;
+    if (p.grad_scale != 1.0f) d = d * p.grad_scale;
+    w[m] = w[m] - p.lr * d;
+  }
+}
+
+}  // namespace
+
+gc_status sgd_sparse_step(float* w, float* buf, uint64_t n, const uint32_t* idx, const float* vals, const uint32_t* counts,
+                          uint32_t parts, const SgdParams& p) {
+  if ((n > 0 && w == nullptr) || (parts > 0 && counts == nullptr)) return GC_ERR_INVALID_ARG;
+  if (p.momentum == 0.0f) buf = nullptr;
+  else if (n > 0 && buf == nullptr) return GC_ERR_INVALID_ARG;
+  std::vector<uint64_t> start(parts + 1, 0);
+  for (uint32_t r = 0; r < parts; ++r) start[r + 1] = start[r] + counts[r];
+  if (start[parts] > 0 && (idx == nullptr || vals == nullptr)) return GC_ERR_INVALID_ARG;
+  // Every part checked before anything is written: a corrupt payload leaves w and buf as they were.
+  for (uint32_t r = 0; r < parts; ++r) {
+    for (uint64_t j = start[r]; j < start[r + 1]; ++j) {
+      if (idx[j] >= n || (j > start[r] && idx[j] <= idx[j - 1])) return GC_ERR_CORRUPT_PAYLOAD;
+    }
+  }
+  if (buf == nullptr && p.weight_decay == 0.0f && !(p.grad_scale < 0.0f)) {
+    sgd_sparse_touch(w, idx, vals, start, p);
+    return GC_OK;
+  }
+  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
+    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < kSub) scratch.assign(kSub, 0.0f);  // all zero between uses
+    std::vector<uint64_t> pos(parts), end(parts), from(parts);
+    for (uint32_t r = 0; r < parts; ++r) {
+      const uint32_t* b = idx + start[r];
+      const uint32_t* e = idx + start[r + 1];
+      // The first entry >= v (indices are 32-bit: none is >= 2^32).
+      const auto at = [&](uint64_t v) { return v > 0xffffffffull ? e : std::lower_bound(b, e, static_cast<uint32_t>(v)); };
+      pos[r] = start[r] + static_cast<uint64_t>(at(lo) - b);
+      end[r] = start[r] + static_cast<uint64_t>(at(hi) - b);
+    }
+    float* g = scratch.data();
+    for (uint64_t s = lo; s < hi; s += kSub) {
+      const uint64_t s2 = std::min<uint64_t>(hi, s + kSub);
+      for (uint32_t r = 0; r < parts; ++r) {
+        from[r] = pos[r];
+        while (pos[r] < end[r] && idx[pos[r]] < s2) { g[idx[pos[r]] - s] = g[idx[pos[r]] - s] + vals[pos[r]]; ++pos[r]; }
+      }
+      sgd_run(w + s, g, buf == nullptr ? nullptr : buf + s, 0, s2 - s, &p);
+      for (uint32_t r = 0; r < parts; ++r) {
+        for (uint64_t j = from[r]; j < pos[r]; ++j) g[idx[j] - s] = 0.0f;
+      }
+    }
+  });
+  return GC_OK;
+}
+
+}  // namespace gradcomp

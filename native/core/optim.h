@@ -24,6 +24,16 @@ gc_status sgd_step(float* w, const float* g, float* buf, uint64_t n, const SgdPa
 // update straight away, e.g. PowerSGD's reconstruction: g never goes through memory).
 void sgd_span(float* w, const float* g, float* buf, uint64_t n, const SgdParams& p);
 
+// The same update with g given sparse: `parts` lists of (index, value) entries, concatenated in idx
+// and vals, counts[r] entries in part r, each part's indices strictly ascending and < n (else
+// GC_ERR_CORRUPT_PAYLOAD, before anything is written). g[i] is the sum of the parts' values at i in
+// part order, starting from +0 (0 where no part has i): the bits of zero-filling a dense g,
+// scatter-adding the parts in order and calling sgd_step, without g going through memory. With no
+// momentum buffer, no weight decay and grad_scale >= 0, only the listed entries of w are touched
+// (w - lr * 0 is w there).
+gc_status sgd_sparse_step(float* w, float* buf, uint64_t n, const uint32_t* idx, const float* vals, const uint32_t* counts,
+                          uint32_t parts, const SgdParams& p);
+
 struct NovoGradParams {
   float lr, beta1, weight_decay;
   double beta2, eps;

@@ -41,6 +41,15 @@ inline void axpy_body(float* y, const float* x, float s, uint64_t lo, uint64_t h
 }
 GC_ISA_VARIANTS(axpy, (float* y, const float* x, float s, uint64_t lo, uint64_t hi), (y, x, s, lo, hi))
 
+inline void axpby_body(float* y, const float* x, float s, float b, uint64_t lo, uint64_t hi) {
+  if (s == 1.0f) {
+    for (uint64_t i = lo; i < hi; ++i) y[i] = b * y[i] + x[i];
+  } else {
+    for (uint64_t i = lo; i < hi; ++i) y[i] = b * y[i] + s * x[i];
+  }
+}
+GC_ISA_VARIANTS(axpby, (float* y, const float* x, float s, float b, uint64_t lo, uint64_t hi), (y, x, s, b, lo, hi))
+
 inline void mul_add_body(float* s, const float* x, const float* y, double eta, uint64_t lo, uint64_t hi) {
   for (uint64_t i = lo; i < hi; ++i) s[i] = static_cast<float>(eta * static_cast<double>(x[i]) * static_cast<double>(y[i]) + static_cast<double>(s[i]));
 }
@@ -143,6 +152,12 @@ gc_status vec_scale(float* x, uint64_t n, float s) {
 gc_status vec_axpy(float* y, const float* x, uint64_t n, float s) {
   if (n > 0 && (y == nullptr || x == nullptr)) return GC_ERR_INVALID_ARG;
   pieces(n, [&](uint64_t lo, uint64_t hi) { axpy_run(y, x, s, lo, hi); });
+  return GC_OK;
+}
+
+gc_status vec_axpby(float* y, const float* x, uint64_t n, float s, float b) {
+  if (n > 0 && (y == nullptr || x == nullptr)) return GC_ERR_INVALID_ARG;
+  pieces(n, [&](uint64_t lo, uint64_t hi) { axpby_run(y, x, s, b, lo, hi); });
   return GC_OK;
 }
 

@@ -12,6 +12,8 @@ gc_status vec_add(float* dst, const float* a, const float* b, uint64_t n);
 gc_status vec_scale(float* x, uint64_t n, float s);
 // y += s * x  (s == 1: y += x).
 gc_status vec_axpy(float* y, const float* x, uint64_t n, float s);
+// y = b * y + s * x in one pass (the bits of vec_scale(y, b) then vec_axpy(y, x, s)): a momentum update.
+gc_status vec_axpby(float* y, const float* x, uint64_t n, float s, float b);
 // s[i] += eta * x[i] * y[i], evaluated in float64 as ((eta x) y) + s and rounded once (what the
 // same line of JavaScript computes), for TracIn's factorized score.
 gc_status vec_mul_add(float* s, const float* x, const float* y, uint64_t n, double eta);

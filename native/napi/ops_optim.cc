@@ -20,6 +20,26 @@ GC_JS(JS_sgdStep) {
                           {a.argv[0], a.argv[1], a.argv[2]});
 }
 
+// sgdSparseStep(w, buf | null, idx, vals, counts, lr, momentum, dampening, weightDecay, gradScale, nesterov, first, async):
+// the sgdStep update with g given as parts of (index, value) entries (optim.h)
+GC_JS(JS_sgdSparseStep) {
+  GC_SPAN(float, 0, w);
+  GC_SPAN(float, 1, buf, true);
+  GC_SPAN(uint32_t, 2, idx);
+  GC_SPAN(float, 3, vals);
+  GC_SPAN(uint32_t, 4, counts);
+  gradcomp::SgdParams p;
+  if (!SgdArgs(a, 5, &p)) return nullptr;
+  uint64_t total = 0;
+  for (uint64_t r = 0; r < counts.len; ++r) total += counts.data[r];
+  GC_CHECK(idx.len == vals.len && total == idx.len && counts.len <= 0xffffffffull, "sgdSparseStep: counts must add up to the entries given");
+  GC_CHECK(p.momentum == 0.0f || (buf.present && buf.len == w.len), "sgdSparseStep lengths disagree");
+  float* bp = buf.present ? buf.data : nullptr;
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 12), "sgdSparseStep", [w, bp, idx, vals, counts, p] {
+    return gradcomp::sgd_sparse_step(w.data, bp, w.len, idx.data, vals.data, counts.data, static_cast<uint32_t>(counts.len), p);
+  }, {a.argv[0], a.argv[1], a.argv[2], a.argv[3], a.argv[4]});
+}
+
 // novogradStep(w, g, m, lr, beta1, beta2, eps, weightDecay, gradScale, gradAveraging, v | null, async) -> v
 GC_JS(JS_novogradStep) {
   GC_SPAN(float, 0, w);
@@ -61,7 +81,7 @@ bool SgdArgs(gcnapi::Args& a, size_t i, gradcomp::SgdParams* p) {
 }
 
 void ExportOptim(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"sgdStep", JS_sgdStep}, {"novogradStep", JS_novogradStep}};
+  const gcnapi::Fn fns[] = {{"sgdStep", JS_sgdStep}, {"sgdSparseStep", JS_sgdSparseStep}, {"novogradStep", JS_novogradStep}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 

@@ -101,6 +101,15 @@ GC_JS(JS_vecScale) {
   gcnapi::ThrowStatus(a.env, gradcomp::vec_scale(x.data, x.len, static_cast<float>(s)), "vecScale");
   return nullptr;
 }
+GC_JS(JS_vecAxpby) {
+  GC_SPAN(float, 0, y);
+  GC_SPAN(float, 1, x);
+  GC_F64(2, s);
+  GC_F64(3, b);
+  GC_CHECK(y.len == x.len, "vecAxpby lengths disagree");
+  gcnapi::ThrowStatus(a.env, gradcomp::vec_axpby(y.data, x.data, y.len, static_cast<float>(s), static_cast<float>(b)), "vecAxpby");
+  return nullptr;
+}
 GC_JS(JS_vecAxpy) {
   GC_SPAN(float, 0, y);
   GC_SPAN(float, 1, x);
@@ -184,7 +193,7 @@ GC_JS(JS_checksum) {
 
 void ExportVector(napi_env env, napi_value exports) {
   const gcnapi::Fn fns[] = {{"philoxFill", JS_philoxFill}, {"reduceInto", JS_reduceInto}, {"reduceMany", JS_reduceMany}, {"gemm", JS_gemm}, {"vecAdd", JS_vecAdd},
-                            {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"vecMulAdd", JS_vecMulAdd}, {"rowsSumSq", JS_rowsSumSq}, {"normSum", JS_normSum},
+                            {"vecScale", JS_vecScale}, {"vecAxpy", JS_vecAxpy}, {"vecAxpby", JS_vecAxpby}, {"vecMulAdd", JS_vecMulAdd}, {"rowsSumSq", JS_rowsSumSq}, {"normSum", JS_normSum},
                             {"scatterAdd", JS_scatterAdd}, {"randkSupport", JS_randkSupport}, {"dgcAccumulate", JS_dgcAccumulate}, {"checksum", JS_checksum}};
   gcnapi::Export(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -131,7 +131,14 @@ test('vector ops: add, scale, axpy in place, and copies through shared memory', 
     k.vecAxpy(out, b, -1);
     out.forEach((v, i) => expect(v).toBe(Math.fround(Math.fround(a[i] + b[i]) + Math.fround(-1 * b[i]))));
     k.vecScale(out, 0.5);
+    const m = a.slice();
+    k.vecAxpby(m, b, 1, 0.9); // a momentum update: the bits of scale then axpy
+    const mu = Math.fround(0.9), once = Float32Array.from(a, (v, i) => Math.fround(Math.fround(mu * v) + b[i]));
+    expect(bits(m)).toBe(bits(once));
+    k.vecAxpby(m, a, -0.5, 0.25);
+    expect(bits(m)).toBe(bits(Float32Array.from(once, (v, i) => Math.fround(Math.fround(0.25 * v) + Math.fround(-0.5 * a[i])))));
   });
+  expect(() => k.vecAxpby(a.slice(), b.subarray(1), 1, 0.9)).toThrow(expect.objectContaining({ param: 'x' }));
   const sab = new Float32Array(new SharedArrayBuffer(4 * 70000));
   k.copyInto(sab, a);
   expect(bits(sab)).toBe(bits(a));
