@@ -304,13 +304,34 @@ GC_TARGET_AVX2 void philox8(const gc_qsgd_desc& d, uint64_t blk0, __m256i out[4]
   out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
+// Eight codes (one per 32-bit lane, each < 2^bits, bits 2, 4 or 8) written as pack_codes writes
+// them, starting at element i (i * bits a multiple of 8): their low bytes gathered, then the
+// code bits of each byte squeezed together (pext).
+GC_TARGET_AVX2 inline void pack8_avx2(__m256i code, uint32_t bits, uint8_t* codes_out, uint64_t i) {
+  const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i b = _mm256_shuffle_epi8(code, pick);
+  const uint64_t w = static_cast<uint32_t>(_mm256_cvtsi256_si32(b)) | (static_cast<uint64_t>(static_cast<uint32_t>(_mm256_extract_epi32(b, 4))) << 32);
+  uint8_t* o = codes_out + i * bits / 8;
+  if (bits == 8) {
+    std::memcpy(o, &w, 8);
+  } else if (bits == 4) {
+    const uint32_t q = static_cast<uint32_t>(_pext_u64(w, 0x0F0F0F0F0F0F0F0FULL));
+    std::memcpy(o, &q, 4);
+  } else {
+    const uint16_t q = static_cast<uint16_t>(_pext_u64(w, 0x0303030303030303ULL));
+    std::memcpy(o, &q, 2);
+  }
+}
+
 // Requires bucket_size % 8 == 0; the same operations per element as quantize_one (bit-identical).
 GC_TARGET_AVX2 void encode_range_avx2(const gc_qsgd_desc& d, uint32_t bits, const uint8_t* norms,
                                       uint8_t* codes_out, uint64_t lo, uint64_t hi) {
   const __m256 one_over = _mm256_set1_ps(1.0f / 16777216.0f), zero = _mm256_setzero_ps();
   const __m256i absm = _mm256_set1_epi32(0x7fffffff), vs = _mm256_set1_epi32(static_cast<int>(d.levels));
   alignas(32) uint32_t codes[64];
-  uint64_t g = lo, cur_bucket = ~0ULL;
+  const bool direct = bits == 2 || bits == 4 || bits == 8;  // whole bytes per 8 codes: packed straight from the vector
+  uint64_t g = lo, next_bucket = 0;  // the first element past the current bucket (0: none yet)
   BucketParams p{};
   for (; g + 64 <= hi; g += 64) {
     __m256i w[2][4];  // element g + 16k + 8h takes word k of blocks 8h..8h+7 of the group's 16
@@ -319,9 +340,10 @@ GC_TARGET_AVX2 void encode_range_avx2(const gc_qsgd_desc& d, uint32_t bits, cons
     for (int v = 0; v < 8; ++v) {
       const int k = v >> 1, h = v & 1;
       const uint64_t i = g + 8 * v;
-      if (i / d.bucket_size != cur_bucket) {
-        cur_bucket = i / d.bucket_size;
-        p = bucket_params(load_norm(norms, cur_bucket), d.levels, bits);
+      if (i >= next_bucket) {  // one division per bucket
+        const uint64_t b = i / d.bucket_size;
+        next_bucket = (b + 1) * d.bucket_size;
+        p = bucket_params(load_norm(norms, b), d.levels, bits);
       }
       __m256i code = _mm256_setzero_si256();
       if (!p.poisoned && p.scale != 0.0f) {
@@ -336,9 +358,10 @@ GC_TARGET_AVX2 void encode_range_avx2(const gc_qsgd_desc& d, uint32_t bits, cons
         const __m256i neg = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(x, zero, _CMP_LT_OQ)), _mm256_cmpgt_epi32(level, _mm256_setzero_si256()));
         code = _mm256_or_si256(level, _mm256_and_si256(neg, _mm256_set1_epi32(1 << p.sign_shift)));
       }
-      _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 8 * v), code);
+      if (direct) pack8_avx2(code, bits, codes_out, i);
+      else _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 8 * v), code);
     }
-    pack_codes(codes_out, g, codes, 64, bits);
+    if (!direct) pack_codes(codes_out, g, codes, 64, bits);
   }
   if (g < hi) encode_range_scalar(d, bits, norms, codes_out, g, hi);
 }

@@ -46,14 +46,18 @@ describe('qsgdEncode / qsgdDecode', () => {
   test('the same bytes for any thread count and ISA', async () => {
     const binding = loadBinding();
     const x = sample('gaussian', 300001, rand);
-    const opts = { levels: 127, seed: 99, step: 4 };
-    const want = await qsgdEncode(x, opts);
     try {
-      for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
-        binding.setMaxIsa(isa);
-        for (const t of [1, 2, 4]) {
-          setConcurrency(t);
-          expectBitEqual(qsgdEncodeSync(x, opts), want, `${isa} x${t}`);
+      // 2-, 4- and 8-bit codes (the vector paths pack these straight from registers) and 9-bit ones.
+      for (const levels of [1, 7, 127, 255]) {
+        const opts = { levels, seed: 99, step: 4 };
+        binding.setMaxIsa('scalar');
+        const want = await qsgdEncode(x, opts);
+        for (const isa of ['scalar', 'avx2', 'avx512'] as const) {
+          binding.setMaxIsa(isa);
+          for (const t of [1, 2, 4]) {
+            setConcurrency(t);
+            expectBitEqual(qsgdEncodeSync(x, opts), want, `levels ${levels} ${isa} x${t}`);
+          }
         }
       }
     } finally {
