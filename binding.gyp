@@ -17,6 +17,7 @@
         "native/core/powersgd_recon.cc",
         "native/core/qsgd.cc",
         "native/core/qsgd_decode.cc",
+        "native/core/qsgd_simd.cc",
         "native/core/rng.cc",
         "native/core/scratch.cc",
         "native/core/select.cc",

@@ -65,8 +65,8 @@ async function collectives(comm) {
   let optMs = 0, depth = 0, since = 0;
   const enter = () => { if (depth++ === 0) since = performance.now(); };
   const leave = () => { if (--depth === 0) optMs += performance.now() - since; };
-  // Every update path: update(), the fused low-rank update (PowerSGD's average applied unformed) and the sparse one (top-k's payloads applied undecoded).
-  for (const key of ['update', 'updateLowRank', 'updateSparse']) {
+  // Every update path: update(), the fused low-rank update (PowerSGD's average applied unformed) and the undecoded ones (top-k's and QSGD's payloads).
+  for (const key of ['update', 'updateLowRank', 'updateSparse', 'updateQuantized']) {
     if (typeof optimizer[key] !== 'function') continue;
     const fn = optimizer[key].bind(optimizer);
     optimizer[key] = (...args) => {

@@ -78,6 +78,14 @@ const GENERATORS = [
       { indices: Uint32Array.of(3, n), values: f32(2), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(5, 2), values: f32(2), counts: Uint32Array.of(2) },
       { indices: Uint32Array.of(1, 2), values: f32(1), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(1, 2), values: f32(2), counts: Uint32Array.of(1) },
       { indices: junk(), values: f32(2), counts: Uint32Array.of(2) }, { indices: Uint32Array.of(1, 2), values: f32(2), counts: junk() }]), { async: rand() < 0.5 })]; },
+  () => { const n = int(1, 3000), levels = pick([1, 5, 7, 127]), w = f32(n), o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: pick([0, 0.9]) });
+    const ps = Array.from({ length: int(1, 4) }, (_, j) => g.qsgdEncodeSync(f32(n), { levels, seed: j })), data = new Uint8Array(ps.reduce((a, p) => a + p.length, 0));
+    const spans = new Float64Array(2 * ps.length);
+    ps.reduce((off, p, j) => { data.set(p, off); spans[2 * j] = off; spans[2 * j + 1] = p.length; return off + p.length; }, 0);
+    return ['updateQuantized', 'accept', () => o.updateQuantized('x', w, { data, spans }), () => w.every(Number.isFinite)]; },
+  () => { const n = int(1, 500), p = g.qsgdEncodeSync(f32(n), { levels: pick([3, 5, 7]), seed: 2 }), o = g.createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9 }), c = corrupt(p, [0, 4, 6, 17, 20]);
+    return ['updateQuantized', 'reject', () => o.updateQuantized('x', pick([f32(n), f32(n + 1), junk()]), pick([junk(), { data: c, spans: Float64Array.of(0, c.length) },
+      { data: p, spans: Float64Array.of(1, p.length) }, { data: p, spans: Float64Array.of(0, p.length - 1) }, { data: p, spans: junk() }, { data: junk(), spans: Float64Array.of(0, 8) }]))]; },
   () => ['orthonormalize', 'reject', () => g.orthonormalizeSync(pick([junk(), f32(10)]), pick([junk(), { rows: 3, rank: 4 }, { rows: badInt(), rank: 1 }]))],
   () => ['Tensor', 'reject', () => pick([() => g.Tensor.zeros(pick([[2 ** 31, 2 ** 31], [-1], [1.5], [NaN], ['2'], null, 'x', 3, [2 ** 33]])), () => g.Tensor.from(junk(), [2]), () => { const t = g.Tensor.from(f32(4)); t.dispose(); return t.data; }])()],
   // Compressors: random specs (valid and not), hostile sessions, mutated payloads.

@@ -119,6 +119,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     }
     const factored = typeof this.#optimizerOf(u).updateLowRank === 'function';
     const sparse = typeof this.#optimizerOf(u).updateSparse === 'function' && u.tensors.length === 1;
+    const quantized = typeof this.#optimizerOf(u).updateQuantized === 'function' && u.tensors.length === 1;
     if (u.lockstep) {
       // Each tensor its own session (in the unit's order, the same on every rank), their rounds together.
       const sessions: Session[] = [];
@@ -153,7 +154,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     const shape = u.tensors.length === 1 && L.shaped[i] ? L.shapes[i] : undefined;
     // An optimizer that applies a low-rank average directly (SGD): PowerSGD hands over its factors, never forming the average.
     return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true,
-      factored: factored && u.tensors.length === 1, sparse }));
+      factored: factored && u.tensors.length === 1, sparse, quantized }));
   }
 
   #optimizerOf(u: Unit): Optimizer {
@@ -187,6 +188,8 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       if (own?.factors && opt.updateLowRank) return opt.updateLowRank(name, p[name], own.factors, { lr, gradScale, async: true });
       // Sparse payloads (top-k, DGC) likewise: their entries are applied without decoding into a dense average.
       if (own?.sparse && opt.updateSparse) return opt.updateSparse(name, p[name], own.sparse, { lr, gradScale, async: true });
+      // QSGD payloads too, decoded inside the update; on this thread, as they live in a receive buffer that is reused.
+      if (own?.quantized && opt.updateQuantized) return opt.updateQuantized(name, p[name], own.quantized, { lr, gradScale });
       return opt.update(name, p[name], avg, { lr, gradScale, async: true });
     });
     return { done: Promise.all(updates) };
@@ -216,7 +219,15 @@ export class SyncSgd extends BaseDistributed<SyncState> {
 
   protected async doStep(p: Record<string, Float32Array>, g: Record<string, Float32Array>, t: number): Promise<{ lr: number; synced: boolean }> {
     const L = this.layout!, lr = this.optimizer.lr;
-    const prepared = this.#plan().map((u) => this.#prepare(u, (i) => g[L.names[i]], t));
+    // Every gradient is in: compress the units one after another, in the order they communicate, so
+    // the first collective starts after one unit's compression rather than after all of them (the
+    // kernels run off the main thread; started together they would share the cores to the end).
+    let before: Promise<unknown> = Promise.resolve();
+    const prepared = this.#plan().map((u) => {
+      const p = before.then(() => this.#prepare(u, (i) => g[L.names[i]], t));
+      before = p.catch(() => undefined);
+      return p;
+    });
     prepared.forEach((x) => x.catch(() => undefined)); // a failure surfaces through the pipeline, in order
     await this.#pipeline(p, prepared);
     return { lr, synced: true };

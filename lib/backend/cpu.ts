@@ -72,6 +72,8 @@ cpu.register(op.sgdStep, (a, async) =>
   nb().sgdStep(a.w, a.g, a.buf, a.lr, a.momentum, a.dampening, a.weightDecay, a.gradScale, a.nesterov, a.first, async));
 cpu.register(op.sgdSparseStep, (a, async) => nb().sgdSparseStep(a.w, a.buf, a.indices, a.values, a.counts, a.lr, a.momentum, a.dampening, a.weightDecay,
   a.gradScale, a.nesterov, a.first, async));
+cpu.register(op.qsgdDecodeSgd, (a, async) => nb().qsgdDecodeSgd(a.data, a.spans, a.w, a.buf, a.lr, a.momentum, a.dampening, a.weightDecay,
+  a.gradScale, a.nesterov, a.first, async));
 cpu.register(op.novogradStep, (a, async) =>
   nb().novogradStep(a.w, a.g, a.m, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.gradScale, a.gradAveraging, a.v, async));
 

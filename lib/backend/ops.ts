@@ -70,6 +70,10 @@ export const qsgdDecodeSum = defineOp('qsgdDecodeSum', {
   data: buf('uint8', 'r'), spans: buf('float64', 'r'), n: int(0, U32), out: out('float32', (a) => a.n as number, 'out'),
   scale: num(finite, 'a finite number', 1, 'scale'),
 });
+/** sgdStep with g = the sum of QSGD payloads (spans as qsgdDecodeSum's), decoded a tile at a time inside it: the same bits; validated first. */
+export const qsgdDecodeSgd = defineOp('qsgdDecodeSgd', {
+  data: buf('uint8', 'r'), spans: buf('float64', 'r'), w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), ...sgdSchema(),
+}, { check: momentumBuf });
 
 // ---- PowerSGD -------------------------------------------------------------------------------
 
@@ -275,9 +279,8 @@ export const sgdStep = defineOp('sgdStep', {
   w: buf('float32', 'rw'), g: buf('float32', 'r'), buf: optBuf('float32', 'rw'), ...sgdSchema(),
 }, { check: (a) => { sameLength('g', a.g, 'w', a.w); momentumBuf(a); } });
 /**
- * sgdStep with g sparse: `counts[r]` (index, value) entries per part in `indices` / `values`, each
- * part's indices ascending and < w.length (else ERR_GRADCOMP_CORRUPT_PAYLOAD, nothing written); g
- * sums the parts in order. The bits of sgdStep on the dense g.
+ * sgdStep with g sparse: `counts[r]` (index, value) entries per part in `indices` / `values`, each part's
+ * indices ascending and < w.length (else ERR_GRADCOMP_CORRUPT_PAYLOAD, nothing written); g sums the parts in order.
  */
 export const sgdSparseStep = defineOp('sgdSparseStep', {
   w: buf('float32', 'rw'), buf: optBuf('float32', 'rw'), indices: buf('uint32', 'r'), values: buf('float32', 'r'), counts: buf('uint32', 'r'), ...sgdSchema(),

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { asFloat32 } from '../checkpoint/values';
 import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
-import { LowRankGrad, SparseGrad, sumSquares } from '../ops/kernels';
+import { LowRankGrad, QuantizedGrad, SparseGrad, sumSquares } from '../ops/kernels';
 import type { Compressor, CompressorState, Round, RoundResult, Session, StepContext, TensorStats } from './types';
 
 /** A session driven by a list of rounds: `next` turns each result into a round or the final result. */
@@ -23,6 +23,8 @@ export class ChainSession implements Session {
   factors: LowRankGrad | null = null;
   /** Set by a compressor that ended with the payloads' sparse entries (StepContext.sparse). */
   sparse: SparseGrad | null = null;
+  /** Set by a compressor that ended with the QSGD payloads undecoded (StepContext.quantized). */
+  quantized: QuantizedGrad | null = null;
 
   constructor(first: Round, next: (result: RoundResult, index: number) => Round | Float32Array, onDone: (sentBytes: number) => void,
     readonly scale = 1) {
@@ -48,7 +50,9 @@ export class ChainSession implements Session {
   result(): Float32Array {
     if (this.#result === undefined) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called before every round was received', 'session');
     if (this.factors !== null) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called on a session that ended with low-rank factors (StepContext.factored): apply session.factors instead', 'session');
-    if (this.sparse !== null) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called on a session that ended with sparse entries (StepContext.sparse): apply session.sparse instead', 'session');
+    if (this.sparse !== null || this.quantized !== null) {
+      throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'result() called on a session that ended with undecoded payloads (StepContext.sparse or quantized): apply session.sparse or session.quantized instead', 'session');
+    }
     return this.#result;
   }
 }

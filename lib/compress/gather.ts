@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { vecAdd, vecAxpy, vecScale } from '../ops/kernels';
 import { asPayloads, BaseCompressor, ChainSession, deferred, outFor, workersOf } from './base';
 import type { Session, StepContext } from './types';
-import type { SparseGrad } from '../ops/kernels';
+import type { QuantizedGrad, SparseGrad } from '../ops/kernels';
 
 export interface ResidualState {
   /** e: what error feedback has not sent yet, in gradient units. */
@@ -65,6 +65,9 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
    * order and range are checked by whoever applies them); null: the payloads are not sparse.
    */
   protected sparseEntries(_payload: Uint8Array, _n: number): { indices: Uint32Array; values: Float32Array } | null { return null; }
+
+  /** QSGD payloads as the (offset, length) spans an optimizer decodes itself (their envelopes checked); null: not QSGD or not one buffer. */
+  protected quantizedSum(_payloads: Uint8Array[], _n: number): QuantizedGrad | null { return null; }
 
   /** The payloads' entries concatenated into the tensor's reused buffers, or null where they are not sparse. */
   #sparse(name: string, payloads: Uint8Array[], n: number): SparseGrad | null {
@@ -120,11 +123,12 @@ export abstract class GatherCompressor<T extends object = ResidualState> extends
     if (ctx.out !== undefined) this.#payloads.set(name, payload);
     const ms = performance.now() - t0;
     // With a caller that applies sparse entries (Optimizer.updateSparse), the average is never formed here.
-    const sparse = ctx.sparse === true && ctx.deferScale === true && this.averages;
+    const handOff = ctx.deferScale === true && this.averages;
     const session: ChainSession = new ChainSession({ collective: 'allgather', data: payload },
       (result) => {
         const payloads = asPayloads(result, workers);
-        if (sparse && (session.sparse = this.#sparse(name, payloads, n)) !== null) return out;
+        if (handOff && ctx.sparse === true && (session.sparse = this.#sparse(name, payloads, n)) !== null) return out;
+        if (handOff && ctx.quantized === true && (session.quantized = this.quantizedSum(payloads, n)) !== null) return out;
         return this.decompress(payloads, n, out, !ctx.deferScale);
       },
       (sent) => this.record(name, ctx.step, n, sent, ms), this.averages ? deferred(ctx, workers) : 1);

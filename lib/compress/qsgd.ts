@@ -5,7 +5,7 @@
  * the variance. Rounding is keyed by (seed + rank, step, tensor stream), so runs are reproducible
  * and workers round independently.
  */
-import { qsgdDecodeAdd, qsgdDecodeSum, qsgdEncodeInto } from '../ops/kernels';
+import { qsgdDecodeAdd, qsgdDecodeSum, qsgdEncodeInto, QuantizedGrad } from '../ops/kernels';
 import { qsgdPayloadBytes } from '../ops/qsgd';
 import { StateFields, workersOf } from './base';
 import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
@@ -65,18 +65,30 @@ export class QuantCompressor extends GatherCompressor {
     }
   }
 
-  /** All workers' payloads (views of one receive buffer) summed and scaled by one kernel, out written once. */
-  protected override decodeSum(payloads: Uint8Array[], out: Float32Array, scale: number): boolean {
+  /** The inner payloads' (offset, length) spans in their one buffer (envelopes checked); null when they are views of different buffers. */
+  #spans(payloads: Uint8Array[], n: number): QuantizedGrad | null {
     const buffer = payloads[0].buffer;
-    if (payloads.some((p) => p.buffer !== buffer)) return false;
-    const n = out.length, spans = new Float64Array(2 * payloads.length);
+    if (payloads.some((p) => p.buffer !== buffer)) return null;
+    const spans = new Float64Array(2 * payloads.length);
     payloads.forEach((p, j) => {
       const body = this.#body(p, n);
       spans[2 * j] = body.byteOffset;
       spans[2 * j + 1] = body.byteLength;
     });
-    this.#decode(() => qsgdDecodeSum(new Uint8Array(buffer), spans, out, scale));
+    return { data: new Uint8Array(buffer), spans };
+  }
+
+  /** All workers' payloads (views of one receive buffer) summed and scaled by one kernel, out written once. */
+  protected override decodeSum(payloads: Uint8Array[], out: Float32Array, scale: number): boolean {
+    const q = this.#spans(payloads, out.length);
+    if (q === null) return false;
+    this.#decode(() => qsgdDecodeSum(q.data, q.spans, out, scale));
     return true;
+  }
+
+  /** The payloads handed to the optimizer undecoded (it validates them before writing anything). */
+  protected override quantizedSum(payloads: Uint8Array[], n: number): QuantizedGrad | null {
+    return this.#spans(payloads, n);
   }
 
   protected decodeAdd(payload: Uint8Array, out: Float32Array): void {

@@ -12,7 +12,7 @@
  * themselves.
  */
 
-import type { LowRankGrad, SparseGrad } from '../ops/kernels';
+import type { LowRankGrad, QuantizedGrad, SparseGrad } from '../ops/kernels';
 
 /** How a round's data travels. */
 export type Collective =
@@ -63,6 +63,8 @@ export interface StepContext {
    * set instead of writing the result; result() then throws.
    */
   sparse?: boolean;
+  /** Likewise for QSGD payloads (Optimizer.updateQuantized): the session may end with `quantized` set. */
+  quantized?: boolean;
 }
 
 export interface Session {
@@ -85,6 +87,8 @@ export interface Session {
    * tensor's next begin().
    */
   readonly sparse?: SparseGrad | null;
+  /** Set (with StepContext.quantized) when the session ended with the workers' QSGD payloads undecoded; valid until the next collective. */
+  readonly quantized?: QuantizedGrad | null;
 }
 
 /** Per tensor and step: what the compressor moved and what it cost. */

@@ -77,6 +77,8 @@ export interface NativeBinding extends AddonCommon {
     gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
   sgdSparseStep(w: Float32Array, buf: Float32Array | null, indices: Uint32Array, values: Float32Array, counts: Uint32Array, lr: number, momentum: number,
     dampening: number, weightDecay: number, gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
+  qsgdDecodeSgd(data: Uint8Array, spans: Float64Array, w: Float32Array, buf: Float32Array | null, lr: number, momentum: number,
+    dampening: number, weightDecay: number, gradScale: number, nesterov: boolean, first: boolean, async: boolean): Async;
   novogradStep(w: Float32Array, g: Float32Array, m: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number,
     gradScale: number, gradAveraging: boolean, v: number | null, async: boolean): number | Promise<number>;
   dropitPack(x: Float32Array, k: number, out: Uint8Array, async: boolean): Async;

@@ -178,6 +178,15 @@ export const sgdSparseStepAsync = async (w: Float32Array, g: SparseGrad, buf: Fl
 export const sgdSparseStep = (w: Float32Array, g: SparseGrad, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
   runSync(k.sgdSparseStep, { w, buf, indices: g.indices, values: g.values, counts: g.counts, ...o, first });
 };
+/**
+ * A gradient given as QSGD payloads, not yet decoded: their (byte offset, length) pairs in `data`
+ * (the kernels' qsgdDecodeSum layout); g is their sum in payload order.
+ */
+export interface QuantizedGrad { data: Uint8Array; spans: Float64Array }
+/** The SGD update of w with g decoded a tile at a time inside it (qsgdDecodeSum + sgdStep's bits). */
+export const qsgdDecodeSgd = (w: Float32Array, g: QuantizedGrad, buf: Float32Array | null, o: SgdArgs, first: boolean): void => {
+  runSync(k.qsgdDecodeSgd, { data: g.data, spans: g.spans, w, buf, ...o, first });
+};
 export interface NovoGradArgs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradAveraging: boolean; gradScale?: number }
 /** One NovoGrad update; v is the tensor's second moment (null on its first step); returns the new v. */
 export const novogradStep = (w: Float32Array, g: Float32Array, m: Float32Array, o: NovoGradArgs, v: number | null): number =>

@@ -7,7 +7,7 @@
  */
 import { asFloat32 } from '../checkpoint/values';
 import { GradcompRangeError, typeError } from '../native/errors';
-import type { LowRankGrad, SparseGrad } from '../ops/kernels';
+import type { LowRankGrad, QuantizedGrad, SparseGrad } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 
 export interface OptimizerState<T extends object = Record<string, Float32Array | number>> {
@@ -45,6 +45,8 @@ export interface Optimizer {
    * distributed optimizers use it when it is there.
    */
   updateSparse?(name: string, w: Float32Array, g: SparseGrad, opts?: UpdateOptions & { async?: boolean }): void | Promise<void>;
+  /** Optional: one tensor's update from QSGD payloads, decoded inside it (the same bits as decoding their sum, then update()); synchronous. */
+  updateQuantized?(name: string, w: Float32Array, g: QuantizedGrad, opts?: UpdateOptions): void;
   /** Counts one step (the distributed optimizers update tensor by tensor). */
   countStep(): void;
   state(): OptimizerState;

@@ -10,7 +10,8 @@
  * the compressor's correction (DGC applies it before sparsifying), so it is not applied twice.
  */
 import { typeError } from '../native/errors';
-import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, SgdArgs, SparseGrad, sgdSparseStep, sgdSparseStepAsync, sgdStep, sgdStepAsync } from '../ops/kernels';
+import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, qsgdDecodeSgd, QuantizedGrad, SgdArgs, SparseGrad, sgdSparseStep, sgdSparseStepAsync, sgdStep,
+  sgdStepAsync } from '../ops/kernels';
 import { BaseOptimizer, OptimizerFields, UpdateOptions } from './optimizer';
 
 export interface SgdOptions { lr: number; momentum?: number; nesterov?: boolean; weightDecay?: number; dampening?: number }
@@ -79,6 +80,18 @@ export class Sgd extends BaseOptimizer<SgdTensorState> {
     BaseOptimizer.checkWeights(w);
     const run = opts.async === true && w.length >= 1 << 16 ? sgdSparseStepAsync : sgdSparseStep;
     return this.#run(this.stateOf(name), w.length, lr, gradScale, (buf, o, first) => run(w, g, buf, o, first));
+  }
+
+  /**
+   * The update from QSGD payloads, decoded a cache-sized tile at a time inside it: the same bits as
+   * decoding their sum and calling update(). On this thread: the payloads may live in a receive
+   * buffer that is reused once the call returns. A malformed payload is refused before w changes.
+   */
+  updateQuantized(name: string, w: Float32Array, g: QuantizedGrad, opts: UpdateOptions = {}): void {
+    const { lr, gradScale } = this.rates(opts);
+    if (g === null || typeof g !== 'object') throw typeError('g', 'QSGD payloads { data, spans }', g);
+    BaseOptimizer.checkWeights(w);
+    void this.#run(this.stateOf(name), w.length, lr, gradScale, (buf, o, first) => qsgdDecodeSgd(w, g, buf, o, first));
   }
 
   protected override legacyKey(k: string): string | null {

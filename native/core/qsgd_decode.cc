@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu.h"
+#include "optim.h"
 #include "pool.h"
 #include "qsgd.h"
 
@@ -234,6 +235,60 @@ gc_status qsgd_decode_sum(const uint8_t* const* payloads, const uint64_t* bytes,
     if (scale != 1.0f) for (uint64_t i = lo; i < hi; ++i) out[i] = out[i] * scale;
   });
   for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
+  return GC_OK;
+}
+
+namespace {
+
+// A pointer p' with p'[i] == p[i - lo] for i in [lo, lo + tile): decode_range writes element i at
+// out[i], and a tile's scratch holds elements [lo, hi) from its start.
+inline float* rebase(float* p, uint64_t lo) { return reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(p) - lo * sizeof(float)); }
+
+}  // namespace
+
+gc_status qsgd_decode_sgd(const uint8_t* const* payloads, const uint64_t* bytes, uint32_t count, uint64_t n, float* w, float* buf,
+                          const SgdParams& sp) {
+  if (count == 0 || (n > 0 && w == nullptr)) return GC_ERR_INVALID_ARG;
+  if (sp.momentum == 0.0f) buf = nullptr;
+  else if (n > 0 && buf == nullptr) return GC_ERR_INVALID_ARG;
+  std::vector<Parsed> ps(count);
+  bool codes_ok = true;  // every code valid by construction: the level field cannot exceed the levels
+  for (uint32_t j = 0; j < count; ++j) {
+    const gc_status st = parse(payloads[j], bytes[j], n, true, &ps[j]);
+    if (st != GC_OK) return st;
+    codes_ok = codes_ok && ps[j].h.levels == (1u << (ps[j].h.bits - 1)) - 1;
+  }
+  constexpr uint64_t kTile = 8192;
+  const size_t tasks = chunk_count(n, kTile);
+  std::vector<uint8_t> bad(tasks, 0);
+  if (codes_ok) {
+    // Only the norms can be bad: checked as decode_range checks them.
+    for (const Parsed& p : ps) {
+      for (uint64_t b = 0, nb = (p.h.n + p.h.bucket - 1) / p.h.bucket; b < nb; ++b) {
+        float L;
+        std::memcpy(&L, p.normp + 4 * b, 4);
+        if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) return GC_ERR_CORRUPT_PAYLOAD;
+      }
+    }
+  } else {
+    ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+      const uint64_t lo = t * kTile, hi = std::min<uint64_t>(n, lo + kTile);
+      thread_local std::vector<float> check;
+      if (check.size() < kTile) check.resize(kTile);
+      for (const Parsed& p : ps) if (!decode_range<false>(p, lo, hi, rebase(check.data(), lo))) { bad[t] = 1; return; }
+    });
+    for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
+  }
+  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
+    const uint64_t lo = t * kTile, hi = std::min<uint64_t>(n, lo + kTile);
+    thread_local std::vector<float> g;
+    if (g.size() < kTile) g.resize(kTile);
+    // The order per element of qsgd_decode_sum: (0 + p_0) + p_1 + ...
+    std::fill(g.begin(), g.begin() + static_cast<std::ptrdiff_t>(hi - lo), 0.0f);
+    for (const Parsed& p : ps) if (!decode_range<true>(p, lo, hi, rebase(g.data(), lo))) bad[t] = 1;  // validated above: cannot fail
+    sgd_span(w + lo, g.data(), buf == nullptr ? nullptr : buf + lo, hi - lo, sp);
+  });
+  for (uint8_t b : bad) if (b) return GC_ERR_INTERNAL;
   return GC_OK;
 }
 

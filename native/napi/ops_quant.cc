@@ -7,6 +7,7 @@
 #include "../core/adacomp.h"
 #include "../core/cast.h"
 #include "../core/codec.h"
+#include "../core/optim.h"
 #include "../core/qsgd.h"
 #include "ops.h"
 
@@ -42,25 +43,60 @@ GC_JS(JS_qsgdDecode) {
 
 // qsgdDecodeSum(data, spans Float64Array [offset, length] per payload, out, scale, async): out =
 // scale * the sum of the payloads at data[offset, offset + length), in order.
+// The (offset, length) pairs of `spans` as payload pointers into data; false (an error thrown) when one runs past it.
+bool Spans(gcnapi::Args& a, const gcnapi::Span<uint8_t>& data, const gcnapi::Span<double>& spans, const char* op,
+           std::shared_ptr<std::vector<const uint8_t*>>* ptrs, std::shared_ptr<std::vector<uint64_t>>* lens) {
+  if (!(spans.len >= 2 && spans.len % 2 == 0 && spans.len <= 2 * 4096)) {
+    gcnapi::ThrowRange(a.env, std::string("gradcomp native: ") + op + " needs 1 to 4096 (offset, length) pairs");
+    return false;
+  }
+  const uint32_t count = static_cast<uint32_t>(spans.len / 2);
+  *ptrs = std::make_shared<std::vector<const uint8_t*>>(count);
+  *lens = std::make_shared<std::vector<uint64_t>>(count);
+  for (uint32_t j = 0; j < count; ++j) {
+    const double o = spans.data[2 * j], l = spans.data[2 * j + 1];
+    if (!(o >= 0 && l >= 0 && o == std::floor(o) && l == std::floor(l) && o + l <= static_cast<double>(data.len))) {
+      gcnapi::ThrowRange(a.env, std::string("gradcomp native: ") + op + ": a payload span runs past the data");
+      return false;
+    }
+    (**ptrs)[j] = data.data + static_cast<uint64_t>(o);
+    (**lens)[j] = static_cast<uint64_t>(l);
+  }
+  return true;
+}
+
 GC_JS(JS_qsgdDecodeSum) {
   GC_SPAN(uint8_t, 0, data);
   GC_SPAN(double, 1, spans);
   GC_SPAN(float, 2, out);
   GC_F64(3, scale);
-  GC_CHECK(spans.len >= 2 && spans.len % 2 == 0 && spans.len <= 2 * 4096, "qsgdDecodeSum needs 1 to 4096 (offset, length) pairs");
-  const uint32_t count = static_cast<uint32_t>(spans.len / 2);
-  auto ptrs = std::make_shared<std::vector<const uint8_t*>>(count);
-  auto lens = std::make_shared<std::vector<uint64_t>>(count);
-  for (uint32_t j = 0; j < count; ++j) {
-    const double o = spans.data[2 * j], l = spans.data[2 * j + 1];
-    GC_CHECK(o >= 0 && l >= 0 && o == std::floor(o) && l == std::floor(l) && o + l <= static_cast<double>(data.len), "qsgdDecodeSum: a payload span runs past the data");
-    (*ptrs)[j] = data.data + static_cast<uint64_t>(o);
-    (*lens)[j] = static_cast<uint64_t>(l);
-  }
+  std::shared_ptr<std::vector<const uint8_t*>> ptrs;
+  std::shared_ptr<std::vector<uint64_t>> lens;
+  if (!Spans(a, data, spans, "qsgdDecodeSum", &ptrs, &lens)) return nullptr;
+  const uint32_t count = static_cast<uint32_t>(ptrs->size());
   const float sc = static_cast<float>(scale);
   return gcnapi::Dispatch(a, gcnapi::Bool(a, 4), "qsgdDecodeSum",
                           [ptrs, lens, count, out, sc] { return gradcomp::qsgd_decode_sum(ptrs->data(), lens->data(), count, out.data, out.len, sc); },
                           {a.argv[0], a.argv[2]});
+}
+
+// qsgdDecodeSgd(data, spans, w, buf | null, lr, momentum, dampening, weightDecay, gradScale, nesterov, first, async):
+// the SGD update with g = the sum of the payloads, decoded a tile at a time (qsgd.h)
+GC_JS(JS_qsgdDecodeSgd) {
+  GC_SPAN(uint8_t, 0, data);
+  GC_SPAN(double, 1, spans);
+  GC_SPAN(float, 2, w);
+  GC_SPAN(float, 3, buf, true);
+  gradcomp::SgdParams p;
+  if (!SgdArgs(a, 4, &p)) return nullptr;
+  GC_CHECK(p.momentum == 0.0f || (buf.present && buf.len == w.len), "qsgdDecodeSgd lengths disagree");
+  std::shared_ptr<std::vector<const uint8_t*>> ptrs;
+  std::shared_ptr<std::vector<uint64_t>> lens;
+  if (!Spans(a, data, spans, "qsgdDecodeSgd", &ptrs, &lens)) return nullptr;
+  float* bp = buf.present ? buf.data : nullptr;
+  return gcnapi::Dispatch(a, gcnapi::Bool(a, 11), "qsgdDecodeSgd", [ptrs, lens, w, bp, p] {
+    return gradcomp::qsgd_decode_sgd(ptrs->data(), lens->data(), static_cast<uint32_t>(ptrs->size()), w.len, w.data, bp, p);
+  }, {a.argv[0], a.argv[2], a.argv[3]});
 }
 
 // qsgdPayloadBytes(n, levels, bucket) -> number
@@ -218,7 +254,7 @@ GC_JS(JS_adacompDecodeAdd) {
 }  // namespace
 
 void ExportQuant(napi_env env, napi_value exports) {
-  const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdDecodeSum", JS_qsgdDecodeSum}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
+  const gcnapi::Fn fns[] = {{"qsgdEncode", JS_qsgdEncode}, {"qsgdDecode", JS_qsgdDecode}, {"qsgdDecodeSum", JS_qsgdDecodeSum}, {"qsgdDecodeSgd", JS_qsgdDecodeSgd}, {"qsgdPayloadBytes", JS_qsgdPayloadBytes},
                             {"halfPack", JS_halfPack}, {"halfUnpackAdd", JS_halfUnpackAdd}, {"signPack", JS_signPack},
                             {"signUnpackAdd", JS_signUnpackAdd}, {"efsignEncode", JS_efsignEncode}, {"signDecodeAll", JS_signDecodeAll},
                             {"adacompSelect", JS_adacompSelect}, {"efsignEncodeBlocks", JS_efsignEncodeBlocks}, {"signUnpackAddBlocks", JS_signUnpackAddBlocks}, {"adacompEmit", JS_adacompEmit}, {"adacompDecodeAdd", JS_adacompDecodeAdd}};

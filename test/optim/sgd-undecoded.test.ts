@@ -1,10 +1,10 @@
 /**
- * Sgd.updateSparse: the update from a gradient given as sparse parts (every worker's top-k
- * entries) must give the bits of decoding the parts into zeros, in part order, and calling
- * update() on the dense gradient; and the distributed optimizers that use it must give the bits
- * of the path that decodes.
+ * Sgd.updateSparse and updateQuantized: the update from a gradient given undecoded (every
+ * worker's top-k entries, or QSGD payloads) must give the bits of decoding it first (into zeros,
+ * in worker order) and calling update() on the dense gradient; and the distributed optimizers that
+ * use them must give the bits of the path that decodes.
  */
-import { createDistributedOptimizer, createOptimizer, init, Communicator, Tensor } from '../../lib';
+import { createDistributedOptimizer, createOptimizer, init, Communicator, Tensor, qsgdEncodeSync, qsgdDecodeSync } from '../../lib';
 import type { SparseGrad } from '../../lib/ops/kernels';
 import { freshSeed, mulberry32 } from '../reference/rng';
 
@@ -92,7 +92,50 @@ describe(`Sgd.updateSparse against update() on the decoded gradient (seed ${seed
   });
 });
 
-describe('the distributed optimizers apply top-k and DGC payloads unformed', () => {
+describe(`Sgd.updateQuantized against update() on the decoded sum (seed ${seed})`, () => {
+  /** count payloads of n elements in one buffer, at uneven offsets, and the oracle's sum. */
+  function payloads(n: number, count: number, levels: number, bucketSize: number) {
+    const ps = Array.from({ length: count }, (_, j) => qsgdEncodeSync(Float32Array.from({ length: n }, () => rand() - 0.5), { levels, bucketSize, seed: j + 1 }));
+    const data = new Uint8Array(ps.reduce((a, p) => a + p.length + 3, 0)), spans = new Float64Array(2 * count);
+    let off = 0;
+    ps.forEach((p, j) => { off += 3; data.set(p, off); spans[2 * j] = off; spans[2 * j + 1] = p.length; off += p.length; });
+    const sum = new Float32Array(n);
+    for (const p of ps) qsgdDecodeSync(p).forEach((v, i) => { sum[i] = f(sum[i] + v); });
+    return { g: { data, spans }, sum };
+  }
+
+  test.each([[7, 512], [5, 100], [1, 64], [127, 512], [255, 128]])('levels %i, bucket %i: the bits of decoding first, every momentum setting', (levels, bucketSize) => {
+    for (const spec of [{ type: 'sgd' as const, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }, { type: 'sgd' as const, lr: 0.2 }]) {
+      for (const n of [1, 8191, 30001]) {
+        const a = createOptimizer(spec), b = createOptimizer(spec), wa = Float32Array.from({ length: n }, () => rand() - 0.5), wb = wa.slice();
+        for (let t = 0; t < 2; t++) {
+          const { g, sum } = payloads(n, 1 + (t + n) % 4, levels, bucketSize);
+          a.updateQuantized!('x', wa, g, { gradScale: 0.25 });
+          b.update('x', wb, sum, { gradScale: 0.25 });
+          expect(same(wa, wb)).toBe(true);
+        }
+      }
+    }
+  });
+
+  test('a bad norm, or a level above the levels, is refused before anything is written', () => {
+    for (const [levels, at] of [[7, 'norm'], [5, 'code']] as const) {
+      const n = 20000, { g } = payloads(n, 3, levels, 512);
+      const second = g.spans[2];
+      if (at === 'norm') new DataView(g.data.buffer).setFloat32(second + 24 + 4 * 5, -1, true); // the second payload's sixth norm
+      else g.data[g.spans[4] + g.spans[5] - 1] = 0x77; // the third payload's last two codes: level 7 > 5
+      const o = createOptimizer({ type: 'sgd', lr: 0.1, momentum: 0.9 }), w0 = Float32Array.from({ length: n }, rand), w = w0.slice();
+      expect(() => o.updateQuantized!('x', w, g)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
+      expect(same(w, w0)).toBe(true);
+      expect(o.state().tensors.x?.momentum).toBeUndefined();
+    }
+    const o = createOptimizer({ type: 'sgd', lr: 0.1 }), w = new Float32Array(10);
+    expect(() => o.updateQuantized!('x', w, { data: new Uint8Array(100), spans: Float64Array.of(90, 20) })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE' }));
+    expect(() => o.updateQuantized!('x', w, { data: qsgdEncodeSync(new Float32Array(11), { levels: 7, seed: 1 }), spans: Float64Array.of(0, 0) })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
+  });
+});
+
+describe('the distributed optimizers apply top-k, DGC and QSGD payloads undecoded', () => {
   let comm: Communicator;
   beforeAll(async () => { comm = await init(); });
   afterAll(async () => { await comm.close(); });
@@ -101,6 +144,8 @@ describe('the distributed optimizers apply top-k and DGC payloads unformed', () 
     ['ef-sgd', { type: 'topk', ratio: 0.02 }, { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }],
     ['sync', { type: 'dgc', ratio: 0.02 }, { type: 'sgd', lr: 0.05, momentum: 0.9 }],
     ['sync', { type: 'dgc', ratio: 0.02 }, { type: 'sgd', lr: 0.05 }],
+    ['sync', { type: 'qsgd', levels: 7 }, { type: 'sgd', lr: 0.05, momentum: 0.9 }],
+    ['sync', { type: 'qsgd', levels: 5, bucketSize: 100 }, { type: 'sgd', lr: 0.05 }],
   ] as const)('%s %j with %j: bit-identical to decoding into a dense average', async (algorithm, compressor, spec) => {
     const shapes: Record<string, number[]> = { a: [300, 257], b: [64, 70], bias: [257] };
     const init0 = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, Float32Array.from({ length: sh.reduce((x, y) => x * y, 1) }, () => rand() - 0.5)]));
@@ -111,9 +156,9 @@ describe('the distributed optimizers apply top-k and DGC payloads unformed', () 
       const inner = opt as unknown as { o?: { compressedOptimizer?: object }; optimizer: object };
       for (const o of [inner.optimizer, inner.o?.compressedOptimizer]) {
         if (!o) continue;
-        const x = o as { updateSparse?: (...a: unknown[]) => unknown };
-        if (!fast) x.updateSparse = undefined; // decodes every payload into the dense average, then update()
-        else { const real = x.updateSparse!.bind(o); x.updateSparse = (...a: unknown[]) => { spied++; return real(...a); }; }
+        const x = o as Record<string, unknown>, key = compressor.type === 'qsgd' ? 'updateQuantized' : 'updateSparse';
+        if (!fast) x[key] = undefined; // decodes every payload into the dense average, then update()
+        else { const real = (x[key] as (...a: unknown[]) => unknown).bind(o); x[key] = (...a: unknown[]) => { spied++; return real(...a); }; }
       }
       const params = Object.fromEntries(Object.entries(init0).map(([k, v]) => [k, Tensor.from(v.slice(), shapes[k])]));
       return { opt, params };
