@@ -8,9 +8,10 @@
  * rate (1 Gbit/s, 10 Gbit/s, unshaped; a TCP stream measures what each really carries), and 4 MPI
  * ranks, 2 per host (mpirun with a hostfile and an ssh stand-in that enters the other namespace).
  * Then the same configs on the local backend (4 worker_threads, shared memory). It skips the
- * two-host part, saying why, where ip netns, tc, mpirun or the MPI addon are missing.
+ * two-host part, saying why, where ip netns, tc, mpirun or the MPI addon are missing. Last, each
+ * config on one rank alone: the compute floor of 4 ranks sharing this machine's cores.
  *
- *   npm run bench:e2e [-- --rates 1gbit,10gbit,none] [--only name,...] [--json FILE] [--no-local]
+ *   npm run bench:e2e [-- --rates 1gbit,10gbit,none] [--only name,...] [--json FILE] [--no-local] [--no-floor]
  *
  * Output: a table on stdout, bench/results/e2e-<machine>.json, and (node scripts/e2e-report.js)
  * the chart and the table of docs/benchmarks.md.
@@ -139,6 +140,20 @@ async function main(): Promise<void> {
       process.stderr.write(`  local ${c.name}: ${m.wallMs.toFixed(0)} ms/step\n`);
     }
   }
+  // The compute floor: each config on one rank alone (no communication, same threads), times the
+  // ranks that share each core here. No schedule of 4 ranks on this machine beats it, whatever the link.
+  const computeFloors: Record<string, { oneRankMs: number; floorMs: number }> = {};
+  if (!args.includes('--no-floor')) {
+    const share = Math.max(1, (4 * threads) / os.cpus().length);
+    for (const c of configs) {
+      const r = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '1', worker, workerConfig(c)],
+        { ...process.env, GRADCOMP_ENTRY: entry }, 600000);
+      const m = parse(r.out);
+      if (!m) continue;
+      computeFloors[c.name] = { oneRankMs: m.wallMs, floorMs: m.wallMs * share };
+      process.stderr.write(`  one rank alone, ${c.name}: ${m.wallMs.toFixed(0)} ms/step; compute floor for 4 ranks here ${(m.wallMs * share).toFixed(0)} ms\n`);
+    }
+  }
   // Speedups against dense sync SGD with deterministic: false, same link, same run.
   for (const r of rows) {
     const base = rows.find((x) => x.config === 'dense' && x.link === r.link && x.backend === r.backend);
@@ -153,7 +168,7 @@ async function main(): Promise<void> {
       threadsPerRank: threads, date: new Date().toISOString() },
     model: { parameters: 25174016, layout: '4 x (2048 x 3072) + 4 x 3072 + 2048', optimizer: 'SGD momentum 0.9' },
     topology: '2 network-namespace hosts joined by a veth pair, tc tbf on both ends, 4 MPI ranks (2 per host, --map-by slot)',
-    links, ringFloorMs: floors, skipped, collectives, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
+    links, ringFloorMs: floors, computeFloors, skipped, collectives, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
   };
   const file = opt('--json') ?? path.join(root, 'bench', 'results', `e2e-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
   fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');

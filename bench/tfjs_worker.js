@@ -69,7 +69,7 @@ async function overhead(comm, data) {
 
 async function fit(comm, data) {
   const { x, y, n } = shard(data.train, comm.rank, comm.size, cfg.train);
-  const model = build(cfg.model, cfg.gamma, 1000);
+  const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000);
   await gt.broadcastWeights(model, comm);
   const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: cfg.lr ?? 0.05, momentum: 0.9 }, minCompressSize: 256, ...(cfg.options ?? {}) });
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
