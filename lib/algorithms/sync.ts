@@ -117,9 +117,10 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       for (const i of u.tensors) { u.flat.set(g(i), off); off += L.sizes[i]; }
       return null;
     }
-    const factored = typeof this.#optimizerOf(u).updateLowRank === 'function';
-    const sparse = typeof this.#optimizerOf(u).updateSparse === 'function' && u.tensors.length === 1;
-    const quantized = typeof this.#optimizerOf(u).updateQuantized === 'function' && u.tensors.length === 1;
+    // What the optimizer applies undecoded (one tensor a session): low-rank factors, sparse entries, QSGD payloads.
+    const opt = this.#optimizerOf(u), single = u.tensors.length === 1;
+    const factored = typeof opt.updateLowRank === 'function', sparse = single && typeof opt.updateSparse === 'function';
+    const quantized = single && typeof opt.updateQuantized === 'function';
     if (u.lockstep) {
       // Each tensor its own session (in the unit's order, the same on every rank), their rounds together.
       const sessions: Session[] = [];
@@ -154,7 +155,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
     const shape = u.tensors.length === 1 && L.shaped[i] ? L.shapes[i] : undefined;
     // An optimizer that applies a low-rank average directly (SGD): PowerSGD hands over its factors, never forming the average.
     return this.compressClock.time(() => this.compressor!.begin(name, input, { step: t, rank: this.rank, workers: this.workers, shape, out: u.flat, deferScale: true,
-      factored: factored && u.tensors.length === 1, sparse, quantized }));
+      factored: factored && single, sparse, quantized }));
   }
 
   #optimizerOf(u: Unit): Optimizer {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "cpu.h"
@@ -94,13 +95,9 @@ gc_status novograd_step(float* w, const float* g, float* m, uint64_t n, const No
   return GC_OK;
 }
 
-}  // namespace gradcomp
-
-namespace gradcomp {
-
 namespace {
 
-constexpr uint64_t kSub = 8192;  // a piece of g formed in cache (32 KiB), then consumed by the update
+constexpr uint64_t kTile = 8192;  // a piece of g formed in cache (32 KiB), then consumed by the update
 
 // The sparse update where only the listed entries change: a merge of the parts in index order,
 // each g summed over the parts in part order.
@@ -126,6 +123,17 @@ void sgd_sparse_touch(float* w, const uint32_t* idx, const float* vals, const st
 
 }  // namespace
 
+void sgd_tiles(float* w, float* buf, uint64_t n, const SgdParams& p, const std::function<void(uint64_t, uint64_t, float*)>& form) {
+  if (p.momentum == 0.0f) buf = nullptr;
+  ThreadPool::instance().parallel_for(chunk_count(n, kTile), [&](size_t t) {
+    const uint64_t lo = t * kTile, hi = std::min<uint64_t>(n, lo + kTile);
+    thread_local std::vector<float> g;
+    g.assign(kTile, 0.0f);
+    form(lo, hi, g.data());
+    sgd_run(w + lo, g.data(), buf == nullptr ? nullptr : buf + lo, 0, hi - lo, &p);
+  });
+}
+
 gc_status sgd_sparse_step(float* w, float* buf, uint64_t n, const uint32_t* idx, const float* vals, const uint32_t* counts,
                           uint32_t parts, const SgdParams& p) {
   if ((n > 0 && w == nullptr) || (parts > 0 && counts == nullptr)) return GC_ERR_INVALID_ARG;
@@ -144,29 +152,12 @@ gc_status sgd_sparse_step(float* w, float* buf, uint64_t n, const uint32_t* idx,
     sgd_sparse_touch(w, idx, vals, start, p);
     return GC_OK;
   }
-  ThreadPool::instance().parallel_for(chunk_count(n, kPiece), [&](size_t t) {
-    const uint64_t lo = t * kPiece, hi = std::min<uint64_t>(n, lo + kPiece);
-    thread_local std::vector<float> scratch;
-    if (scratch.size() < kSub) scratch.assign(kSub, 0.0f);  // all zero between uses
-    std::vector<uint64_t> pos(parts), end(parts), from(parts);
+  sgd_tiles(w, buf, n, p, [&](uint64_t lo, uint64_t hi, float* g) {
+    if (lo > 0xffffffffull) return;  // indices are 32-bit: none this far
     for (uint32_t r = 0; r < parts; ++r) {
-      const uint32_t* b = idx + start[r];
       const uint32_t* e = idx + start[r + 1];
-      // The first entry >= v (indices are 32-bit: none is >= 2^32).
-      const auto at = [&](uint64_t v) { return v > 0xffffffffull ? e : std::lower_bound(b, e, static_cast<uint32_t>(v)); };
-      pos[r] = start[r] + static_cast<uint64_t>(at(lo) - b);
-      end[r] = start[r] + static_cast<uint64_t>(at(hi) - b);
-    }
-    float* g = scratch.data();
-    for (uint64_t s = lo; s < hi; s += kSub) {
-      const uint64_t s2 = std::min<uint64_t>(hi, s + kSub);
-      for (uint32_t r = 0; r < parts; ++r) {
-        from[r] = pos[r];
-        while (pos[r] < end[r] && idx[pos[r]] < s2) { g[idx[pos[r]] - s] = g[idx[pos[r]] - s] + vals[pos[r]]; ++pos[r]; }
-      }
-      sgd_run(w + s, g, buf == nullptr ? nullptr : buf + s, 0, s2 - s, &p);
-      for (uint32_t r = 0; r < parts; ++r) {
-        for (uint64_t j = from[r]; j < pos[r]; ++j) g[idx[j] - s] = 0.0f;
+      for (const uint32_t* q = std::lower_bound(idx + start[r], e, static_cast<uint32_t>(lo)); q < e && *q < hi; ++q) {
+        g[*q - lo] = g[*q - lo] + vals[q - idx];
       }
     }
   });

@@ -2,6 +2,8 @@
 // rounding per operation in the order written below (no FMA contraction), so the bits are the
 // same on every ISA and thread count; test/reference/optim.ts is the oracle.
 #pragma once
+#include <functional>
+
 #include "gradcomp/gradcomp.h"
 
 namespace gradcomp {
@@ -33,6 +35,12 @@ void sgd_span(float* w, const float* g, float* buf, uint64_t n, const SgdParams&
 // (w - lr * 0 is w there).
 gc_status sgd_sparse_step(float* w, float* buf, uint64_t n, const uint32_t* idx, const float* vals, const uint32_t* counts,
                           uint32_t parts, const SgdParams& p);
+
+// The same update with g formed a tile at a time: form(lo, hi, g) writes g[i - lo] for i in
+// [lo, hi) (at most 8192 elements, g zeroed on entry and held in cache), then the tile is updated:
+// for kernels whose gradient arrives encoded (sparse entries, QSGD payloads), which never write
+// it to memory. Tiles run in parallel; form must be safe to call concurrently.
+void sgd_tiles(float* w, float* buf, uint64_t n, const SgdParams& p, const std::function<void(uint64_t, uint64_t, float*)>& form);
 
 struct NovoGradParams {
   float lr, beta1, weight_decay;

@@ -1,6 +1,7 @@
 // QSGD decode (the encode is in qsgd.cc): validates the whole payload and writes, or adds, the
 // dense values.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -139,6 +140,9 @@ gc_status parse(const uint8_t* payload, uint64_t bytes, uint64_t out_len, bool h
   return GC_OK;
 }
 
+// A bucket norm a payload may carry: >= 0 and finite, or NaN (a poisoned input), never -0.
+inline bool norm_ok(float L) { return (L >= 0.0f || std::isnan(L)) && !std::isinf(L) && fbits(L) != 0x80000000u; }
+
 // Decodes elements [lo, hi) of a parsed payload into (or onto) out; false when a norm or a level
 // is invalid. lo a multiple of 16 keeps the AVX-512 path on (with buckets a multiple of 16).
 template <bool kAcc>
@@ -153,7 +157,7 @@ bool decode_range(const Parsed& p, uint64_t lo, uint64_t hi, float* out) {
   for (uint64_t b = lo / h.bucket; b * h.bucket < hi; ++b) {
     float L;
     std::memcpy(&L, p.normp + 4 * b, 4);
-    if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) return false;
+    if (!norm_ok(L)) return false;
     const float unit_v = L / static_cast<float>(s);
     uint64_t b0 = std::max(lo, b * h.bucket), b1 = std::min<uint64_t>(hi, (b + 1) * h.bucket);
     uint32_t over = 0;
@@ -267,7 +271,7 @@ gc_status qsgd_decode_sgd(const uint8_t* const* payloads, const uint64_t* bytes,
       for (uint64_t b = 0, nb = (p.h.n + p.h.bucket - 1) / p.h.bucket; b < nb; ++b) {
         float L;
         std::memcpy(&L, p.normp + 4 * b, 4);
-        if (!(L >= 0.0f || std::isnan(L)) || std::isinf(L) || fbits(L) == 0x80000000u) return GC_ERR_CORRUPT_PAYLOAD;
+        if (!norm_ok(L)) return GC_ERR_CORRUPT_PAYLOAD;
       }
     }
   } else {
@@ -279,17 +283,12 @@ gc_status qsgd_decode_sgd(const uint8_t* const* payloads, const uint64_t* bytes,
     });
     for (uint8_t b : bad) if (b) return GC_ERR_CORRUPT_PAYLOAD;
   }
-  ThreadPool::instance().parallel_for(tasks, [&](size_t t) {
-    const uint64_t lo = t * kTile, hi = std::min<uint64_t>(n, lo + kTile);
-    thread_local std::vector<float> g;
-    if (g.size() < kTile) g.resize(kTile);
-    // The order per element of qsgd_decode_sum: (0 + p_0) + p_1 + ...
-    std::fill(g.begin(), g.begin() + static_cast<std::ptrdiff_t>(hi - lo), 0.0f);
-    for (const Parsed& p : ps) if (!decode_range<true>(p, lo, hi, rebase(g.data(), lo))) bad[t] = 1;  // validated above: cannot fail
-    sgd_span(w + lo, g.data(), buf == nullptr ? nullptr : buf + lo, hi - lo, sp);
+  // The order per element of qsgd_decode_sum: (0 + p_0) + p_1 + ...
+  std::atomic<bool> failed{false};
+  sgd_tiles(w, buf, n, sp, [&](uint64_t lo, uint64_t hi, float* g) {
+    for (const Parsed& p : ps) if (!decode_range<true>(p, lo, hi, rebase(g, lo))) failed = true;  // validated above: cannot fail
   });
-  for (uint8_t b : bad) if (b) return GC_ERR_INTERNAL;
-  return GC_OK;
+  return failed ? GC_ERR_INTERNAL : GC_OK;
 }
 
 }  // namespace gradcomp
