@@ -20,7 +20,7 @@ import { topK, topKSync } from '../ops/topk';
 import { StateFields, workersOf } from './base';
 import { CompressorDescriptor, ENVELOPE, field, numel } from './descriptor';
 import { GatherCompressor } from './gather';
-import { ASYNC_ELEMENTS, decodeSparseAdd, keepCount, sparseEntries, sparseViews } from './sparse';
+import { ASYNC_ELEMENTS, decodeSparseAdd, keepCount, sparseEntries, sparseViews, warmupDensity } from './sparse';
 import { newPayload } from './wire';
 import type { StepContext } from './types';
 
@@ -37,10 +37,8 @@ export interface DgcSpec {
 /** DGC's per-tensor state. momentum: u, the corrected momentum; velocity: v, what was accumulated but not sent (its error memory). */
 export interface DgcTensorState { momentum?: Float32Array; velocity?: Float32Array }
 
-export function dgcDensity(ratio: number, warmupSteps: number, step: number): number {
-  if (step >= warmupSteps) return ratio;
-  return Math.max(ratio ** ((step + 1) / (warmupSteps + 1)), ratio);
-}
+/** DGC's warm-up of sparsity (the schedule top-k shares). */
+export const dgcDensity = warmupDensity;
 
 const KIND = 7;
 

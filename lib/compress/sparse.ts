@@ -14,7 +14,23 @@ import { StateFields } from './base';
 import { corrupt, f32At, newPayload, readPayload, u32At } from './wire';
 import type { StepContext } from './types';
 
-export interface TopKSpec { type: 'topk'; ratio: number; errorFeedback?: boolean }
+export interface TopKSpec {
+  type: 'topk';
+  ratio: number;
+  errorFeedback?: boolean;
+  /**
+   * DGC's warm-up of sparsity (Lin et al. 2018), for top-k too: over the first warmupSteps steps
+   * the density falls exponentially from nearly dense to `ratio` (ratio^((t+1)/(W+1)) at step t),
+   * so the early, fast-changing steps lose little to the residual. Default 0 (none).
+   */
+  warmupSteps?: number;
+}
+
+/** The density at step `step` of a warm-up over `warmupSteps` steps towards `ratio` (DGC's exponential schedule). */
+export function warmupDensity(ratio: number, warmupSteps: number, step: number): number {
+  if (step >= warmupSteps) return ratio;
+  return Math.max(ratio ** ((step + 1) / (warmupSteps + 1)), ratio);
+}
 
 /** k = max(1, ceil(ratio * n)) for n > 0: tiny tensors still send something. */
 export function keepCount(n: number, ratio: number): number {
@@ -53,24 +69,31 @@ export class TopKCompressor extends GatherCompressor {
   protected readonly stateFields: StateFields<ResidualState> = { residual: 'array' };
   protected readonly errorFeedback: boolean;
   readonly ratio: number;
+  readonly warmupSteps: number;
 
   constructor(spec: TopKSpec) {
     super();
     this.ratio = spec.ratio;
     this.errorFeedback = spec.errorFeedback ?? true;
+    this.warmupSteps = spec.warmupSteps ?? 0;
+  }
+
+  /** Entries kept of n at this step (the warm-up's density, then `ratio`). */
+  #keep(n: number, ctx: StepContext): number {
+    return keepCount(n, warmupDensity(this.ratio, this.warmupSteps, ctx.step));
   }
 
   /** The fused kernel: one pass forms grad + residual, selects, zeroes the winners, and writes them into the payload. */
-  protected override async encodeWithFeedback(_name: string, grad: Float32Array, e: Float32Array, _ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
-    const n = grad.length, k = keepCount(n, this.ratio);
+  protected override async encodeWithFeedback(_name: string, grad: Float32Array, e: Float32Array, ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
+    const n = grad.length, k = this.#keep(n, ctx);
     const bytes = newPayload(KIND, n, k, 8 * k, reuse);
     const out = sparseViews(bytes, k);
     if (n >= ASYNC_ELEMENTS) await efTopK(grad, e, k, { out }); else efTopKSync(grad, e, k, { out });
     return bytes;
   }
 
-  protected async encode(_name: string, p: Float32Array, _ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
-    const n = p.length, k = keepCount(n, this.ratio);
+  protected async encode(_name: string, p: Float32Array, ctx: StepContext, reuse?: Uint8Array): Promise<Uint8Array> {
+    const n = p.length, k = this.#keep(n, ctx);
     const bytes = newPayload(KIND, n, k, 8 * k, reuse);
     const out = sparseViews(bytes, k);
     if (n >= ASYNC_ELEMENTS) await topK(p, k, { out }); else topKSync(p, k, { out });
@@ -88,7 +111,7 @@ export class TopKCompressor extends GatherCompressor {
 
 export const descriptor: CompressorDescriptor<TopKSpec> = {
   type: 'topk', wireKind: KIND,
-  fields: { ratio: field.ratio(true), errorFeedback: field.errorFeedback() },
+  fields: { ratio: field.ratio(true), errorFeedback: field.errorFeedback(), warmupSteps: field.int((v) => v >= 0, 'an integer >= 0') },
   capabilities: { summable: false, errorFeedback: 'optional', bareOperator: true, needsShape: false, collectives: ['allgather'] },
   expectedBytes: (spec, shape) => ENVELOPE + 8 * keepCount(numel(shape), spec.ratio),
   create: (spec) => new TopKCompressor(spec),

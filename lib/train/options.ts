@@ -37,9 +37,9 @@ export interface TrainOptions {
   trainLimit?: number;
   /** sync family: compress tensor by tensor, or the whole model as one vector (global top-k). */
   scope?: 'tensor' | 'model';
-  /** DGC's sparsity warm-up in epochs (default none). */
+  /** The sparsity warm-up of DGC and top-k, in epochs (default none). */
   warmupEpochs?: number;
-  /** DGC's sparsity warm-up in steps (overrides warmupEpochs). */
+  /** The sparsity warm-up of DGC and top-k, in steps (overrides warmupEpochs). */
   warmupSteps?: number;
   /** Apply the optimizer's momentum on the workers before compression (default: the algorithm's choice). */
   momentumBefore?: boolean;
@@ -88,7 +88,7 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --data synthetic|fashion-mnist|mnist|idx   (default synthetic)  --data-dir DIR  where the IDX files are
   --epochs E         epochs of each worker's shard (images: default 3; replaces --steps)  --train-limit N
   --scope tensor|model   compress tensor by tensor (default) or the whole model at once (global top-k)
-  --warmup-epochs N  DGC's sparsity warm-up (default none)   --warmup-steps N
+  --warmup-epochs N  sparsity warm-up of dgc and topk (default none)   --warmup-steps N
   --momentum-before true|false   apply momentum on the workers before compression (default: on for scaled sign)
   --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
   --min-compress N   tensors with fewer elements go dense (default 64)

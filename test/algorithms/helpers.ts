@@ -17,7 +17,7 @@ export function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv = pro
 
 export interface TrainJson {
   algo: string; compressor: string; workers: number; steps: number; finalLoss: number; accuracy: number;
-  bytesPerWorker: number; denseBytesPerWorker: number; rounds: number; seconds: number; digest: string; backend: string;
+  bytesPerWorker: number; denseBytesPerWorker: number; rounds: number; seconds: number; digest: string; backend: string; parameters: number;
 }
 
 export async function train(args: string[]): Promise<TrainJson> {

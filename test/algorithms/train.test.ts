@@ -86,6 +86,19 @@ test('NovoGrad works inside a distributed algorithm (normalising the averaged gr
   expect(r.finalLoss).toBeLessThan(0.5); // from ln 10 = 2.30 at the start
 });
 
+test('--warmup-steps warms top-k up (the density falls from nearly dense to --ratio): the extra bytes the schedule says', async () => {
+  const args = ['--model', 'softmax', '--workers', '2', '--steps', '40', '--seed', '3', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01'];
+  const [plain, warm] = await Promise.all([train(args), train([...args, '--warmup-steps', '10'])]);
+  // The weight (n = parameters - 10 biases) is the compressed tensor: at step t < 10 it sends
+  // k_t = ceil(n * 0.01^((t+1)/11)) entries instead of ceil(0.01 n), 8 bytes each.
+  const n = plain.parameters - 10, k = (d: number) => Math.ceil(n * d - 1e-9 * n);
+  let want = 0;
+  for (let t = 0; t < 10; t++) want += 8 * (k(Math.max(0.01 ** ((t + 1) / 11), 0.01)) - k(0.01));
+  expect(want).toBeGreaterThan(0);
+  expect(warm.bytesPerWorker - plain.bytesPerWorker).toBe(want);
+  expect(warm.finalLoss).toBeLessThan(Math.log(10));
+});
+
 test('--json has the documented fields', async () => {
   const r = await train(['--steps', '20', '--workers', '2']);
   for (const k of ['algo', 'compressor', 'workers', 'steps', 'finalLoss', 'accuracy', 'bytesPerWorker', 'denseBytesPerWorker', 'seconds']) expect(r).toHaveProperty(k);

@@ -5,6 +5,7 @@ import type { StepContext } from '../../lib';
 import { freshSeed, mulberry32, sample } from '../reference/rng';
 import { approx } from '../reference/powersgd';
 import { adacompStep } from '../reference/adacomp';
+import { refEfTopK } from '../reference/topk';
 
 const seed = freshSeed();
 const rand = mulberry32(seed);
@@ -292,6 +293,27 @@ describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
     const { dgcDensity } = require('../../lib/compress/dgc');
     const got = [0, 1, 2, 3, 4, 5, 6].map((t) => dgcDensity(0.001, 5, t));
     [0.316, 0.1, 0.0316, 0.01, 0.00316, 0.001, 0.001].forEach((want, i) => expect(got[i]).toBeCloseTo(want, want < 0.01 ? 5 : 3));
+  });
+
+  test('top-k warm-up: each step keeps ratio^((t+1)/(W+1)) of the entries (then ratio), chosen as the oracle chooses', async () => {
+    const W = 1 + Math.floor(rand() * 6), ratio = 0.002 + 0.05 * rand(), n = 3000 + Math.floor(rand() * 4000);
+    const c = createCompressor({ type: 'topk', ratio, warmupSteps: W });
+    let r = new Float32Array(n);
+    for (let t = 0; t < W + 3; t++) {
+      const g = sample(t % 2 ? 'heavy' : 'gaussian', n, rand);
+      const density = Math.max(t < W ? ratio ** ((t + 1) / (W + 1)) : ratio, ratio);
+      const k = Math.max(1, Math.ceil(n * density - 1e-9 * n));
+      const want = refEfTopK(g, r, k);
+      const [avg] = await step([c], 'w', [g], { step: t });
+      const sent = Array.from(avg.keys()).filter((i) => avg[i] !== 0);
+      expect(sent).toEqual(Array.from(want.indices));
+      want.indices.forEach((i, j) => expect(avg[i]).toBe(want.values[j]));
+      expect(Array.from(c.residual('w')!)).toEqual(Array.from(want.residual));
+      r = want.residual;
+    }
+    expect(createCompressor({ type: 'topk', ratio: 0.1, warmupSteps: 3 })).toBeDefined();
+    expect(() => createCompressor({ type: 'topk', ratio: 0.1, warmupSteps: -1 } as CompressorSpec)).toThrow(expect.objectContaining({ param: 'spec.warmupSteps' }));
+    expect(() => createCompressor({ type: 'topk', ratio: 0.1, warmupSteps: 1.5 } as CompressorSpec)).toThrow(expect.objectContaining({ param: 'spec.warmupSteps' }));
   });
 
   test('DGC momentum correction and masking, by hand (mu 0.5, k = 1)', async () => {
