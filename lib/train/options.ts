@@ -210,6 +210,9 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
   if (argv.includes('--checkpoint-every') && o.checkpoint === undefined) throw bad('--checkpoint-every', '--checkpoint DIR as well', undefined);
   // An explicit --algo without --compressor uses that algorithm's own default compressor.
   if (!compressorGiven && argv.includes('--algo')) o.compressor = undefined;
+  // A warm-up of sparsity needs a compressor that has one: any other would silently ignore it.
+  const warm = ['--warmup-steps', '--warmup-epochs'].find((f) => argv.includes(f)), ctype = compressorSpec(o)?.type ?? defaultCompressorType(o.algo);
+  if (warm !== undefined && ctype !== 'dgc' && ctype !== 'topk') throw bad(warm, 'a dgc or topk compressor (the ones with a warm-up of sparsity)', `${ctype ?? 'no'} compressor`);
   checkCombination(o);
   return o;
 }

@@ -110,6 +110,7 @@ test.each([
   [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'first'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/], [['--growth', 'fast'], /--growth/],
   [['--algo', 'local', '--compressor', 'topk'], /--compressor: local averages dense models/],
   [['--algo', 'signsgd', '--compressor', 'topk'], /--compressor: Expected a compressor of type signum/],
+  [['--algo', 'sync', '--compressor', 'qsgd', '--warmup-steps', '5'], /dgc or topk compressor.*--warmup-steps/], [['--algo', 'powersgd', '--warmup-epochs', '1'], /--warmup-epochs but received "powersgd compressor"/],
 ])('bad flags %j fail with a message naming the flag', async (args, re) => {
   const r = await launch(process.execPath, [cli, 'train', '--progress', 'none', '--steps', '5', ...args]);
   expect(r.code).not.toBe(0);
