@@ -6,7 +6,8 @@
  * Which tensors are compressed: those with at least `minCompressSize` elements (default 1024) and
  * more than one dimension when a shape is known (Tensors, or the `shapes` option; Float32Arrays
  * count as matrices). The rest, biases and norms, are fused into dense buckets of at most
- * `bucketBytes` (default 25 MiB, PyTorch DDP's cap) and averaged with one allreduce each.
+ * `bucketBytes` (default 25 MiB, PyTorch DDP's cap) and averaged with one allreduce each; a bucket
+ * fills across the compressed tensors between its members, as DDP's buckets fill in order.
  *
  * A step is a pipeline over units (a dense bucket or one compressed tensor), in reverse parameter
  * order like DDP's buckets (a backward pass produces the last layers first): every unit's
@@ -78,7 +79,7 @@ export class SyncSgd extends BaseDistributed<SyncState> {
 
   protected override get identicalModels(): boolean { return true; }
 
-  /** The units, fixed by the first step's layout: reverse parameter order, runs of dense tensors bucketed. */
+  /** The units, fixed by the first step's layout: reverse parameter order; a dense bucket takes its place where it fills (or last). */
   #plan(): Unit[] {
     if (this.#units) return this.#units;
     const L = this.layout!, units: Unit[] = [];
@@ -90,7 +91,9 @@ export class SyncSgd extends BaseDistributed<SyncState> {
       const dense = this.compressor!.type === 'none' || L.sizes[i] < this.minCompressSize || this.o.denseTensors?.includes(L.names[i]) === true || (L.shaped[i] && L.shapes[i].length <= 1);
       if (!dense && (this.o.scope === 'model' || lockstep)) { model.push(i); continue; }
       if (!dense) {
-        close();
+        // The open dense bucket stays open: it goes when full or at the end, so the small tensors
+        // between compressed ones (biases, norms) travel together instead of as one small, latency-
+        // bound collective between every two compressed tensors, each holding up the next one's issue.
         // With momentum before compression the compressor reads the momentum itself; Nesterov's g + mu m needs a buffer.
         units.push({ tensors: [i], dense: false, flat: new Float32Array(L.sizes[i]), ...(this.o.workerMomentum?.nesterov ? { input: new Float32Array(L.sizes[i]) } : {}) });
         continue;

@@ -86,6 +86,12 @@ test('NovoGrad works inside a distributed algorithm (normalising the averaged gr
   expect(r.finalLoss).toBeLessThan(0.5); // from ln 10 = 2.30 at the start
 });
 
+test('the biases between compressed layers share one dense bucket: two allgathers and one allreduce a step, not one allreduce per bias', async () => {
+  // MLP 32-64-10 on synthetic data: both weight matrices compressed, both biases dense (reverse order b2, w2, b1, w1).
+  const r = await train(['--model', 'mlp', '--workers', '2', '--steps', '10', '--seed', '2', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.05']);
+  expect(r.rounds).toBe(3 * r.steps);
+});
+
 test('--warmup-steps warms top-k up (the density falls from nearly dense to --ratio): the extra bytes the schedule says', async () => {
   const args = ['--model', 'softmax', '--workers', '2', '--steps', '40', '--seed', '3', '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01'];
   const [plain, warm] = await Promise.all([train(args), train([...args, '--warmup-steps', '10'])]);
