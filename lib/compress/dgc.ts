@@ -37,9 +37,6 @@ export interface DgcSpec {
 /** DGC's per-tensor state. momentum: u, the corrected momentum; velocity: v, what was accumulated but not sent (its error memory). */
 export interface DgcTensorState { momentum?: Float32Array; velocity?: Float32Array }
 
-/** DGC's warm-up of sparsity (the schedule top-k shares). */
-export const dgcDensity = warmupDensity;
-
 const KIND = 7;
 
 export class DgcCompressor extends GatherCompressor<DgcTensorState> {
@@ -76,7 +73,7 @@ export class DgcCompressor extends GatherCompressor<DgcTensorState> {
       if (norm > limit) clip = limit / norm;
     }
     dgcAccumulate(g, u, v, this.momentum, this.nesterov, clip);
-    const k = keepCount(n, dgcDensity(this.ratio, this.warmupSteps, ctx.step));
+    const k = keepCount(n, warmupDensity(this.ratio, this.warmupSteps, ctx.step));
     const bytes = newPayload(KIND, n, k, 8 * k, reuse);
     const out = sparseViews(bytes, k);
     if (n >= ASYNC_ELEMENTS) await topK(v, k, { out }); else topKSync(v, k, { out });

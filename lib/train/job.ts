@@ -12,7 +12,7 @@ import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
 import { batch, Dataset, epochBatch, imageDataset, makeDataset, mix, rng, shard, stepsPerEpoch } from './data';
 import { loadFashionMnist, loadIdxImages, loadMnist } from './idx';
 import { createModel } from './model';
-import { TrainOptions, compressorLabel, distributedOptions } from './options';
+import { TrainOptions, WARMUP_COMPRESSORS, compressorLabel, distributedOptions } from './options';
 
 export interface TrainResult {
   algo: string;
@@ -86,10 +86,10 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const total = Object.values(model.params).reduce((s, t) => s + t.size, 0), last = model.params[model.lastWeight].size;
   const keepLast = o.keepDense !== undefined ? o.keepDense === 'last' : images && last <= total / 10;
   if (keepLast && o.model !== 'softmax') dopts.denseTensors = [model.lastWeight];
-  // DGC's warm-up of sparsity (DGC and top-k) when asked for, by steps or epochs (the paper warms up over
-  // 4 of ~90 epochs; in a run of a few epochs it costs more bytes than it saves accuracy: docs/training.md).
+  // DGC's warm-up of sparsity (for DGC and top-k) when asked for, by steps or epochs (the paper warms up
+  // over 4 of ~90 epochs; in a run of a few epochs it costs more bytes than it saves accuracy: docs/training.md).
   const c = dopts.compressor as { type?: string; warmupSteps?: number } | undefined;
-  if ((c?.type === 'dgc' || c?.type === 'topk') && (o.warmupSteps !== undefined || o.warmupEpochs !== undefined)) {
+  if (c?.type !== undefined && WARMUP_COMPRESSORS.includes(c.type) && (o.warmupSteps !== undefined || o.warmupEpochs !== undefined)) {
     dopts.compressor = { ...c, warmupSteps: o.warmupSteps ?? (o.warmupEpochs ?? 0) * perEpoch } as never;
   }
   const opt = createDistributedOptimizer(dopts);

@@ -130,6 +130,9 @@ const NUMERIC: Record<string, [keyof TrainOptions, (v: number) => boolean, strin
   '--checkpoint-every': ['checkpointEvery', (v) => Number.isInteger(v) && v >= 1, 'an integer >= 1'],
 };
 
+/** The compressors with a warm-up of sparsity (--warmup-steps / --warmup-epochs). */
+export const WARMUP_COMPRESSORS: readonly string[] = ['dgc', 'topk'];
+
 const bad = (flag: string, expected: string, got: unknown) =>
   new GradcompTypeError(flag, `Expected ${expected} for ${flag} but received ${got === undefined ? 'nothing' : JSON.stringify(got)}`);
 
@@ -212,7 +215,7 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
   if (!compressorGiven && argv.includes('--algo')) o.compressor = undefined;
   // A warm-up of sparsity needs a compressor that has one: any other would silently ignore it.
   const warm = ['--warmup-steps', '--warmup-epochs'].find((f) => argv.includes(f)), ctype = compressorSpec(o)?.type ?? defaultCompressorType(o.algo);
-  if (warm !== undefined && ctype !== 'dgc' && ctype !== 'topk') throw bad(warm, 'a dgc or topk compressor (the ones with a warm-up of sparsity)', `${ctype ?? 'no'} compressor`);
+  if (warm !== undefined && !WARMUP_COMPRESSORS.includes(ctype ?? '')) throw bad(warm, 'a dgc or topk compressor (the ones with a warm-up of sparsity)', `${ctype ?? 'no'} compressor`);
   checkCombination(o);
   return o;
 }

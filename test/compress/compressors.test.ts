@@ -290,8 +290,8 @@ describe('createCompressor validation', () => {
 
 describe('DGC, AdaComp, ScaleCom, GradiVeQ: hand-checked cases', () => {
   test('DGC warm-up densities for ratio 0.001 over 5 steps (spec §1(a))', () => {
-    const { dgcDensity } = require('../../lib/compress/dgc');
-    const got = [0, 1, 2, 3, 4, 5, 6].map((t) => dgcDensity(0.001, 5, t));
+    const { warmupDensity } = require('../../lib/compress/sparse');
+    const got = [0, 1, 2, 3, 4, 5, 6].map((t) => warmupDensity(0.001, 5, t));
     [0.316, 0.1, 0.0316, 0.01, 0.00316, 0.001, 0.001].forEach((want, i) => expect(got[i]).toBeCloseTo(want, want < 0.01 ? 5 : 3));
   });
 
