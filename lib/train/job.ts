@@ -11,8 +11,8 @@ import type { Communicator } from '../comm/types';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
 import { batch, Dataset, epochBatch, imageDataset, makeDataset, mix, rng, shard, stepsPerEpoch } from './data';
 import { loadFashionMnist, loadIdxImages, loadMnist } from './idx';
-import { createModel } from './model';
-import { TrainOptions, WARMUP_COMPRESSORS, compressorLabel, distributedOptions } from './options';
+import { createModel, Model } from './model';
+import { KeepDense, TrainOptions, WARMUP_COMPRESSORS, compressorLabel, distributedOptions } from './options';
 
 export interface TrainResult {
   algo: string;
@@ -67,6 +67,20 @@ export function flippedLabels(o: TrainOptions, n: number): Int32Array {
   return order.slice(0, count).sort();
 }
 
+/**
+ * The layers sent dense whatever their size: --keep-dense's, or by default on image data the first
+ * and the last layer, each where it is a small part of the model (at most a tenth of the
+ * parameters): the MLP's classifier and the small CNN's first convolution (72 weights, of which
+ * top-k 1% would send one a step), not the MLP's first layer or the CNN's classifier, which are
+ * most of their models. The softmax model's one layer is never kept dense by default.
+ */
+export function denseLayers(model: Model, keep: KeepDense | undefined, images: boolean): string[] {
+  const total = Object.values(model.params).reduce((s, t) => s + t.size, 0);
+  const small = (n: string) => images && model.firstWeight !== model.lastWeight && model.params[n].size <= total / 10;
+  const picked = [['first', model.firstWeight], ['last', model.lastWeight]].filter(([which, n]) => (keep !== undefined ? keep.split(',').includes(which) : small(n)));
+  return [...new Set(picked.map(([, n]) => n))];
+}
+
 export type Progress = (step: number, steps: number, loss: number) => void;
 
 export async function trainRank(comm: Communicator, o: TrainOptions, progress?: Progress): Promise<TrainResult | null> {
@@ -81,11 +95,8 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const steps = epochs !== undefined ? epochs * perEpoch : o.steps;
   const batchAt = (t: number) => (epochs !== undefined ? epochBatch(mine, o.batch, o.seed, comm.rank, t, perEpoch) : batch(mine, o.batch, o.seed, comm.rank, t));
   const dopts = distributedOptions(o, comm);
-  // The classifier layer stays dense on image data where it is a small part of the model (at most a
-  // tenth: the MLP's, not the small CNN's, whose classifier is most of it), or when --keep-dense last.
-  const total = Object.values(model.params).reduce((s, t) => s + t.size, 0), last = model.params[model.lastWeight].size;
-  const keepLast = o.keepDense !== undefined ? o.keepDense === 'last' : images && last <= total / 10;
-  if (keepLast && o.model !== 'softmax') dopts.denseTensors = [model.lastWeight];
+  const dense = denseLayers(model, o.keepDense, images);
+  if (dense.length) dopts.denseTensors = dense;
   // DGC's warm-up of sparsity (for DGC and top-k) when asked for, by steps or epochs (the paper warms up
   // over 4 of ~90 epochs; in a run of a few epochs it costs more bytes than it saves accuracy: docs/training.md).
   const c = dopts.compressor as { type?: string; warmupSteps?: number } | undefined;

@@ -18,6 +18,8 @@ export interface ModelSpec { kind: ModelKind; features: number; classes: number;
 export interface Model {
   kind: ModelKind;
   params: Record<string, Tensor<'float32'>>;
+  /** The name of the first layer's weight (the softmax model's only layer is first and last). */
+  firstWeight: string;
   /** The name of the last (classifier) layer's weight. */
   lastWeight: string;
   /** Mean loss over `idx` and its gradients (fresh Float32Arrays, named as params). */
@@ -114,6 +116,7 @@ export function createModel(spec: ModelSpec): Model {
   return {
     kind: spec.kind,
     params,
+    firstWeight: spec.kind === 'cnn' ? 'conv1.weight' : spec.kind === 'mlp' ? 'fc1.weight' : 'fc.weight',
     lastWeight: `${lastName}.weight`,
     lastLayer(p, data, idx) {
       const { x, y } = gather(data, idx);

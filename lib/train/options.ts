@@ -5,6 +5,10 @@ import type { Communicator } from '../comm/types';
 import { COMPRESSOR_TYPES, CompressorSpec } from '../compress/create';
 import type { ModelKind } from './model';
 
+/** --keep-dense's values (a pair in sorted order). */
+export const KEEP_DENSE = ['first', 'last', 'first,last', 'none'] as const;
+export type KeepDense = typeof KEEP_DENSE[number];
+
 export interface TrainOptions {
   algo: AlgorithmName;
   /** undefined: the algorithm's own default compressor. */
@@ -47,8 +51,9 @@ export interface TrainOptions {
   bucket?: number;
   /** Tensors with fewer elements go dense (default 64). */
   minCompress?: number;
-  /** Tensors sent dense whatever their size: 'last' (the classifier layer) or 'none'. Default: 'last' on image data when that layer holds at most a tenth of the parameters. */
-  keepDense?: 'last' | 'none';
+  /** Layers whose weights are sent dense whatever their size: the first, the last (classifier), both, or none.
+   * Default on image data: each of the two that holds at most a tenth of the parameters. */
+  keepDense?: KeepDense;
   /** Checkpoint sets kept on disk (default 2; TracIn wants several). */
   keepCheckpoints?: number;
   /** Flip this fraction of the training labels to another class (seeded): the mislabel-finding experiment. */
@@ -92,8 +97,9 @@ export const TRAIN_USAGE = `usage: gradcomp train [flags]      (under mpirun: mp
   --momentum-before true|false   apply momentum on the workers before compression (default: on for scaled sign)
   --bucket N         efsign: one scale per block of N elements (blockwise scaled sign)
   --min-compress N   tensors with fewer elements go dense (default 64)
-  --keep-dense last|none   send the last (classifier) layer dense (default: last on image data
-                     when it holds at most a tenth of the parameters)
+  --keep-dense first|last|first,last|none   layers sent dense whatever their size (default on
+                     image data: the first and the last layer, each where it holds at most a tenth
+                     of the parameters: the MLP's classifier, the CNN's first convolution)
   --keep-checkpoints N  checkpoint sets kept (default 2; gradcomp influence uses them all)
   --flip-labels F    flip a seeded fraction F of the training labels (to test mislabel finding)
   --samples N  --features D  --classes C  --separation S   the synthetic dataset
@@ -168,9 +174,10 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
       if (!['synthetic', 'fashion-mnist', 'mnist', 'idx'].includes(v)) throw bad(flag, "'synthetic', 'fashion-mnist', 'mnist' or 'idx'", v);
       o.data = v as TrainOptions['data'];
     } else if (flag === '--keep-dense') {
-      const v = value();
-      if (v !== 'last' && v !== 'none') throw bad(flag, "'last' or 'none'", v);
-      o.keepDense = v;
+      const v = value(), parts = [...new Set(v.split(','))].sort();
+      const keep = parts.join(',') as KeepDense;
+      if (!(KEEP_DENSE as readonly string[]).includes(keep) || (parts.length > 1 && parts.includes('none'))) throw bad(flag, "'first', 'last', 'first,last' or 'none'", v);
+      o.keepDense = keep;
     } else if (flag === '--momentum-before') {
       const v = value();
       if (v !== 'true' && v !== 'false') throw bad(flag, "'true' or 'false'", v);

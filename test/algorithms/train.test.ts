@@ -4,6 +4,9 @@
  * STL-SGD's rounds, the sign-compressed bidirectional methods, and the no-flag main job.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { cli, launch, train, TrainJson } from './helpers';
 
 const BASE = ['--model', 'softmax', '--workers', '4', '--steps', '600', '--lr', '0.5', '--seed', '1'];
@@ -105,6 +108,59 @@ test('--warmup-steps warms top-k up (the density falls from nearly dense to --ra
   expect(warm.finalLoss).toBeLessThan(Math.log(10));
 });
 
+describe('--keep-dense on image data (a small IDX set made here)', () => {
+  let dir: string;
+  beforeAll(() => {
+    // 256 training and 64 test images of 28 x 28 (seeded noise; the class is which quarter of the
+    // image is brightest, so there is something to learn), the four files with MNIST's names.
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-keep-'));
+    let u = 7;
+    const rand = () => ((u = (Math.imul(u, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
+    const idx = (type: number, shape: number[], body: Uint8Array) => {
+      const head = Buffer.alloc(4 + 4 * shape.length);
+      head[2] = type; head[3] = shape.length;
+      shape.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+      return Buffer.concat([head, body]);
+    };
+    for (const [prefix, n] of [['train', 256], ['t10k', 64]] as const) {
+      const px = new Uint8Array(n * 784), lab = new Uint8Array(n);
+      for (let s = 0; s < n; s++) {
+        lab[s] = s % 4;
+        for (let p = 0; p < 784; p++) px[s * 784 + p] = Math.floor(rand() * 128) + (((p % 28 < 14 ? 0 : 1) + (p < 392 ? 0 : 2)) === lab[s] ? 100 : 0);
+      }
+      fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), idx(0x08, [n, 28, 28], px));
+      fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), idx(0x08, [n], lab));
+    }
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = (extra: string[]) => train(['--data', 'idx', '--data-dir', dir, '--workers', '2', '--epochs', '1', '--batch', '32', '--seed', '4',
+    '--algo', 'ef-sgd', '--compressor', 'topk', '--ratio', '0.01', ...extra]);
+
+  // Each compressed weight is one allgather a step; every dense tensor shares one allreduce.
+  test('the CNN: its first convolution (72 of 5,258 parameters) dense by default, its classifier (most of the model) compressed', async () => {
+    const [byDefault, none, first, both] = await Promise.all([[], ['--keep-dense', 'none'], ['--keep-dense', 'first'], ['--keep-dense', 'last,first']]
+      .map((k) => run(['--model', 'cnn', ...k])));
+    expect(byDefault.steps).toBe(4);
+    expect(none.rounds).toBe(4 * none.steps); // conv1, conv2, fc compressed + the biases
+    expect(byDefault.rounds).toBe(3 * byDefault.steps); // conv2, fc + (biases and conv1)
+    expect(first.digest).toBe(byDefault.digest);
+    expect(both.rounds).toBe(2 * both.steps); // conv2 + (biases, conv1, fc)
+    // conv1 sent dense (72 floats, 288 bytes on 2 workers' allreduce) instead of its top-1% payload (one
+    // index-value pair and a small header): between 288 - 64 and 288 more bytes a step.
+    const more = (byDefault.bytesPerWorker - none.bytesPerWorker) / byDefault.steps;
+    expect(more).toBeGreaterThan(288 - 64);
+    expect(more).toBeLessThan(288);
+  });
+
+  test('the MLP: its classifier dense by default, its first layer (most of the model) compressed', async () => {
+    const [byDefault, none, first] = await Promise.all([[], ['--keep-dense', 'none'], ['--keep-dense', 'first']].map((k) => run(['--model', 'mlp', '--hidden', '32,16', ...k])));
+    expect(none.rounds).toBe(4 * none.steps); // fc1, fc2, fc3 + the biases
+    expect(byDefault.rounds).toBe(3 * byDefault.steps); // fc1, fc2 + (biases and fc3)
+    expect(first.rounds).toBe(3 * first.steps); // fc2, fc3 + (biases and fc1)
+    expect(first.digest).not.toBe(byDefault.digest);
+  });
+});
+
 test('--json has the documented fields', async () => {
   const r = await train(['--steps', '20', '--workers', '2']);
   for (const k of ['algo', 'compressor', 'workers', 'steps', 'finalLoss', 'accuracy', 'bytesPerWorker', 'denseBytesPerWorker', 'seconds']) expect(r).toHaveProperty(k);
@@ -113,7 +169,7 @@ test('--json has the documented fields', async () => {
 });
 
 test.each([
-  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'first'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/], [['--growth', 'fast'], /--growth/],
+  [['--algo', 'nope'], /--algo/], [['--ratio', '2'], /--ratio/], [['--keep-dense', 'middle'], /--keep-dense/], [['--keep-dense', 'first,none'], /--keep-dense/], [['--momentum-before', 'yes'], /--momentum-before/], [['--steps', 'x'], /--steps/], [['--bogus'], /Unknown flag --bogus/], [['--growth', 'fast'], /--growth/],
   [['--algo', 'local', '--compressor', 'topk'], /--compressor: local averages dense models/],
   [['--algo', 'signsgd', '--compressor', 'topk'], /--compressor: Expected a compressor of type signum/],
   [['--algo', 'sync', '--compressor', 'qsgd', '--warmup-steps', '5'], /dgc or topk compressor.*--warmup-steps/], [['--algo', 'powersgd', '--warmup-epochs', '1'], /--warmup-epochs but received "powersgd compressor"/],
