@@ -42,6 +42,16 @@ const runs = [
   R('mlp', 'DoubleSqueeze (scaled sign, blocks of 256, sharded server)', ['--algo', 'double-squeeze', '--compressor', 'efsign', '--bucket', '256', '--server', 'sharded'], true),
   R('mlp', 'Local SGD, H = 8', ['--algo', 'local', '--period', '8'], true),
   R('mlp', 'CoCoD-SGD, H = 8', ['--algo', 'cocod', '--period', '8']),
+  // The remaining compressors and signSGD, 3 epochs, against the MLP's dense row (no baseline of
+  // their own). signSGD's steps are lr-sized per coordinate: at lr 0.05 it diverges, so it runs at 3e-4.
+  // rand-k's error feedback with momentum 0.9 at lr 0.05 is unstable (62.5% at 1%, chance at 10%); it trains without.
+  R('mlp, other compressors', 'ef-sgd, rand-k 1%, no momentum', ['--algo', 'ef-sgd', '--compressor', 'randk', '--ratio', '0.01', '--momentum', '0']),
+  R('mlp, other compressors', 'ef-sgd, AdaComp', ['--algo', 'ef-sgd', '--compressor', 'adacomp']),
+  R('mlp, other compressors', 'ef-sgd, GradiVeQ', ['--algo', 'ef-sgd', '--compressor', 'gradiveq']),
+  R('mlp, other compressors', 'sync + TernGrad', ['--algo', 'sync', '--compressor', 'terngrad']),
+  R('mlp, other compressors', 'sync + fp16', ['--algo', 'sync', '--compressor', 'fp16']),
+  R('mlp, other compressors', 'sync + bf16', ['--algo', 'sync', '--compressor', 'bf16']),
+  R('mlp, other compressors', 'signSGD with majority vote and momentum (signum), lr 0.0003', ['--algo', 'signsgd', '--lr', '0.0003']),
   // Non-IID (shards sorted by class), plain SGD as in the VRL-SGD and STL-SGD papers.
   R('mlp non-IID', 'non-IID: sync dense, no momentum (baseline)', ['--algo', 'sync', '--non-iid', '--momentum', '0'], true),
   R('mlp non-IID', 'non-IID: Local SGD, H = 8', ['--algo', 'local', '--period', '8', '--non-iid', '--momentum', '0'], true),
