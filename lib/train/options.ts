@@ -176,7 +176,7 @@ export function parseTrainArgs(argv: string[]): TrainOptions {
     } else if (flag === '--keep-dense') {
       const v = value(), parts = [...new Set(v.split(','))].sort();
       const keep = parts.join(',') as KeepDense;
-      if (!(KEEP_DENSE as readonly string[]).includes(keep) || (parts.length > 1 && parts.includes('none'))) throw bad(flag, "'first', 'last', 'first,last' or 'none'", v);
+      if (!(KEEP_DENSE as readonly string[]).includes(keep)) throw bad(flag, "'first', 'last', 'first,last' or 'none'", v);
       o.keepDense = keep;
     } else if (flag === '--momentum-before') {
       const v = value();

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { encodeIdx } from '../helpers/idx';
 import { cli, launch, train, TrainJson } from './helpers';
 
 const BASE = ['--model', 'softmax', '--workers', '4', '--steps', '600', '--lr', '0.5', '--seed', '1'];
@@ -116,20 +117,14 @@ describe('--keep-dense on image data (a small IDX set made here)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradcomp-keep-'));
     let u = 7;
     const rand = () => ((u = (Math.imul(u, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
-    const idx = (type: number, shape: number[], body: Uint8Array) => {
-      const head = Buffer.alloc(4 + 4 * shape.length);
-      head[2] = type; head[3] = shape.length;
-      shape.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-      return Buffer.concat([head, body]);
-    };
     for (const [prefix, n] of [['train', 256], ['t10k', 64]] as const) {
       const px = new Uint8Array(n * 784), lab = new Uint8Array(n);
       for (let s = 0; s < n; s++) {
         lab[s] = s % 4;
         for (let p = 0; p < 784; p++) px[s * 784 + p] = Math.floor(rand() * 128) + (((p % 28 < 14 ? 0 : 1) + (p < 392 ? 0 : 2)) === lab[s] ? 100 : 0);
       }
-      fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), idx(0x08, [n, 28, 28], px));
-      fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), idx(0x08, [n], lab));
+      fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), encodeIdx(0x08, [n, 28, 28], px));
+      fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx(0x08, [n], lab));
     }
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

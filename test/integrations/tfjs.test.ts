@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createDistributedOptimizer, init, Communicator } from '../../lib';
 import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
 import { dropitKeepCount } from '../../lib/ops/dropit';
+import { encodeIdx } from '../helpers/idx';
 
 const root = path.resolve(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
@@ -168,20 +169,14 @@ describe('DropIT layers', () => {
 });
 
 describe('IDX and Fashion-MNIST', () => {
-  const idx = (type: number, shape: number[], body: Uint8Array) => {
-    const head = new Uint8Array(4 + 4 * shape.length), dv = new DataView(head.buffer);
-    head[2] = type; head[3] = shape.length;
-    shape.forEach((d, i) => dv.setUint32(4 + 4 * i, d, false));
-    return new Uint8Array([...head, ...body]);
-  };
 
   test('reads uint8 and big-endian float IDX files, gzipped or not; refuses damaged ones with a coded error', () => {
     const px = Uint8Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 7);
-    expect(readIdx(idx(0x08, [2, 3, 4], px))).toMatchObject({ dtype: 'uint8', shape: [2, 3, 4] });
-    expect(Array.from(readIdx(gzipSync(idx(0x08, [2, 3, 4], px))).data)).toEqual(Array.from(px));
+    expect(readIdx(encodeIdx(0x08, [2, 3, 4], px))).toMatchObject({ dtype: 'uint8', shape: [2, 3, 4] });
+    expect(Array.from(readIdx(gzipSync(encodeIdx(0x08, [2, 3, 4], px))).data)).toEqual(Array.from(px));
     const f = new Uint8Array(8); new DataView(f.buffer).setFloat32(0, 1.5, false); new DataView(f.buffer).setFloat32(4, -2, false);
-    expect(Array.from(readIdx(idx(0x0d, [2], f)).data)).toEqual([1.5, -2]);
-    for (const bad of [idx(0x08, [2, 3, 4], px.subarray(1)), new Uint8Array([1, 0, 8, 1]), idx(0x07, [1], new Uint8Array(1)), gzipSync(idx(0x08, [5], px)).subarray(0, 10)]) {
+    expect(Array.from(readIdx(encodeIdx(0x0d, [2], f)).data)).toEqual([1.5, -2]);
+    for (const bad of [encodeIdx(0x08, [2, 3, 4], px.subarray(1)), new Uint8Array([1, 0, 8, 1]), encodeIdx(0x07, [1], new Uint8Array(1)), gzipSync(encodeIdx(0x08, [5], px)).subarray(0, 10)]) {
       expect(() => readIdx(bad)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD' }));
     }
   });
@@ -191,8 +186,8 @@ describe('IDX and Fashion-MNIST', () => {
     try {
       const img = Uint8Array.from({ length: 5 * 28 * 28 }, (_, i) => i % 256), lab = Uint8Array.of(3, 1, 4, 1, 5);
       for (const p of ['train', 't10k']) {
-        fs.writeFileSync(path.join(dir, `${p}-images-idx3-ubyte.gz`), gzipSync(idx(0x08, [5, 28, 28], img)));
-        fs.writeFileSync(path.join(dir, `${p}-labels-idx1-ubyte`), idx(0x08, [5], lab));
+        fs.writeFileSync(path.join(dir, `${p}-images-idx3-ubyte.gz`), gzipSync(encodeIdx(0x08, [5, 28, 28], img)));
+        fs.writeFileSync(path.join(dir, `${p}-labels-idx1-ubyte`), encodeIdx(0x08, [5], lab));
       }
       const d = loadFashionMnist(dir, { testLimit: 2 });
       expect(d.train).toMatchObject({ count: 5, rows: 28, cols: 28 });
