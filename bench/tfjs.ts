@@ -4,7 +4,10 @@
  * on Fashion-MNIST through plain model.fit with dense sync SGD, EF-SGD top-k 1%, PowerSGD rank 4,
  * and DropIT (gamma 0.9) layers: test accuracy, bytes against dense, bytes held for backward,
  * identical ranks. Writes bench/results/tfjs-<machine>.json and prints a table.
- *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000]
+ *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
+ * --seeds trains every model once per initial-weight seed; the table then gives the mean accuracy
+ * and each seed's difference from dense at the same seed. --configs picks among overhead, dense,
+ * topk, powersgd and dropit (all by default).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,17 +16,28 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(__dirname, '..', '..');
-const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' }, json: { type: 'string' } } });
-const base = { train: Number(values.train), epochs: Number(values.epochs), test: Number(values.test) };
-const configs: Record<string, unknown>[] = [
-  { mode: 'overhead', steps: 30, train: 4096, test: 10 },
-  { mode: 'fit', name: 'dense sync SGD', model: 'cnn', algo: 'sync', ...base },
+const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
+  seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' } } });
+const count = (flag: string, v: string | undefined, min: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${flag}: expected an integer >= ${min}, got '${String(v)}'\n`); process.exit(2); }
+  return n;
+};
+const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1) };
+const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
+const all: Record<string, Record<string, unknown>> = {
+  overhead: { mode: 'overhead', steps: 30, train: 4096, test: 10 },
+  dense: { mode: 'fit', name: 'dense sync SGD', model: 'cnn', algo: 'sync', ...base },
   // Top-k with the optimizer's momentum applied before compression (the recommended setting: error feedback keeps the momentum-corrected update).
-  { mode: 'fit', name: 'EF-SGD top-k 1%, momentum before compression', model: 'cnn', algo: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 },
+  topk: { mode: 'fit', name: 'EF-SGD top-k 1%, momentum before compression', model: 'cnn', algo: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 },
     options: { momentumBeforeCompression: true }, ...base },
-  { mode: 'fit', name: 'PowerSGD rank 4', model: 'cnn', algo: 'powersgd', compressor: { type: 'powersgd', rank: 4 }, ...base },
-  { mode: 'fit', name: 'dense sync SGD, DropIT layers gamma 0.9', model: 'cnn', algo: 'sync', gamma: 0.9, ...base },
-];
+  powersgd: { mode: 'fit', name: 'PowerSGD rank 4', model: 'cnn', algo: 'powersgd', compressor: { type: 'powersgd', rank: 4 }, ...base },
+  dropit: { mode: 'fit', name: 'dense sync SGD, DropIT layers gamma 0.9', model: 'cnn', algo: 'sync', gamma: 0.9, ...base },
+};
+const picked = (values.configs ?? '').split(',');
+for (const k of picked) if (!(k in all)) { process.stderr.write(`--configs: unknown '${k}' (one of ${Object.keys(all).join(', ')})\n`); process.exit(2); }
+const configs = Object.entries(all).filter(([k]) => picked.includes(k))
+  .flatMap(([, c]) => (c.mode === 'fit' ? seeds.map((seed) => ({ ...c, seed })) : [c]));
 const rows: Record<string, unknown>[] = [];
 for (const c of configs) {
   const r = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', path.join(root, 'bench', 'tfjs_worker.js'), JSON.stringify(c)], {
@@ -34,18 +48,26 @@ for (const c of configs) {
   if (!line) { process.stderr.write(`${String(c.name ?? c.mode)}: failed: ${r.stderr.split('\n').slice(-5).join(' | ')}\n`); continue; }
   const row = JSON.parse(line.slice(14)) as Record<string, unknown>;
   rows.push(row);
-  process.stderr.write(`${String(c.name ?? c.mode)}: ${line.slice(14, 300)}\n`);
+  process.stderr.write(`${String(c.name ?? c.mode)}${c.seed !== undefined ? `, seed ${String(c.seed)}` : ''}: ${line.slice(14, 300)}\n`);
 }
 const file = values.json ?? path.join(root, 'bench', 'results', `tfjs-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
 fs.writeFileSync(file, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString() }, rows }, null, 2) + '\n');
 const ov = rows.find((r) => r.mode === 'overhead');
 if (ov) console.log(`optimizer overhead: createTfjsOptimizer ${(ov.tfjsOptimizerMs as number).toFixed(1)} ms/step vs a hand-written async loop ${(ov.handLoopMs as number).toFixed(1)} ms/step (${(100 * (ov.overhead as number)).toFixed(1)}%)`);
-const dense = rows.find((r) => r.name === 'dense sync SGD');
-console.log('| config | test accuracy | vs dense | sent / dense bytes | backward bytes (kept / dense) | ranks identical | s |');
-console.log('|---|---|---|---|---|---|---|');
-for (const r of rows.filter((x) => x.mode === 'fit')) {
+// One line per config: the mean over its seeds, and each seed against dense at the same seed.
+const fits = rows.filter((x) => x.mode === 'fit');
+const acc = (r: Record<string, unknown>): number => 100 * (r.accuracy as number);
+const denseAt = (seed: unknown): Record<string, unknown> | undefined => fits.find((r) => r.name === 'dense sync SGD' && r.seed === seed);
+console.log(`| config | test accuracy${seeds.length > 1 ? ` (mean of ${seeds.length} seeds)` : ''} | vs dense | per seed | sent / dense bytes | backward bytes (kept / dense) | ranks identical | s |`);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const name of [...new Set(fits.map((r) => r.name as string))]) {
+  const rs = fits.filter((r) => r.name === name), r = rs[0];
+  const mean = rs.reduce((a, x) => a + acc(x), 0) / rs.length;
+  const deltas = rs.map((x) => { const d = denseAt(x.seed); return d ? acc(x) - acc(d) : NaN; });
+  const dMean = deltas.some(Number.isNaN) ? null : deltas.reduce((a, v) => a + v, 0) / deltas.length;
   const bb = r.backwardBytes as { kept: number; dense: number } | null;
-  console.log(`| ${String(r.name)} | ${(100 * (r.accuracy as number)).toFixed(1)}% | ${dense ? `${(100 * ((r.accuracy as number) - (dense.accuracy as number))).toFixed(1)} pt` : '-'} | ` +
-    `${((r.bytesSent as number) / (r.denseBytes as number)).toFixed(4)} | ${bb ? `${bb.kept} / ${bb.dense} (${(100 * (1 - bb.kept / bb.dense)).toFixed(0)}% less)` : '-'} | ${String(r.ranksIdentical)} | ${(r.seconds as number).toFixed(0)} |`);
+  console.log(`| ${name} | ${mean.toFixed(1)}% | ${dMean === null ? '-' : `${dMean.toFixed(1)} pt`} | ${deltas.map((d, i) => `${String(rs[i].seed)}: ${Number.isNaN(d) ? '-' : d.toFixed(1)}`).join(', ')} | ` +
+    `${((r.bytesSent as number) / (r.denseBytes as number)).toFixed(4)} | ${bb ? `${bb.kept} / ${bb.dense} (${(100 * (1 - bb.kept / bb.dense)).toFixed(0)}% less)` : '-'} | ${String(rs.every((x) => x.ranksIdentical === true))} | ` +
+    `${(rs.reduce((a, x) => a + (x.seconds as number), 0) / rs.length).toFixed(0)} |`);
 }
 console.log(`results: ${path.relative(root, file)}`);
