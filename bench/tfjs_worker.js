@@ -1,9 +1,10 @@
 // One rank of the TF.js benchmark (bench/tfjs.ts runs it under gradcomp run -n 4). argv[2] is a
 // JSON config:
-//   { mode: 'overhead', steps }: the same MLP, data and algorithm (ef-sgd top-k 1%) driven two
-//     ways in one run: createTfjsOptimizer through optimizer.minimize (TF.js's synchronous
-//     applyGradients), and a hand-written async loop (tf.variableGrads, then
-//     createDistributedOptimizer's step, then assign). Median ms per step of each.
+//   { mode: 'overhead', steps, rounds? }: the same MLP, data and algorithm (ef-sgd top-k 1%) driven
+//     two ways in one run, in alternating rounds of `steps` steps: createTfjsOptimizer through
+//     optimizer.minimize (TF.js's synchronous applyGradients), and a hand-written async loop
+//     (tf.variableGrads, then createDistributedOptimizer's step, then assign). Median ms per step
+//     of each over all rounds, and each round's overhead.
 //   { mode: 'fit', model, algo, compressor?, gamma?, epochs, train, test }: the CNN (or MLP) on
 //     Fashion-MNIST through plain model.fit; test accuracy, bytes, DropIT memory, time.
 // Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
@@ -40,35 +41,54 @@ function build(kind, gamma, seed, plainFirst, plainLast) {
 }
 
 async function overhead(comm, data) {
-  const { x, y } = shard(data.train, comm.rank, comm.size, 32 * comm.size * (cfg.steps + 2));
+  // Rounds alternate the two drivers (A B, then B A, ...), so that a slow patch of the machine
+  // falls on both; each round's first two steps of each driver are left out (thread start-up,
+  // the first step's weight check). The TF.js optimizer is made anew each round: while it lives,
+  // the communicator is lent to its step thread and the hand-written loop cannot use it.
+  const rounds = cfg.rounds ?? 5, steps = cfg.steps;
+  const { x, y, n } = shard(data.train, comm.rank, comm.size, data.train.count);
+  const batches = Math.floor(n / 32);
   const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 256 };
-  const batchOf = (t) => [x.slice([t * 32, 0, 0, 0], [32, 28, 28, 1]), y.slice([t * 32, 0], [32, 10])];
+  const batchOf = (t) => { const k = t % batches; return [x.slice([k * 32, 0, 0, 0], [32, 28, 28, 1]), y.slice([k * 32, 0], [32, 10])]; };
   const lossOf = (m, t) => () => { const [bx, by] = batchOf(t); return tf.losses.softmaxCrossEntropy(by, m.apply(bx, { training: true })); };
-  // TF.js optimizer.
-  const a = build('mlp', null, 7);
+  const a = build('mlp', null, 7), b = build('mlp', null, 7);
   await gt.broadcastWeights(a, comm);
-  const oa = gt.createTfjsOptimizer({ comm, ...opts });
-  const ta = [];
-  for (let t = 0; t < cfg.steps; t++) { const t0 = performance.now(); tf.tidy(() => { oa.minimize(lossOf(a, t)); }); ta.push(performance.now() - t0); }
-  oa.dispose();
-  await new Promise((r) => setTimeout(r, 200));
-  // Hand-written async loop, same algorithm.
-  const b = build('mlp', null, 7);
   await gt.broadcastWeights(b, comm);
   const vars = b.trainableWeights, names = vars.map((_, i) => `w${i}`);
   const ob = g.createDistributedOptimizer({ comm, ...opts, shapes: Object.fromEntries(vars.map((v, i) => [names[i], v.shape])) });
-  const tb = [];
-  for (let t = 0; t < cfg.steps; t++) {
-    const t0 = performance.now();
-    const { grads } = tf.variableGrads(lossOf(b, t));
-    const params = {}, gr = {};
-    vars.forEach((v, i) => { params[names[i]] = Float32Array.from(v.read().dataSync()); gr[names[i]] = Float32Array.from(grads[v.val.name].dataSync()); });
-    tf.dispose(grads);
-    await ob.step(params, gr);
-    vars.forEach((v, i) => v.write(tf.tensor(params[names[i]], v.shape)));
-    tb.push(performance.now() - t0);
+  const ta = [], tb = [], ratios = [];
+  let ta0 = 0, tb0 = 0;
+  const tfjsPhase = async () => {
+    // createTfjsOptimizer through optimizer.minimize (TF.js's synchronous applyGradients).
+    const oa = gt.createTfjsOptimizer({ comm, ...opts });
+    const ms = [];
+    for (let t = 0; t < steps; t++, ta0++) { const t0 = performance.now(); tf.tidy(() => { oa.minimize(lossOf(a, ta0)); }); ms.push(performance.now() - t0); }
+    oa.dispose();
+    await new Promise((r) => setTimeout(r, 200));
+    return ms.slice(2);
+  };
+  const handPhase = async () => {
+    // A hand-written async loop, same algorithm: tf.variableGrads, createDistributedOptimizer's step, assign.
+    const ms = [];
+    for (let t = 0; t < steps; t++, tb0++) {
+      const t0 = performance.now();
+      const { grads } = tf.variableGrads(lossOf(b, tb0));
+      const params = {}, gr = {};
+      vars.forEach((v, i) => { params[names[i]] = Float32Array.from(v.read().dataSync()); gr[names[i]] = Float32Array.from(grads[v.val.name].dataSync()); });
+      tf.dispose(grads);
+      await ob.step(params, gr);
+      vars.forEach((v, i) => v.write(tf.tensor(params[names[i]], v.shape)));
+      ms.push(performance.now() - t0);
+    }
+    return ms.slice(2);
+  };
+  for (let r = 0; r < rounds; r++) {
+    let ra, rb;
+    if (r % 2 === 0) { ra = await tfjsPhase(); rb = await handPhase(); } else { rb = await handPhase(); ra = await tfjsPhase(); }
+    ta.push(...ra); tb.push(...rb);
+    ratios.push(med(ra) / med(rb) - 1);
   }
-  return { tfjsOptimizerMs: med(ta.slice(2)), handLoopMs: med(tb.slice(2)), overhead: med(ta.slice(2)) / med(tb.slice(2)) - 1, steps: cfg.steps };
+  return { tfjsOptimizerMs: med(ta), handLoopMs: med(tb), overhead: med(ta) / med(tb) - 1, roundOverheads: ratios, steps, rounds };
 }
 
 async function fit(comm, data) {
