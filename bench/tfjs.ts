@@ -59,6 +59,7 @@ if (ov) console.log(`optimizer overhead: createTfjsOptimizer ${(ov.tfjsOptimizer
 // One line per config: the mean over its seeds, and each seed against dense at the same seed.
 const fits = rows.filter((x) => x.mode === 'fit');
 const acc = (r: Record<string, unknown>): number => 100 * (r.accuracy as number);
+const pt = (v: number): string => (Math.abs(v) < 0.05 ? 0 : v).toFixed(1); // no '-0.0'
 const denseAt = (seed: unknown): Record<string, unknown> | undefined => fits.find((r) => r.name === 'dense sync SGD' && r.seed === seed);
 if (fits.length) console.log(`| config | test accuracy${seeds.length > 1 ? ` (mean of ${seeds.length} seeds)` : ''} | vs dense | per seed | sent / dense bytes | backward bytes (kept / dense) | ranks identical | s |`);
 if (fits.length) console.log('|---|---|---|---|---|---|---|---|');
@@ -68,7 +69,7 @@ for (const name of [...new Set(fits.map((r) => r.name as string))]) {
   const deltas = rs.map((x) => { const d = denseAt(x.seed); return d ? acc(x) - acc(d) : NaN; });
   const dMean = deltas.some(Number.isNaN) ? null : deltas.reduce((a, v) => a + v, 0) / deltas.length;
   const bb = r.backwardBytes as { kept: number; dense: number } | null;
-  console.log(`| ${name} | ${mean.toFixed(1)}% | ${dMean === null ? '-' : `${dMean.toFixed(1)} pt`} | ${deltas.map((d, i) => `${String(rs[i].seed)}: ${Number.isNaN(d) ? '-' : d.toFixed(1)}`).join(', ')} | ` +
+  console.log(`| ${name} | ${mean.toFixed(1)}% | ${dMean === null ? '-' : `${pt(dMean)} pt`} | ${deltas.map((d, i) => `${String(rs[i].seed)}: ${Number.isNaN(d) ? '-' : pt(d)}`).join(', ')} | ` +
     `${((r.bytesSent as number) / (r.denseBytes as number)).toFixed(4)} | ${bb ? `${bb.kept} / ${bb.dense} (${(100 * (1 - bb.kept / bb.dense)).toFixed(0)}% less)` : '-'} | ${String(rs.every((x) => x.ranksIdentical === true))} | ` +
     `${(rs.reduce((a, x) => a + (x.seconds as number), 0) / rs.length).toFixed(0)} |`);
 }
