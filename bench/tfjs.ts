@@ -8,7 +8,8 @@
  *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
  * --seeds trains every model once per initial-weight seed; the table then gives the mean accuracy
  * and each seed's difference from dense at the same seed. --configs picks among overhead, dense,
- * topk, powersgd and dropit (all by default).
+ * topk, powersgd and dropit (all by default). --backend wasm trains on tfjs-backend-wasm (with
+ * gradcomp's conv weight gradient, which it lacks) instead of cpu (with gradcomp's native kernels).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,16 +19,18 @@ import { parseArgs } from 'node:util';
 
 const root = path.resolve(__dirname, '..', '..');
 const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
-  seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' } } });
+  seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
+  backend: { type: 'string', default: 'cpu' } } });
+if (values.backend !== 'cpu' && values.backend !== 'wasm') { process.stderr.write(`--backend: expected cpu or wasm, got '${String(values.backend)}'\n`); process.exit(2); }
 const count = (flag: string, v: string | undefined, min: number): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${flag}: expected an integer >= ${min}, got '${String(v)}'\n`); process.exit(2); }
   return n;
 };
-const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1) };
+const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend };
 const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
 const all: Record<string, Record<string, unknown>> = {
-  overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10 },
+  overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10, backend: values.backend },
   dense: { mode: 'fit', name: 'dense sync SGD', model: 'cnn', algo: 'sync', ...base },
   // Top-k with the optimizer's momentum applied before compression (the recommended setting: error feedback keeps the momentum-corrected update).
   topk: { mode: 'fit', name: 'EF-SGD top-k 1%, momentum before compression', model: 'cnn', algo: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 },
@@ -61,8 +64,10 @@ const fits = rows.filter((x) => x.mode === 'fit');
 const acc = (r: Record<string, unknown>): number => 100 * (r.accuracy as number);
 const pt = (v: number): string => (Math.abs(v) < 0.05 ? 0 : v).toFixed(1); // no '-0.0'
 const denseAt = (seed: unknown): Record<string, unknown> | undefined => fits.find((r) => r.name === 'dense sync SGD' && r.seed === seed);
-if (fits.length) console.log(`| config | test accuracy${seeds.length > 1 ? ` (mean of ${seeds.length} seeds)` : ''} | vs dense | per seed | sent / dense bytes | backward bytes (kept / dense) | ranks identical | s |`);
-if (fits.length) console.log('|---|---|---|---|---|---|---|---|');
+if (fits.length) {
+  console.log(`| config | test accuracy${seeds.length > 1 ? ` (mean of ${seeds.length} seeds)` : ''} | vs dense | per seed | sent / dense bytes | backward bytes (kept / dense) | ranks identical | s |`);
+  console.log('|---|---|---|---|---|---|---|---|');
+}
 for (const name of [...new Set(fits.map((r) => r.name as string))]) {
   const rs = fits.filter((r) => r.name === name), r = rs[0];
   const mean = rs.reduce((a, x) => a + acc(x), 0) / rs.length;

@@ -117,9 +117,11 @@ async function fit(comm, data) {
 }
 
 (async () => {
+  if (cfg.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend(cfg.backend ?? 'cpu');
-  // gradcomp's conv weight gradient and max-pool gradient on the cpu backend, unless the config says otherwise.
-  if ((cfg.backend ?? 'cpu') === 'cpu' && cfg.nativeKernels !== false) gt.useNativeKernels();
+  // gradcomp's conv weight gradient and max-pool gradient on the cpu backend, unless the config says
+  // otherwise; on wasm its conv weight gradient (tfjs-backend-wasm has none).
+  if (cfg.nativeKernels !== false) gt.useNativeKernels({ backend: cfg.backend ?? 'cpu' });
   const comm = await g.init();
   const data = gt.loadFashionMnist(undefined, { trainLimit: cfg.train ?? 60000, testLimit: cfg.test ?? 10000 });
   const out = cfg.mode === 'overhead' ? await overhead(comm, data) : await fit(comm, data);

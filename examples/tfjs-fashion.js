@@ -46,8 +46,9 @@ function buildModel(seed) {
 async function main() {
   if (o.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend(o.backend);
-  // On the cpu backend, gradcomp's native conv weight gradient and max-pool gradient (~11x faster CNN steps).
-  if (o.backend === 'cpu') useNativeKernels();
+  // On the cpu backend, gradcomp's native conv weight gradient and max-pool gradient (~11x faster CNN
+  // steps); on wasm, gradcomp's conv weight gradient, which tfjs-backend-wasm does not have.
+  if (o.backend === 'cpu' || o.backend === 'wasm') useNativeKernels({ backend: o.backend });
   const comm = await init();
   const data = loadFashionMnist(o.data, { trainLimit: Number(o.train), testLimit: Number(o.test) });
   // This rank's shard: every size-th training image.

@@ -2,9 +2,12 @@
  * useNativeKernels: the convolution weight gradient and the max-pool gradient that replace
  * tfjs-backend-cpu's, checked against direct formulas (loops over the definition) and against
  * TF.js's own kernels, on fresh random inputs with padding, strides, odd kernel shapes, channels and
- * pooling ties (ReLU zeros); restore() puts TF.js's kernels back.
+ * pooling ties (ReLU zeros); restore() puts TF.js's kernels back. On the wasm backend, which has
+ * no convolution weight gradient of its own, the one registered there against the definition and
+ * against the cpu backend's, and a CNN trained there.
  */
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { useNativeKernels } from '../../lib/integrations/tfjs';
 
 beforeAll(async () => { await tf.setBackend('cpu'); });
@@ -110,7 +113,64 @@ describe('useNativeKernels', () => {
     expect(theirs[4]).toBeLessThan(theirs[0]);
   });
 
-  test('a backend other than cpu is refused naming the option', () => {
-    expect(() => useNativeKernels({ backend: 'wasm' as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: 'options.backend' }));
+  test('a backend other than cpu or wasm is refused naming the option', () => {
+    expect(() => useNativeKernels({ backend: 'webgl' as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: 'options.backend' }));
+  });
+});
+
+describe('useNativeKernels on the wasm backend', () => {
+  beforeAll(async () => { await tf.setBackend('wasm'); });
+  afterAll(async () => { await tf.setBackend('cpu'); });
+
+  test.each(convCases.slice(0, 4))('conv weight gradient, %s: the definition, and the cpu backend\'s', (_, xs, fs, strides, pad) => {
+    const xv = rand(xs.reduce((a, b) => a * b)), wv = rand(fs.reduce((a, b) => a * b));
+    const grad = () => {
+      const x = tf.tensor4d(xv, xs as [number, number, number, number]), w = tf.tensor4d(wv, fs as [number, number, number, number]);
+      const y = tf.conv2d(x, w, strides, pad);
+      const dy = tf.tensor4d(Float32Array.from({ length: y.size }, (_, i) => Math.sin(i * 0.71)), y.shape);
+      return { y: y.shape, dy: dy.dataSync() as Float32Array, g: tf.grad((ww: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, ww as tf.Tensor4D, strides, pad), dy)))(w).dataSync() };
+    };
+    // Without gradcomp's kernel the wasm backend cannot compute it at all.
+    expect(() => grad()).toThrow(/Conv2DBackpropFilter/);
+    const k = useNativeKernels({ backend: 'wasm' });
+    let mine: ReturnType<typeof grad>;
+    try {
+      expect(k.kernels).toEqual(['Conv2DBackpropFilter/wasm']);
+      mine = grad();
+    } finally { k.restore(); }
+    expect(() => grad()).toThrow(/Conv2DBackpropFilter/); // restore() took it away again
+    const padTop = pad === 'valid' ? 0 : Math.floor(Math.max(0, (mine.y[1] - 1) * strides[0] + fs[0] - xs[1]) / 2);
+    const padLeft = pad === 'valid' ? 0 : Math.floor(Math.max(0, (mine.y[2] - 1) * strides[1] + fs[1] - xs[2]) / 2);
+    close(mine.g, refFilterGrad(xv, xs, mine.dy, mine.y, fs, strides, padTop, padLeft));
+  });
+
+  test('a small CNN trains on wasm through model.fit, its losses those of the cpu backend to float rounding', async () => {
+    const run = async () => {
+      const m = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [14, 14, 1], filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.maxPooling2d({ poolSize: 2 }), tf.layers.flatten(), tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })] });
+      m.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' });
+      const x = tf.tensor4d(Float32Array.from({ length: 8 * 196 }, (_, i) => Math.sin(i * 0.37)), [8, 14, 14, 1]);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], 'int32'), 3);
+      const h = await m.fit(x, y, { epochs: 5, batchSize: 8, shuffle: false, verbose: 0 });
+      return h.history.loss as number[];
+    };
+    const k = useNativeKernels({ backend: 'wasm' });
+    let onWasm: number[];
+    try { onWasm = await run(); } finally { k.restore(); }
+    await tf.setBackend('cpu');
+    const onCpu = await run();
+    await tf.setBackend('wasm');
+    close(onWasm, onCpu, 1e-4);
+    expect(onWasm[4]).toBeLessThan(onWasm[0]);
+  });
+
+  test('a channelsFirst weight gradient is refused with a coded error (wasm has no kernel to hand it to)', () => {
+    // wasm's forward Conv2D refuses channelsFirst itself, so the kernel is called directly.
+    const k = useNativeKernels({ backend: 'wasm' });
+    try {
+      const x = tf.randomNormal([1, 2, 6, 6]), dy = tf.randomNormal([1, 4, 4, 4]);
+      expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'valid', dataFormat: 'NCHW', dimRoundingMode: undefined, filterShape: [3, 3, 2, 4] } as never))
+        .toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE' }));
+    } finally { k.restore(); }
   });
 });

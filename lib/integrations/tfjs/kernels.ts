@@ -8,6 +8,10 @@
  * kernels compute (the same first-maximum rule for pooling ties; sums in another order, so the
  * weight gradient agrees to float rounding). Opt-in, reversible: the returned restore() puts TF.js's
  * own kernels back. NCHW (channelsFirst) convolutions go to TF.js's kernel unchanged.
+ *
+ * tfjs-backend-wasm (4.x) has no Conv2DBackpropFilter at all, so a convolution cannot be trained
+ * on it: useNativeKernels({ backend: 'wasm' }) registers gradcomp's there (its other kernels,
+ * MaxPoolGrad included, are compiled code already and stay).
  */
 import { gemm } from '../../ops/kernels';
 import { GradcompError, rangeError } from '../../native/errors';
@@ -15,7 +19,11 @@ import { tfCore } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
 
 type Info = TfCore.TensorInfo;
-type Backend = { readSync(id: unknown): unknown; makeTensorInfo(shape: number[], dtype: string, values: Float32Array): Info; data?: { get(id: unknown): { values: unknown } } };
+type Backend = {
+  readSync(id: unknown): unknown; data?: { get(id: unknown): { values: unknown } };
+  // tfjs-backend-cpu makes outputs with makeTensorInfo, tfjs-backend-wasm with makeOutput (which copies the values onto its heap).
+  makeTensorInfo?(shape: number[], dtype: string, values: Float32Array): Info; makeOutput?(shape: number[], dtype: string, offset: undefined, values: Float32Array): Info;
+};
 interface Args { inputs: Record<string, Info>; backend: Backend; attrs: Record<string, unknown> }
 
 function values(b: Backend, t: Info): Float32Array {
@@ -23,14 +31,23 @@ function values(b: Backend, t: Info): Float32Array {
   return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
 }
 
+function output(b: Backend, shape: number[], v: Float32Array): Info {
+  if (b.makeTensorInfo) return b.makeTensorInfo(shape, 'float32', v);
+  if (b.makeOutput) return b.makeOutput(shape, 'float32', undefined, v);
+  throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', 'This TF.js backend has neither makeTensorInfo nor makeOutput: useNativeKernels supports the cpu and wasm backends');
+}
+
 // Rows of im2col per gemm call: bounds the scratch to ~16 MB however large the batch.
 const MAX_COL = 1 << 22;
 
 /** dW[kh, kw, c, oc] = sum over n, oh, ow of x[n, oh sh + kh dh - top, ow sw + kw dw - left, c] dy[n, oh, ow, oc]. */
-function conv2dBackpropFilter(tf: typeof TfCore, fallback: TfCore.KernelFunc) {
+function conv2dBackpropFilter(tf: typeof TfCore, fallback: TfCore.KernelFunc | undefined) {
   return (args: Args): Info => {
     const { inputs: { x, dy }, backend, attrs } = args;
-    if (attrs.dataFormat === 'NCHW') return fallback(args as never) as Info;
+    if (attrs.dataFormat === 'NCHW') {
+      if (fallback) return fallback(args as never) as Info;
+      throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', "gradcomp's Conv2DBackpropFilter takes channelsLast (NHWC) convolutions only, and this backend has no kernel of its own for channelsFirst: use dataFormat 'channelsLast'");
+    }
     const fs = attrs.filterShape as [number, number, number, number];
     const ci = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], fs, attrs.strides as number, 1, attrs.pad as 'valid',
       attrs.dimRoundingMode as 'floor', false, 'channelsLast');
@@ -63,7 +80,7 @@ function conv2dBackpropFilter(tf: typeof TfCore, fallback: TfCore.KernelFunc) {
       const rows = nb * perImage;
       gemm(true, false, K, OC, rows, col.subarray(0, rows * K), dyv.subarray(n0 * perImage * OC, (n0 + nb) * perImage * OC), dw, 1, n0 === 0 ? 0 : 1);
     }
-    return backend.makeTensorInfo(fs.slice(), 'float32', dw);
+    return output(backend, fs.slice(), dw);
   };
 }
 
@@ -93,7 +110,7 @@ function maxPoolGrad(tf: typeof TfCore) {
         }
       }
     }
-    return backend.makeTensorInfo(input.shape.slice(), 'float32', dx);
+    return output(backend, input.shape.slice(), dx);
   };
 }
 
@@ -105,29 +122,39 @@ export interface NativeKernels {
 }
 
 /**
- * Replaces tfjs-backend-cpu's Conv2DBackpropFilter and MaxPoolGrad with gradcomp's native versions
- * (see the module comment). Call it once after loading TF.js; applies to the 'cpu' backend.
+ * On the 'cpu' backend (the default) replaces tfjs-backend-cpu's Conv2DBackpropFilter and
+ * MaxPoolGrad with gradcomp's native versions; on 'wasm' registers gradcomp's Conv2DBackpropFilter,
+ * which tfjs-backend-wasm lacks (see the module comment). Call it once after loading TF.js (and
+ * @tensorflow/tfjs-backend-wasm for 'wasm').
  */
-export function useNativeKernels(options: { backend?: 'cpu' } = {}): NativeKernels {
+export function useNativeKernels(options: { backend?: 'cpu' | 'wasm' } = {}): NativeKernels {
   const tf = tfCore(), backend = options.backend ?? 'cpu';
-  if (backend !== 'cpu') throw rangeError('options.backend', "'cpu'", backend);
-  const originals: TfCore.KernelConfig[] = [];
-  const replace = (name: string, make: (orig: TfCore.KernelConfig) => TfCore.KernelFunc) => {
+  if (backend !== 'cpu' && backend !== 'wasm') throw rangeError('options.backend', "'cpu' or 'wasm'", backend);
+  if (backend === 'wasm' && !tf.findBackendFactory('wasm')) {
+    throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', "TF.js has no 'wasm' backend registered: require('@tensorflow/tfjs-backend-wasm') first (npm install @tensorflow/tfjs-backend-wasm)");
+  }
+  const originals: TfCore.KernelConfig[] = [], added: string[] = [];
+  const replace = (name: string, make: (orig: TfCore.KernelConfig | undefined) => TfCore.KernelFunc, optional = false) => {
     const orig = tf.getKernel(name, backend);
-    if (!orig) throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', `TF.js has no '${name}' kernel on the '${backend}' backend: load @tensorflow/tfjs-backend-cpu (or @tensorflow/tfjs) first`);
-    originals.push(orig);
-    tf.unregisterKernel(name, backend);
+    if (!orig && !optional) throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', `TF.js has no '${name}' kernel on the '${backend}' backend: load @tensorflow/tfjs-backend-cpu (or @tensorflow/tfjs) first`);
+    if (orig) { originals.push(orig); tf.unregisterKernel(name, backend); } else added.push(name);
     tf.registerKernel({ kernelName: name, backendName: backend, kernelFunc: make(orig) });
   };
-  replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o.kernelFunc) as unknown as TfCore.KernelFunc);
-  replace('MaxPoolGrad', () => maxPoolGrad(tf) as unknown as TfCore.KernelFunc);
+  if (backend === 'cpu') {
+    replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o?.kernelFunc) as unknown as TfCore.KernelFunc);
+    replace('MaxPoolGrad', () => maxPoolGrad(tf) as unknown as TfCore.KernelFunc);
+  } else {
+    replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o?.kernelFunc) as unknown as TfCore.KernelFunc, true);
+  }
+  const names = [...originals.map((o) => o.kernelName), ...added];
   let live = true;
   return {
-    kernels: originals.map((o) => `${o.kernelName}/${backend}`),
+    kernels: names.map((n) => `${n}/${backend}`),
     restore() {
       if (!live) return;
       live = false;
       for (const o of originals) { tf.unregisterKernel(o.kernelName, backend); tf.registerKernel(o); }
+      for (const n of added) tf.unregisterKernel(n, backend);
     },
   };
 }
