@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GradcompError, typeError } from '../native/errors';
+import { GradcompError, rangeError, typeError } from '../native/errors';
 
 export interface IdxArray { dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64'; shape: number[]; data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array }
 
@@ -92,6 +92,7 @@ export function loadFashionMnist(dir?: string, options: { trainLimit?: number; t
 
 /** MNIST's files (the same four names) from `dir` or GRADCOMP_MNIST. */
 export function loadMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
+  if (dir !== undefined && typeof dir !== 'string') throw typeError('dir', 'a folder', dir);
   const candidates = [dir ?? process.env.GRADCOMP_MNIST].filter((d): d is string => !!d);
   return loadIdxImages(candidates, options, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
     'Download the four MNIST files (train-images-idx3-ubyte.gz, ...) into a folder and pass it (--data-dir DIR, or set GRADCOMP_MNIST).');
@@ -99,6 +100,11 @@ export function loadMnist(dir?: string, options: { trainLimit?: number; testLimi
 
 /** Any folder with the four MNIST-format files (train-/t10k- images and labels). */
 export function loadIdxImages(candidates: string[], options: { trainLimit?: number; testLimit?: number }, classes: string[], howTo: string): FashionMnist {
+  if (options === null || typeof options !== 'object') throw typeError('options', 'an object ({ trainLimit?, testLimit? })', options);
+  for (const k of ['trainLimit', 'testLimit'] as const) {
+    const v = options[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw rangeError(`options.${k}`, 'an integer >= 0 (how many images to read)', v);
+  }
   const need = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
   const found = candidates.find((d) => need.every((f) => findFile(d, f)));
   if (!found) {

@@ -195,6 +195,11 @@ describe('IDX and Fashion-MNIST', () => {
       expect(d.train.images[300]).toBeCloseTo((300 % 256) / 255, 6);
       expect(Array.from(d.train.labels)).toEqual([3, 1, 4, 1, 5]);
       expect(() => loadFashionMnist(path.join(dir, 'nope'))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', message: expect.stringMatching(/dataset-fashion-mnist/) }));
+      expect(loadFashionMnist(dir, { trainLimit: 0 }).train.count).toBe(0);
+      for (const [k, v] of [['trainLimit', -1], ['testLimit', 1.5], ['trainLimit', NaN], ['testLimit', '3']] as const) {
+        expect(() => loadFashionMnist(dir, { [k]: v } as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: `options.${k}` }));
+      }
+      expect(() => loadFashionMnist(dir, null as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options' }));
     } finally { fs.rmSync(dir, { recursive: true, force: true }); }
   });
 });
