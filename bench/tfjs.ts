@@ -10,6 +10,8 @@
  * and each seed's difference from dense at the same seed. --configs picks among overhead, dense,
  * topk, powersgd and dropit (all by default). --backend wasm trains on tfjs-backend-wasm (with
  * gradcomp's conv weight gradient, which it lacks) instead of cpu (with gradcomp's native kernels).
+ * --batch sets the batch per rank (32); --shuffle gives each rank's shard a new seeded order every
+ * epoch (by default every epoch goes through the shard in the same order).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,14 +22,15 @@ import { parseArgs } from 'node:util';
 const root = path.resolve(__dirname, '..', '..');
 const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
   seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
-  backend: { type: 'string', default: 'cpu' } } });
+  backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false } } });
 if (values.backend !== 'cpu' && values.backend !== 'wasm') { process.stderr.write(`--backend: expected cpu or wasm, got '${String(values.backend)}'\n`); process.exit(2); }
 const count = (flag: string, v: string | undefined, min: number): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${flag}: expected an integer >= ${min}, got '${String(v)}'\n`); process.exit(2); }
   return n;
 };
-const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend };
+const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend,
+  batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}) };
 const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
 const all: Record<string, Record<string, unknown>> = {
   overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10, backend: values.backend },

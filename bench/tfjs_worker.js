@@ -5,8 +5,9 @@
 //     optimizer.minimize (TF.js's synchronous applyGradients), and a hand-written async loop
 //     (tf.variableGrads, then createDistributedOptimizer's step, then assign). Median ms per step
 //     of each over all rounds, and each round's overhead.
-//   { mode: 'fit', model, algo, compressor?, gamma?, epochs, train, test }: the CNN (or MLP) on
-//     Fashion-MNIST through plain model.fit; test accuracy, bytes, DropIT memory, time.
+//   { mode: 'fit', model, algo, compressor?, gamma?, epochs, train, test, batch?, shuffle? }: the CNN
+//     (or MLP) on Fashion-MNIST through plain model.fit (batch 32 per rank by default; shuffle: a
+//     seeded new order of each rank's shard every epoch); test accuracy, bytes, DropIT memory, time.
 // Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
 'use strict';
 const { writeSync } = require('node:fs');
@@ -17,6 +18,21 @@ const gt = require(process.env.GRADCOMP_TFJS_ENTRY || 'gradcomp/tfjs');
 
 const cfg = JSON.parse(process.argv[2]);
 const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+
+// Fisher-Yates over 0..n-1 driven by a splitmix32 stream from `seed`.
+function permutation(n, seed) {
+  let st = seed >>> 0;
+  const next = () => {
+    st = (st + 0x9e3779b9) >>> 0;
+    let z = st;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
+  };
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) { const j = Math.floor(next() * (i + 1)); const t = p[i]; p[i] = p[j]; p[j] = t; }
+  return p;
+}
 
 function shard(data, rank, size, limit) {
   const idx = [];
@@ -99,7 +115,19 @@ async function fit(comm, data) {
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
   let peak = 0;
   const t0 = performance.now();
-  await model.fit(x, y, { epochs: cfg.epochs, batchSize: 32, shuffle: false, verbose: 0, callbacks: { onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } });
+  const fitOpts = { batchSize: cfg.batch ?? 32, shuffle: false, verbose: 0, callbacks: { onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } };
+  if (cfg.shuffle) {
+    // A fresh order of this rank's shard every epoch, from the seed, the rank and the epoch (TF.js's
+    // own shuffle draws from Math.random, so runs could not be repeated).
+    for (let e = 0; e < cfg.epochs; e++) {
+      const idx = tf.tensor1d(permutation(n, (cfg.seed ?? 1000) * 7919 + comm.rank * 104729 + e), 'int32');
+      const xe = tf.gather(x, idx), ye = tf.gather(y, idx);
+      await model.fit(xe, ye, { ...fitOpts, epochs: 1 });
+      tf.dispose([idx, xe, ye]);
+    }
+  } else {
+    await model.fit(x, y, { ...fitOpts, epochs: cfg.epochs });
+  }
   const seconds = (performance.now() - t0) / 1000;
   const mem = gt.dropitMemory(model);
   const tx = tf.tensor4d(data.test.images.subarray(0, cfg.test * 784), [cfg.test, 28, 28, 1]);
