@@ -46,6 +46,9 @@ for (const k of picked) if (!(k in all)) { process.stderr.write(`--configs: unkn
 const configs = Object.entries(all).filter(([k]) => picked.includes(k))
   .flatMap(([, c]) => (c.mode === 'fit' ? seeds.map((seed) => ({ ...c, seed })) : [c]));
 const rows: Record<string, unknown>[] = [];
+// Written again after every run, so a long benchmark stopped part-way keeps what it measured.
+const file = values.json ?? path.join(root, 'bench', 'results', `tfjs-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
+const save = () => fs.writeFileSync(file, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString() }, rows }, null, 2) + '\n');
 for (const c of configs) {
   const r = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', path.join(root, 'bench', 'tfjs_worker.js'), JSON.stringify(c)], {
     cwd: root, encoding: 'utf8', maxBuffer: 1 << 26,
@@ -55,10 +58,9 @@ for (const c of configs) {
   if (!line) { process.stderr.write(`${String(c.name ?? c.mode)}: failed: ${r.stderr.split('\n').slice(-5).join(' | ')}\n`); continue; }
   const row = JSON.parse(line.slice(14)) as Record<string, unknown>;
   rows.push(row);
+  save();
   process.stderr.write(`${String(c.name ?? c.mode)}${c.seed !== undefined ? `, seed ${String(c.seed)}` : ''}: ${line.slice(14, 300)}\n`);
 }
-const file = values.json ?? path.join(root, 'bench', 'results', `tfjs-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
-fs.writeFileSync(file, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, date: new Date().toISOString() }, rows }, null, 2) + '\n');
 const ov = rows.find((r) => r.mode === 'overhead');
 if (ov) console.log(`optimizer overhead: createTfjsOptimizer ${(ov.tfjsOptimizerMs as number).toFixed(1)} ms/step vs a hand-written async loop ${(ov.handLoopMs as number).toFixed(1)} ms/step (${(100 * (ov.overhead as number)).toFixed(1)}%; ` +
   `per round, the drivers alternating: ${(ov.roundOverheads as number[]).map((v) => `${(100 * v).toFixed(1)}%`).join(', ')})`);
