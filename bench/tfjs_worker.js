@@ -19,17 +19,12 @@ const gt = require(process.env.GRADCOMP_TFJS_ENTRY || 'gradcomp/tfjs');
 const cfg = JSON.parse(process.argv[2]);
 const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
 
-// Fisher-Yates over 0..n-1 driven by a splitmix32 stream from `seed`.
+// The library's seeded generator (lib/train/data.ts, not part of the public API).
+const { rng } = require(require('node:path').join(require('node:path').dirname(require.resolve(process.env.GRADCOMP_ENTRY || 'gradcomp')), 'train', 'data.js'));
+
+// Fisher-Yates over 0..n-1 driven by rng(seed).
 function permutation(n, seed) {
-  let st = seed >>> 0;
-  const next = () => {
-    st = (st + 0x9e3779b9) >>> 0;
-    let z = st;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  };
-  const p = Int32Array.from({ length: n }, (_, i) => i);
+  const next = rng(seed), p = Int32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) { const j = Math.floor(next() * (i + 1)); const t = p[i]; p[i] = p[j]; p[j] = t; }
   return p;
 }

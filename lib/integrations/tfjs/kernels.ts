@@ -141,12 +141,9 @@ export function useNativeKernels(options: { backend?: 'cpu' | 'wasm' } = {}): Na
     if (orig) { originals.push(orig); tf.unregisterKernel(name, backend); } else added.push(name);
     tf.registerKernel({ kernelName: name, backendName: backend, kernelFunc: make(orig) });
   };
-  if (backend === 'cpu') {
-    replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o?.kernelFunc) as unknown as TfCore.KernelFunc);
-    replace('MaxPoolGrad', () => maxPoolGrad(tf) as unknown as TfCore.KernelFunc);
-  } else {
-    replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o?.kernelFunc) as unknown as TfCore.KernelFunc, true);
-  }
+  // wasm has no weight gradient of its own (added, not replaced) and keeps its compiled MaxPoolGrad.
+  replace('Conv2DBackpropFilter', (o) => conv2dBackpropFilter(tf, o?.kernelFunc) as unknown as TfCore.KernelFunc, backend === 'wasm');
+  if (backend === 'cpu') replace('MaxPoolGrad', () => maxPoolGrad(tf) as unknown as TfCore.KernelFunc);
   const names = [...originals.map((o) => o.kernelName), ...added];
   let live = true;
   return {
