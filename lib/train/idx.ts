@@ -6,7 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { constants } from 'node:buffer';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { GradcompError, rangeError, typeError } from '../native/errors';
 
 export interface IdxArray { dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64'; shape: number[]; data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array }
@@ -15,17 +16,11 @@ const TYPES: Record<number, [IdxArray['dtype'], number]> = { 0x08: ['uint8', 1],
 
 const bad = (file: string, why: string) => new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${file}: not a valid IDX file: ${why}`, 'file');
 
-/** Reads an IDX file (or its bytes), gunzipping when it starts with the gzip magic. */
-export function readIdx(file: string | Uint8Array, name = typeof file === 'string' ? file : 'IDX data'): IdxArray {
-  let raw: Uint8Array;
-  if (typeof file === 'string') {
-    try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
-  } else if (file instanceof Uint8Array) raw = file;
-  else throw typeError('file', 'a path or a Uint8Array', file);
-  let bytes = raw;
-  if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
-    try { bytes = gunzipSync(raw, { maxOutputLength: 2 ** 31 }); } catch (e) { throw bad(name, `gzip: ${(e as Error).message}`); }
-  }
+/** The largest IDX file read: what one Buffer can hold. */
+const MAX_IDX_BYTES = Math.min(constants.MAX_LENGTH, 2 ** 32);
+
+/** The element type and shape from the first bytes of an IDX file (the values need not be there). */
+function parseHeader(bytes: Uint8Array, name: string): { t: [IdxArray['dtype'], number]; shape: number[]; count: number; start: number } {
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw bad(name, 'wrong magic number');
   const t = TYPES[bytes[2]], dims = bytes[3];
   if (!t) throw bad(name, `unknown element type 0x${bytes[2].toString(16)}`);
@@ -33,7 +28,47 @@ export function readIdx(file: string | Uint8Array, name = typeof file === 'strin
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shape = Array.from({ length: dims }, (_, i) => dv.getUint32(4 + 4 * i, false));
   const count = shape.reduce((a, b) => a * b, 1), start = 4 + 4 * dims;
+  if (start + count * t[1] > MAX_IDX_BYTES) throw bad(name, `its shape [${shape.join(', ')}] needs more than ${MAX_IDX_BYTES} bytes`);
+  return { t, shape, count, start };
+}
+
+/** The first bytes a gzipped IDX file inflates to (at least its header where it has one), from growing prefixes, never more than 64 MiB. */
+function gunzipHead(raw: Uint8Array, name: string): Uint8Array {
+  for (let take = 4096; ; take *= 4) {
+    let out: Uint8Array;
+    try {
+      out = gunzipSync(raw.subarray(0, take), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 64 << 20 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad(name, 'no IDX header in the first 64 MiB it inflates to');
+      throw bad(name, `gzip: ${(e as Error).message}`);
+    }
+    if (take >= raw.length || (out.length >= 4 && out.length >= 4 + 4 * out[3])) return out;
+  }
+}
+
+/** Reads an IDX file (or its bytes), gunzipping when it starts with the gzip magic. */
+export function readIdx(file: string | Uint8Array, name = typeof file === 'string' ? file : 'IDX data'): IdxArray {
+  let raw: Uint8Array;
+  if (typeof file === 'string') {
+    try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
+  } else if (file instanceof Uint8Array) raw = file;
+  else throw typeError('file', 'a path or a Uint8Array', file);
+  const gz = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  // A gzipped file is inflated only as far as its header says it reaches: first a prefix, for the
+  // header, then the whole with the output capped at the size the header gives, so a small file
+  // that inflates to gigabytes (a decompression bomb) is refused before it is held in memory.
+  const head = gz ? gunzipHead(raw, name) : raw;
+  const { t, shape, count, start } = parseHeader(head, name);
+  let bytes = raw;
+  if (gz) {
+    const want = start + count * t[1];
+    try { bytes = gunzipSync(raw, { maxOutputLength: want }); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad(name, `it inflates to more than the ${want} bytes its shape [${shape.join(', ')}] gives`);
+      throw bad(name, `gzip: ${(e as Error).message}`);
+    }
+  }
   if (bytes.length !== start + count * t[1]) throw bad(name, `its ${bytes.length - start} value bytes do not match the shape [${shape.join(', ')}]`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const [dtype, size] = t;
   let data: IdxArray['data'];
   if (dtype === 'uint8') data = bytes.slice(start);

@@ -181,6 +181,25 @@ describe('IDX and Fashion-MNIST', () => {
     }
   });
 
+  test('a gzipped IDX file is inflated no further than its header says: bombs and impossible shapes are refused', () => {
+    // 64 MiB of zeros behind a header that claims 10 bytes: a 64 KiB file.
+    const bomb = gzipSync(Buffer.concat([encodeIdx(0x08, [10], new Uint8Array(10)), Buffer.alloc(64 << 20)]), { level: 9 });
+    expect(bomb.length).toBeLessThan(1 << 17);
+    expect(() => readIdx(bomb)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD', message: expect.stringContaining('inflates to more than the 18 bytes') }));
+    // A header whose shape no buffer can hold, gzipped or not.
+    const huge = encodeIdx(0x0e, [65536, 65536, 65536], new Uint8Array(0));
+    for (const b of [huge, gzipSync(huge)]) expect(() => readIdx(b)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_PAYLOAD', message: expect.stringContaining('needs more than') }));
+    // A file whose values follow a long stretch of the gzip stream still reads (the header is found in a prefix, the rest inflated once).
+    const rnd = Uint8Array.from({ length: 300000 }, () => Math.floor(Math.random() * 256));
+    const v = readIdx(gzipSync(encodeIdx(0x08, [300, 1000], rnd), { level: 0 }));
+    expect(v.shape).toEqual([300, 1000]);
+    expect(Buffer.from(v.data as Uint8Array).equals(Buffer.from(rnd))).toBe(true);
+    // Multi-member gzip (concatenated files) inflates as one stream.
+    const whole = encodeIdx(0x08, [4, 2], Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+    const two = Buffer.concat([gzipSync(whole.subarray(0, 6)), gzipSync(whole.subarray(6))]);
+    expect(Array.from(readIdx(two).data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   test('loadFashionMnist reads a folder of the four files, and says how to get them when absent', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-fmnist-'));
     try {
