@@ -108,6 +108,13 @@ async function train(rest: string[]): Promise<number> {
     process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
     return 2;
   }
+  if (!launchedByMpi()) {
+    // Missing image data is said once, before any rank starts (under mpirun each host checks its own).
+    try { (await import('../train/job')).checkData(o); } catch (err) {
+      process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   if (launchedByMpi()) {
     const size = Number(e.OMPI_COMM_WORLD_SIZE ?? e.PMI_SIZE);
     if (rest.includes('--workers') && Number.isInteger(size) && size !== o.workers) {

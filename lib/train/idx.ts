@@ -119,18 +119,42 @@ function split(dir: string, prefix: 'train' | 't10k', limit: number | undefined)
  * images of each split.
  */
 export function loadFashionMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
-  if (dir !== undefined && typeof dir !== 'string') throw typeError('dir', 'a folder', dir);
-  return loadIdxImages(dir !== undefined ? [dir] : [process.env.GRADCOMP_FASHION_MNIST, ...FASHION_MNIST_DIRS].filter((d): d is string => !!d), options, FASHION_MNIST_CLASSES,
-    'On Debian or Ubuntu: apt-get install dataset-fashion-mnist; elsewhere download the four files from https://github.com/zalandoresearch/fashion-mnist ' +
-    'into a folder and pass it (or set GRADCOMP_FASHION_MNIST).');
+  const src = imageSource('fashion-mnist', dir);
+  return loadIdxImages(src.candidates, options, src.classes, src.howTo);
 }
 
 /** MNIST's files (the same four names) from `dir` or GRADCOMP_MNIST. */
 export function loadMnist(dir?: string, options: { trainLimit?: number; testLimit?: number } = {}): FashionMnist {
+  const src = imageSource('mnist', dir);
+  return loadIdxImages(src.candidates, options, src.classes, src.howTo);
+}
+
+/** Where each kind of image data is looked for, its class names, and how to get it when it is absent. */
+export function imageSource(kind: 'fashion-mnist' | 'mnist' | 'idx', dir?: string): { candidates: string[]; classes: string[]; howTo: string } {
   if (dir !== undefined && typeof dir !== 'string') throw typeError('dir', 'a folder', dir);
-  const candidates = [dir ?? process.env.GRADCOMP_MNIST].filter((d): d is string => !!d);
-  return loadIdxImages(candidates, options, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
-    'Download the four MNIST files (train-images-idx3-ubyte.gz, ...) into a folder and pass it (--data-dir DIR, or set GRADCOMP_MNIST).');
+  const digits = Array.from({ length: 10 }, (_, i) => String(i));
+  if (kind === 'fashion-mnist') {
+    return { candidates: dir !== undefined ? [dir] : [process.env.GRADCOMP_FASHION_MNIST, ...FASHION_MNIST_DIRS].filter((d): d is string => !!d), classes: FASHION_MNIST_CLASSES,
+      howTo: 'On Debian or Ubuntu: apt-get install dataset-fashion-mnist; elsewhere download the four files from https://github.com/zalandoresearch/fashion-mnist ' +
+        'into a folder and pass it (or set GRADCOMP_FASHION_MNIST).' };
+  }
+  if (kind === 'mnist') {
+    return { candidates: [dir ?? process.env.GRADCOMP_MNIST].filter((d): d is string => !!d), classes: digits,
+      howTo: 'Download the four MNIST files (train-images-idx3-ubyte.gz, ...) into a folder and pass it (--data-dir DIR, or set GRADCOMP_MNIST).' };
+  }
+  return { candidates: dir !== undefined ? [dir] : [], classes: digits, howTo: 'Give --data-dir a folder with the four MNIST-format files.' };
+}
+
+const IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
+
+/** The first candidate folder that has the four files, or a coded error saying what is missing and how to get it. */
+export function findIdxFolder(candidates: string[], howTo: string): string {
+  const found = candidates.find((d) => IDX_FILES.every((f) => findFile(d, f)));
+  if (!found) {
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `image data not found in ${candidates.join(', ') || '(no folder given)'}: it needs ${IDX_FILES.join(', ')} (each may be .gz). ` +
+      howTo, 'dir');
+  }
+  return found;
 }
 
 /** Any folder with the four MNIST-format files (train-/t10k- images and labels). */
@@ -140,11 +164,6 @@ export function loadIdxImages(candidates: string[], options: { trainLimit?: numb
     const v = options[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw rangeError(`options.${k}`, 'an integer >= 0 (how many images to read)', v);
   }
-  const need = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
-  const found = candidates.find((d) => need.every((f) => findFile(d, f)));
-  if (!found) {
-    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `image data not found in ${candidates.join(', ') || '(no folder given)'}: it needs ${need.join(', ')} (each may be .gz). ` +
-      howTo, 'dir');
-  }
+  const found = findIdxFolder(candidates, howTo);
   return { train: split(found, 'train', options.trainLimit), test: split(found, 't10k', options.testLimit), classes, dir: found };
 }

@@ -10,7 +10,7 @@ import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
 import { batch, Dataset, epochBatch, imageDataset, makeDataset, mix, rng, shard, stepsPerEpoch } from './data';
-import { loadFashionMnist, loadIdxImages, loadMnist } from './idx';
+import { findIdxFolder, imageSource, loadIdxImages } from './idx';
 import { createModel, Model } from './model';
 import { KeepDense, TrainOptions, WARMUP_COMPRESSORS, compressorLabel, distributedOptions } from './options';
 
@@ -46,12 +46,18 @@ export interface TrainResult {
   digest: string;
 }
 
+/** The folder of the image data the options name (no file is read), or the coded error that says how to get it; the launcher checks it once, before starting ranks. */
+export function checkData(o: TrainOptions): void {
+  if (o.data === 'synthetic') return;
+  const src = imageSource(o.data, o.dataDir);
+  findIdxFolder(src.candidates, src.howTo);
+}
+
 /** The training and test sets the options describe: the synthetic mixture, or images (scaled to [0, 1]). */
 export function loadData(o: TrainOptions): { train: Dataset; test: Dataset } {
   if (o.data === 'synthetic') return makeDataset({ samples: o.samples, features: o.features, classes: o.classes, separation: o.separation, seed: o.seed });
-  const limits = { trainLimit: o.trainLimit };
-  const d = o.data === 'fashion-mnist' ? loadFashionMnist(o.dataDir, limits) : o.data === 'mnist' ? loadMnist(o.dataDir, limits)
-    : loadIdxImages([o.dataDir!], limits, Array.from({ length: 10 }, (_, i) => String(i)), 'Give --data-dir a folder with the four MNIST-format files.');
+  const src = imageSource(o.data, o.dataDir);
+  const d = loadIdxImages(src.candidates, { trainLimit: o.trainLimit }, src.classes, src.howTo);
   const classes = Math.max(d.classes.length, d.train.labels.reduce((m, v) => Math.max(m, v + 1), 0));
   const train = imageDataset(d.train, classes);
   for (const i of flippedLabels(o, train.samples)) train.y[i] = (train.y[i] + 1 + (mix(o.seed, i, 0xf1a9) % (classes - 1))) % classes;

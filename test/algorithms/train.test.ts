@@ -156,6 +156,19 @@ describe('--keep-dense on image data (a small IDX set made here)', () => {
   });
 });
 
+test('missing image data is said once, with how to get it, before any rank starts', async () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-nodata-'));
+  try {
+    for (const [data, how] of [['fashion-mnist', 'apt-get install dataset-fashion-mnist'], ['idx', '--data-dir']] as const) {
+      const r = await launch(process.execPath, [cli, 'train', '--data', data, '--data-dir', empty, '--workers', '4']);
+      expect(r.code).toBe(2);
+      expect(r.err.split('image data not found').length - 1).toBe(1);
+      expect(r.err).toContain(how);
+      expect(r.err).not.toContain('rank');
+    }
+  } finally { fs.rmSync(empty, { recursive: true, force: true }); }
+});
+
 test('--json has the documented fields', async () => {
   const r = await train(['--steps', '20', '--workers', '2']);
   for (const k of ['algo', 'compressor', 'workers', 'steps', 'finalLoss', 'accuracy', 'bytesPerWorker', 'denseBytesPerWorker', 'seconds']) expect(r).toHaveProperty(k);
