@@ -10,7 +10,7 @@
  * }
  * const model = await opt.averaged(params);             // what to evaluate
  */
-import { GradcompTypeError, rangeError, typeError } from '../native/errors';
+import { GradcompTypeError, nested, rangeError, typeError } from '../native/errors';
 import { createCompressor, CompressorSpec, compressorDescriptor, validateSpec } from '../compress/create';
 import type { Capabilities } from '../compress/descriptor';
 import { GatherCompressor } from '../compress/gather';
@@ -145,7 +145,9 @@ function optimizerOf(options: DistributedOptions): Optimizer {
   if (options.optimizer !== undefined) {
     if (options.lr !== undefined) throw new GradcompTypeError('options.lr', 'Give the learning rate in options.optimizer or options.lr, not both');
     const x = options.optimizer as Optimizer;
-    return typeof x.update === 'function' && typeof x.state === 'function' ? x : createOptimizer(options.optimizer as OptimizerSpec);
+    if (x === null || typeof x !== 'object') throw typeError('options.optimizer', "an optimizer spec such as { type: 'sgd', lr: 0.1 }, or an Optimizer", x);
+    if (typeof x.update === 'function' && typeof x.state === 'function') return x;
+    try { return createOptimizer(options.optimizer as OptimizerSpec); } catch (e) { throw nested(e, 'options.optimizer'); }
   }
   if (options.lr === undefined) throw typeError('options.lr', 'a learning rate (or options.optimizer)', undefined);
   return createOptimizer({ type: 'sgd', lr: options.lr });

@@ -62,6 +62,18 @@ export class GradcompRangeError extends RangeError {
   }
 }
 
+/**
+ * The same error with its parameter seen from an enclosing call: `options.lr` raised while building
+ * options.optimizer becomes `options.optimizer.lr` (the first segment, 'options' or 'spec', is the
+ * inner call's own argument). Other errors pass through unchanged.
+ */
+export function nested(e: unknown, at: string): unknown {
+  if (!(e instanceof GradcompTypeError || e instanceof GradcompRangeError)) return e;
+  const inner = e.param, outer = inner.replace(/^[A-Za-z]+/, at);
+  const message = e.message.split(inner).join(outer);
+  return e instanceof GradcompTypeError ? new GradcompTypeError(outer, message) : new GradcompRangeError(outer, message);
+}
+
 /** Thrown when a disposed Tensor is used. */
 export class DisposedError extends GradcompError {
   constructor(what: string) {

@@ -29,6 +29,16 @@ describe('option validation names the option', () => {
     expect(() => createDistributedOptimizer({ comm, ...(opts as object) } as never)).toThrow(expect.objectContaining({ param }));
   });
 
+  // An optimizer spec's own errors are named from the options object, in the message too.
+  test.each([
+    [{ optimizer: null }, 'options.optimizer'],
+    [{ optimizer: { type: 'sgd', lr: -1 } }, 'options.optimizer.lr'],
+    [{ optimizer: { type: 'sgd', lr: 0.1, momentum: 1 } }, 'options.optimizer.momentum'],
+    [{ optimizer: { type: 'adam', lr: 0.1 } }, 'options.optimizer.type'],
+  ])('optimizer spec %j -> %s', (opts, param) => {
+    expect(() => createDistributedOptimizer({ comm, ...(opts as object) } as never)).toThrow(expect.objectContaining({ param, message: expect.stringContaining(`for ${param} but`) }));
+  });
+
   test('a missing communicator', () => {
     expect(() => createDistributedOptimizer({ lr: 0.1 } as never)).toThrow(expect.objectContaining({ param: 'options.comm' }));
   });

@@ -118,6 +118,38 @@ describe('one rank', () => {
     expect(() => createTfjsOptimizer({ comm: {} as never })).toThrow(expect.objectContaining({ param: 'options.comm' }));
     expect(() => createTfjsOptimizer({ comm: { backend: 'mpi' } as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE', param: 'options.comm' }));
     expect(() => createTfjsOptimizer({ comm, optimizer: { type: 'sgd', lr: 0.1 }, hook: () => 1 })).toThrow(expect.objectContaining({ param: 'options' }));
+    // createDistributedOptimizer's own checks run at creation, not at the first step.
+    for (const [o, param] of [[{ algorithm: 'nope', optimizer: { type: 'sgd', lr: 0.1 } }, 'options.algorithm'], [{ optimizer: { type: 'sgd', lr: -1 } }, 'options.optimizer.lr'],
+      [{ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 7 }, optimizer: { type: 'sgd', lr: 0.1 } }, 'options.compressor.ratio'], [{ optimizer: { type: 'sgd', lr: 0.1 }, bogus: 1 }, 'options.bogus']] as const) {
+      expect(() => createTfjsOptimizer({ comm, ...o } as never)).toThrow(expect.objectContaining({ param }));
+    }
+  });
+
+  test('a step-thread failure at the first step is thrown at once and frees the communicator; changed variables and use after dispose are refused', () => {
+    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05 }, minCompressSize: 8 };
+    // State saved by another algorithm: the step thread cannot load it when it starts.
+    const other = tf.sequential({ layers: [tf.layers.dense({ inputShape: [6], units: 2 })] });
+    const optA = createTfjsOptimizer({ comm, algorithm: 'local', period: 2, optimizer: { type: 'sgd', lr: 0.05 } });
+    optA.minimize(() => tf.sum(other.predict(tf.ones([1, 6])) as tf.Tensor) as tf.Scalar);
+    return optA.getWeights().then(async (saved) => {
+      optA.dispose();
+      await new Promise((r) => setTimeout(r, 50));
+      const m = model(11), optB = createTfjsOptimizer({ comm, ...opts });
+      await optB.setWeights(saved);
+      const t0 = Date.now();
+      expect(() => optB.minimize(loss(m, 0))).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/), message: expect.stringContaining('local') }));
+      expect(Date.now() - t0).toBeLessThan(30000); // not the 60 s start timeout
+      await new Promise((r) => setTimeout(r, 50));
+      // The communicator is free again: a new optimizer trains, and refuses another set of variables.
+      const optC = createTfjsOptimizer({ comm, ...opts });
+      optC.minimize(loss(m, 0));
+      m.layers[0].trainable = false;
+      expect(() => optC.minimize(loss(m, 1))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', message: expect.stringContaining('create a new optimizer') }));
+      m.layers[0].trainable = true;
+      optC.minimize(loss(m, 1));
+      optC.dispose();
+      expect(() => optC.minimize(loss(m, 2))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_DISPOSED' }));
+    });
   });
 });
 

@@ -14,10 +14,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { createDistributedOptimizer, DistributedOptions } from '../../algorithms/create';
 import type { AlgorithmState } from '../../algorithms/types';
 import { LocalCommunicator } from '../../comm/local';
 import type { Communicator } from '../../comm/types';
-import { GradcompError, typeError } from '../../native/errors';
+import { DisposedError, GradcompError, typeError } from '../../native/errors';
 import { CTRL, STATS, StepShared, TensorLayout, newShared } from './protocol';
 import { tfCore, Tf } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
@@ -69,6 +70,9 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
   try { structuredClone(rest); } catch {
     throw typeError('options', 'plain data (compressor and optimizer as specs such as { type: \'sgd\', lr: 0.1 }, not instances)', options);
   }
+  // The step thread builds the distributed optimizer; building one here first (nothing is sent or
+  // allocated until a step) refuses bad options now, naming them, rather than at the first step.
+  createDistributedOptimizer({ ...rest, comm } as DistributedOptions);
   const tf = tfCore();
   const Base = tf.Optimizer as unknown as new () => TfCore.Optimizer;
   const lrOf = (): number => {
@@ -87,10 +91,12 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
     #shared: StepShared | undefined;
     #layout: TensorLayout | undefined;
     #ids = 0;
+    #disposed = false;
     #pendingState: AlgorithmState | undefined;
     #pending = new Map<number, (m: { state?: AlgorithmState; error?: { message: string; code?: string; param?: string } }) => void>();
 
     applyGradients(variableGradients: TfCore.NamedTensorMap | NamedTensor[]): void {
+      if (this.#disposed) throw new DisposedError('this TF.js optimizer');
       const entries: [string, TfCore.Tensor][] = Array.isArray(variableGradients)
         ? variableGradients.map((v) => [v.name, v.tensor]) : Object.entries(variableGradients);
       const vars = tf.engine().registeredVariables;
@@ -100,7 +106,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       const weights = new Float32Array(sh.weights), grads = new Float32Array(sh.grads);
       L.names.forEach((name, i) => {
         const g = byName.get(name), v = vars[name];
-        if (!g || !v) throw typeError('variableGradients', `a gradient for every variable of the first step (${name} is missing)`, [...byName.keys()]);
+        if (!g || !v) throw changed(`${name}, trained at the first step, has no gradient now`);
         weights.set(v.dataSync() as Float32Array, L.offsets[i]);
         grads.set(g.dataSync() as Float32Array, L.offsets[i]);
       });
@@ -116,7 +122,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
     /** First step: fixes the layout (the variables' order and shapes), lends the communicator, starts the step thread. */
     #start(entries: [string, TfCore.Tensor][], vars: Record<string, TfCore.Variable>): void {
       if (this.#layout) {
-        if (entries.length !== this.#layout.names.length) throw typeError('variableGradients', `gradients for the ${this.#layout.names.length} variables of the first step`, entries.length);
+        if (entries.length !== this.#layout.names.length) throw changed(`${this.#layout.names.length} variables were trained at the first step, ${entries.length} now`);
         return;
       }
       const names = entries.map(([n]) => n), shapes = names.map((n) => [...(vars[n]?.shape ?? [])]);
@@ -143,10 +149,28 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       (comm as LocalCommunicator).beforeClose.push(() => this.#stop());
       // Blocks until the step thread is up (it loads gradcomp and builds the optimizer).
       const ctrl = new Int32Array(this.#shared.ctrl), deadline = Date.now() + 60000;
+      let failure: GradcompError | undefined;
       while (Atomics.load(ctrl, CTRL.READY) === 0) {
-        if (Date.now() > deadline) throw new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', 'the TF.js step thread did not start within 60 s');
+        if (Date.now() > deadline) { failure = new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', 'the TF.js step thread did not start within 60 s'); break; }
         Atomics.wait(ctrl, CTRL.READY, 0, 100);
       }
+      if (Atomics.load(ctrl, CTRL.READY) < 0) failure = this.#error();
+      if (failure) {
+        // Back to where the first step started: no step thread, the communicator free again.
+        void this.#stop();
+        this.#layout = undefined;
+        this.#shared = undefined;
+        throw failure;
+      }
+    }
+
+    /** The error the step thread wrote, with the variables' names for its positional ones. */
+    #error(): GradcompError {
+      const sh = this.#shared!, ctrl = new Int32Array(sh.ctrl);
+      const bytes = new Uint8Array(sh.error, 0, Atomics.load(ctrl, CTRL.ERROR_BYTES));
+      const e = JSON.parse(new TextDecoder().decode(bytes.slice())) as { code?: string; param?: string; message: string };
+      const named = (t?: string) => t?.replace(/\bw(\d+)\b/g, (m, i: string) => this.#layout!.names[Number(i)] ?? m);
+      return new GradcompError((e.code ?? 'ERR_GRADCOMP_INTERNAL') as never, named(e.message)!, named(e.param));
     }
 
     #runStep(): void {
@@ -160,13 +184,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
         if (Date.now() > limit) throw new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', 'the TF.js step thread did not finish a step in time (options.stepTimeoutMs)');
         Atomics.wait(ctrl, CTRL.DONE, seq - 1, 1000);
       }
-      if (Atomics.load(ctrl, CTRL.STATUS) !== 0) {
-        const bytes = new Uint8Array(sh.error, 0, Atomics.load(ctrl, CTRL.ERROR_BYTES));
-        const e = JSON.parse(new TextDecoder().decode(bytes.slice())) as { code?: string; param?: string; message: string };
-        // Back from positions to the variables' names.
-        const named = (t?: string) => t?.replace(/\bw(\d+)\b/g, (m, i: string) => this.#layout!.names[Number(i)] ?? m);
-        throw new GradcompError((e.code ?? 'ERR_GRADCOMP_INTERNAL') as never, named(e.message)!, named(e.param));
-      }
+      if (Atomics.load(ctrl, CTRL.STATUS) !== 0) throw this.#error();
     }
 
     #ask(op: 'state' | 'load', state?: AlgorithmState): Promise<{ state?: AlgorithmState }> {
@@ -227,11 +245,18 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
 
     /** Stops the step thread and gives the communicator back. */
     override dispose(): void {
+      this.#disposed = true;
       void this.#stop();
       super.dispose();
     }
   }
   return new GradcompTfjsOptimizer();
+}
+
+/** The set of variables trained changed after the first step (a layer frozen or unfrozen, another model): one optimizer serves one set. */
+function changed(what: string): GradcompError {
+  return new GradcompError('ERR_GRADCOMP_INVALID_ARG', `the variables this optimizer trains changed: ${what}. Its distributed state (residuals, momentum) ` +
+    'belongs to the first step\'s variables: create a new optimizer (and compile again) after changing which variables are trainable', 'variableGradients');
 }
 
 /** Rank 0's weights on every rank (call before training; every rank calls it). */

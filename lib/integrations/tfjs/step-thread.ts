@@ -26,8 +26,17 @@ async function main(): Promise<void> {
     params[name] = Tensor.from(weights.subarray(at, at + n), shapes[name]);
     g[name] = grads.subarray(at, at + n);
   });
-  const opt = createDistributedOptimizer({ ...options, comm, shapes } as never);
-  if (state) opt.load(state); // setWeights before the first step
+  let opt: ReturnType<typeof createDistributedOptimizer>;
+  try {
+    opt = createDistributedOptimizer({ ...options, comm, shapes } as never);
+    if (state) opt.load(state); // setWeights before the first step
+  } catch (e) {
+    // Said to the training thread, which is blocked until this thread is ready.
+    report(shared, e);
+    Atomics.store(ctrl, CTRL.READY, -1);
+    Atomics.notify(ctrl, CTRL.READY);
+    return;
+  }
   parentPort!.on('message', (m: { id: number; op: 'state' | 'load'; state?: AlgorithmState }) => {
     void (async () => {
       try {
@@ -58,14 +67,26 @@ async function main(): Promise<void> {
       STATS.forEach((k, i) => { out[i] = st[k] ?? 0; });
       Atomics.store(ctrl, CTRL.STATUS, 0);
     } catch (e) {
-      const bytes = new TextEncoder().encode(JSON.stringify(errorOf(e))).subarray(0, shared.error.byteLength);
-      new Uint8Array(shared.error).set(bytes);
-      Atomics.store(ctrl, CTRL.ERROR_BYTES, bytes.length);
-      Atomics.store(ctrl, CTRL.STATUS, 1);
+      report(shared, e);
     }
     Atomics.store(ctrl, CTRL.DONE, req);
     Atomics.notify(ctrl, CTRL.DONE);
   }
+}
+
+/** Writes a failure into the shared error buffer (JSON, cut to its size) and sets the status word. */
+function report(shared: StepShared, e: unknown): void {
+  const ctrl = new Int32Array(shared.ctrl);
+  let text = JSON.stringify(errorOf(e));
+  let bytes = new TextEncoder().encode(text);
+  if (bytes.length > shared.error.byteLength) {
+    const x = errorOf(e);
+    text = JSON.stringify({ ...x, message: x.message.slice(0, shared.error.byteLength / 8) });
+    bytes = new TextEncoder().encode(text);
+  }
+  new Uint8Array(shared.error).set(bytes);
+  Atomics.store(ctrl, CTRL.ERROR_BYTES, bytes.length);
+  Atomics.store(ctrl, CTRL.STATUS, 1);
 }
 
 function errorOf(e: unknown): { code?: string; param?: string; message: string; name?: string } {
