@@ -109,8 +109,11 @@ async function train(rest: string[]): Promise<number> {
     return 2;
   }
   if (!launchedByMpi()) {
-    // Missing image data is said once, before any rank starts (under mpirun each host checks its own).
-    try { (await import('../train/job')).checkData(o); } catch (err) {
+    // Missing image data or an unusable checkpoint folder is said once, before any rank starts (under mpirun each host checks its own).
+    try {
+      (await import('../train/job')).checkData(o);
+      if (o.checkpoint !== undefined) (await import('../train/checkpoint')).ensureCheckpointDir(o.checkpoint);
+    } catch (err) {
       process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
       return 2;
     }

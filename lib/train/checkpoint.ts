@@ -42,10 +42,43 @@ export function stepsOnDisk(dir: string, rank: number): number[] {
   return fs.readdirSync(dir).map((f) => re.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
 }
 
+/**
+ * Makes the checkpoint folder (and its missing parents) or says, coded, why it cannot be one: a
+ * file in the way, no permission, a file system that refuses folders. Each missing component is
+ * made on its own (fs.mkdirSync's recursive mode never returns on some pseudo file systems, such
+ * as a path under /proc), and a probe file checks that the folder takes files.
+ */
+export function ensureCheckpointDir(dir: string): void {
+  const fail = (why: string) => new GradcompError('ERR_GRADCOMP_INVALID_ARG', `--checkpoint ${dir}: ${why}`, 'checkpoint');
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try { st = fs.statSync(at); } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') throw fail(`a part of ${at} is a file, not a folder`);
+      if (code !== 'ENOENT') throw fail(`cannot look at ${at} (${code})`);
+    }
+    if (st) { if (!st.isDirectory()) throw fail(`${at} is a file, not a folder`); break; }
+    missing.unshift(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing) {
+    try { fs.mkdirSync(d); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fail(`cannot make the folder ${d} (${(e as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const probe = path.join(dir, `.gradcomp-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try { fs.writeFileSync(probe, ''); } catch (e) { throw fail(`cannot write files there (${(e as NodeJS.ErrnoException).code})`); }
+  fs.rmSync(probe, { force: true });
+}
+
 /** Writes this rank's checkpoint at `step` and prunes what an agreed newer set makes redundant. */
 export async function saveTrainCheckpoint(o: TrainOptions, comm: Communicator, opt: DistributedOptimizer, params: Record<string, Float32Array>, step: number): Promise<void> {
   const dir = o.checkpoint!;
-  fs.mkdirSync(dir, { recursive: true });
+  ensureCheckpointDir(dir);
   await opt.drain();
   const ck: TrainCheckpoint = { format: 'gradcomp.train-checkpoint', version: 1, options: trajectoryOptions(o), step, rank: comm.rank, workers: comm.size, state: opt.state(), params };
   writeCheckpointFile(fileOf(dir, comm.rank, step), ck);

@@ -136,3 +136,26 @@ test('a damaged newest checkpoint is skipped (with a message) and the previous c
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 120000);
+
+test('a checkpoint folder that cannot be one is refused before training, once, naming the flag; missing parents are made', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-ckdir-'));
+  try {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'x');
+    // A file in the way, a folder under a file, and (Linux) a pseudo file system that takes no folders:
+    // Node's recursive mkdir never returns on that last one.
+    const bad = [[file, 'is a file'], [path.join(file, 'sub'), 'is a file'], ...(fs.existsSync('/proc/self') ? [['/proc/gradcomp-x/y', 'cannot make']] : [])];
+    for (const [where, why] of bad) {
+      const r = await trainRun('local', ['--workers', '2', '--steps', '20', '--checkpoint-every', '5', '--checkpoint', where, '--progress', 'none']);
+      expect(r.code).toBe(2);
+      expect(r.err.split('--checkpoint').length - 1).toBe(1);
+      expect(r.err).toContain(why);
+    }
+    const nested = path.join(dir, 'x', 'y', 'z');
+    const ok = await trainRun('local', ['--workers', '2', '--steps', '20', '--checkpoint-every', '5', '--checkpoint', nested, '--progress', 'none']);
+    expect(ok.code).toBe(0);
+    expect(fs.readdirSync(nested).sort()).toEqual(['rank-0-step-10.gckp', 'rank-0-step-15.gckp', 'rank-1-step-10.gckp', 'rank-1-step-15.gckp']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60000);
