@@ -34,8 +34,9 @@ export function writeCheckpointFile(file: string, state: unknown): void {
       try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
     } catch { /* a folder that cannot be fsynced (some filesystems): the rename is still atomic */ }
   } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    // Clean-up must not replace the error that matters (rmSync throws ENOTDIR where a parent is a file).
+    try { if (fd !== undefined) fs.closeSync(fd); } catch { /* already closed */ }
+    try { fs.rmSync(tmp, { force: true }); } catch { /* nothing was made */ }
     if (e instanceof GradcompError) throw e;
     throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `could not write the checkpoint ${file}: ${(e as Error).message}`, 'file');
   }

@@ -104,6 +104,15 @@ describe('damaged files are refused with a coded error naming the file and the t
     for (const x of ['GCKP', [1, 2, 3], null, 17]) expect(() => decodeCheckpoint(x as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'bytes' }));
   });
 
+  test('a path that cannot take the file is a coded error naming it (a folder, a missing folder, a file as a folder)', () => {
+    const aFile = path.join(dir, 'plain-file');
+    fs.writeFileSync(aFile, 'x');
+    for (const where of [dir, path.join(dir, 'missing', 'c.gckp'), path.join(aFile, 'c.gckp')]) {
+      expect(() => writeCheckpointFile(where, { a: new Float32Array(3) })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', param: 'file', message: expect.stringContaining(where) }));
+    }
+    fs.rmSync(aFile);
+  });
+
   test('a write that fails half-way leaves the previous file intact and no temporary file behind', () => {
     const before = good();
     let calls = 0;
