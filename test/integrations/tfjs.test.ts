@@ -196,7 +196,49 @@ describe('DropIT layers', () => {
   test('bad configs are refused naming the field', () => {
     expect(() => dropitDense({ units: 4, gamma: 1 })).toThrow(expect.objectContaining({ param: 'config.gamma' }));
     expect(() => dropitConv2d({ filters: 4, kernelSize: 0, gamma: 0.5 })).toThrow(expect.objectContaining({ param: 'config.kernelSize' }));
-    expect(() => dropitDense({ units: 4, gamma: 0.5, activation: 'gelu' as never }).apply(tf.zeros([1, 3]))).toThrow(expect.objectContaining({ param: 'config.activation' }));
+    // The rest is read as tf.layers reads it; what TF.js refuses is named too.
+    for (const k of ['activation', 'kernelInitializer', 'biasInitializer', 'kernelRegularizer', 'biasConstraint']) {
+      expect(() => dropitDense({ units: 4, gamma: 0.5, [k]: 'nope' })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', param: `config.${k}` }));
+    }
+    expect(() => dropitDense({ units: 4, gamma: 0.5, seed: 2, kernelInitializer: 'glorot_uniform' })).toThrow(expect.objectContaining({ param: 'config.seed' }));
+    expect(() => dropitConv2d({ filters: 4, kernelSize: 3, gamma: 0.5, dilationRate: 2 })).toThrow(expect.objectContaining({ param: 'config.dilationRate' }));
+    expect(() => dropitConv2d({ filters: 4, kernelSize: 3, gamma: 0.5, dataFormat: 'channelsFirst' as never })).toThrow(expect.objectContaining({ param: 'config.dataFormat' }));
+  });
+
+  test('every tf.layers option means what it means there (gamma 0 trains as the plain layers), and a saved model loads back', async () => {
+    const opts = { activation: 'gelu', biasInitializer: 'ones', kernelRegularizer: tf.regularizers.l2({ l2: 0.3 }), biasRegularizer: 'l1l2' };
+    const x = tf.randomNormal([16, 6, 6, 2], 0, 1, 'float32', 21), y = tf.randomNormal([16, 3], 0, 1, 'float32', 22);
+    const build = (drop: boolean) => {
+      const conv = { inputShape: [6, 6, 2], filters: 3, kernelSize: 3, padding: 'same' as const, ...opts };
+      const dense = { units: 3, ...opts, activation: 'softsign' };
+      return tf.sequential({ layers: drop
+        ? [dropitConv2d({ ...conv, gamma: 0, seed: 7 }) as tf.layers.Layer, tf.layers.flatten(), dropitDense({ ...dense, gamma: 0, seed: 8 }) as tf.layers.Layer]
+        : [tf.layers.conv2d({ ...conv, kernelInitializer: tf.initializers.glorotUniform({ seed: 7 }) } as never), tf.layers.flatten(),
+          tf.layers.dense({ ...dense, kernelInitializer: tf.initializers.glorotUniform({ seed: 8 }) } as never)] });
+    };
+    const plain = build(false), drop = build(true);
+    const before = drop.getWeights().map((w) => Array.from(w.dataSync()));
+    plain.getWeights().forEach((w, i) => expect(Array.from(w.dataSync())).toEqual(before[i])); // the seed reaches the initializer, biases are ones
+    expect(before[1].every((v) => v === 1)).toBe(true);
+    for (const m of [plain, drop]) {
+      m.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' });
+      await m.fit(x, y, { epochs: 3, batchSize: 8, shuffle: false, verbose: 0 });
+    }
+    // The regularizers entered the loss: the weights moved as the plain layers' did (and not as without them).
+    plain.getWeights().forEach((w, i) => expect(close(drop.getWeights()[i].dataSync() as Float32Array, w.dataSync() as Float32Array)).toBe(true));
+    const bare = tf.sequential({ layers: [dropitConv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, padding: 'same', activation: 'gelu', biasInitializer: 'ones', gamma: 0, seed: 7 }) as tf.layers.Layer,
+      tf.layers.flatten(), dropitDense({ units: 3, activation: 'softsign', biasInitializer: 'ones', gamma: 0, seed: 8 }) as tf.layers.Layer] });
+    bare.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' });
+    await bare.fit(x, y, { epochs: 3, batchSize: 8, shuffle: false, verbose: 0 });
+    expect(close(bare.getWeights()[0].dataSync() as Float32Array, drop.getWeights()[0].dataSync() as Float32Array)).toBe(false);
+    // Saved and loaded: the same layers, config and predictions.
+    let saved: tf.io.ModelArtifacts | undefined;
+    await drop.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const back = await tf.loadLayersModel(tf.io.fromMemory(saved!));
+    expect(back.layers.map((l) => l.getClassName())).toEqual(['DropitConv2d', 'Flatten', 'DropitDense']);
+    expect(back.layers[0].getConfig()).toEqual(drop.layers[0].getConfig());
+    expect(back.layers[2].getConfig()).toEqual(drop.layers[2].getConfig());
+    expect(close((back.predict(x) as tf.Tensor).dataSync() as Float32Array, (drop.predict(x) as tf.Tensor).dataSync() as Float32Array)).toBe(true);
   });
 });
 

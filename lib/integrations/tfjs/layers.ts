@@ -7,11 +7,15 @@
  * zero contribution from the dropped ones); the input gradient needs only the weights and is
  * exact. gamma 0 keeps every entry, so the layer computes exactly the plain layer's gradients.
  *
+ * The rest of the config is read by the tf.layers layer each mirrors (activations, initializers,
+ * regularizers and constraints by name, instance or saved form), so it means what it means there
+ * and a saved model loads back with tf.loadLayersModel.
+ *
  * Bytes held for the backward pass per layer: `layer.backwardBytes` ({ dense, kept }) after each
  * training forward pass, and dropitMemory(model) for the whole model.
  */
 import { dropitPackSync, dropitUnpackSync } from '../../ops/dropit';
-import { rangeError, typeError } from '../../native/errors';
+import { GradcompError, rangeError, typeError } from '../../native/errors';
 import { tfCore, tfLayers } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type * as TfLayers from '@tensorflow/tfjs-layers';
@@ -21,15 +25,24 @@ export interface DropitBytes { dense: number; kept: number }
 interface Common {
   /** The fraction of input entries dropped for the backward pass, in [0, 1) (the paper's gamma; 0 keeps all). */
   gamma: number;
-  activation?: 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax';
+  /** Any activation tf.layers takes ('relu', 'gelu', ...). */
+  activation?: string;
   useBias?: boolean;
-  kernelInitializer?: 'glorotUniform' | 'glorotNormal' | 'heUniform' | 'heNormal' | 'zeros';
-  /** Seed of the kernel initializer. */
+  /** As in tf.layers: a name ('glorotUniform', the default; 'heNormal', ...), an initializer, or its saved form. */
+  kernelInitializer?: unknown;
+  /** Seed of a kernel initializer given by name (or the default), so the initial weights repeat. */
   seed?: number;
+  biasInitializer?: unknown;
+  kernelRegularizer?: unknown;
+  biasRegularizer?: unknown;
+  kernelConstraint?: unknown;
+  biasConstraint?: unknown;
   name?: string;
   inputShape?: number[];
   batchInputShape?: number[];
+  batchSize?: number;
   trainable?: boolean;
+  [option: string]: unknown;
 }
 export interface DropitDenseConfig extends Common { units: number }
 export interface DropitConv2dConfig extends Common {
@@ -37,17 +50,10 @@ export interface DropitConv2dConfig extends Common {
   kernelSize: number | [number, number];
   strides?: number | [number, number];
   padding?: 'valid' | 'same';
-}
-
-function activate(tf: typeof TfCore, name: Common['activation'], y: TfCore.Tensor): TfCore.Tensor {
-  switch (name ?? 'linear') {
-    case 'linear': return y;
-    case 'relu': return tf.relu(y);
-    case 'sigmoid': return tf.sigmoid(y);
-    case 'tanh': return tf.tanh(y);
-    case 'softmax': return tf.softmax(y);
-    default: throw typeError('config.activation', "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'", name);
-  }
+  /** 'channelsLast' only (NHWC). */
+  dataFormat?: 'channelsLast';
+  /** 1 only. */
+  dilationRate?: number | [number, number];
 }
 
 function checkCommon(c: Common, what: string): void {
@@ -62,18 +68,47 @@ function packer(x: TfCore.Tensor, gamma: number): { bytes: DropitBytes; rebuild(
   return { bytes: { dense: 4 * values.length, kept: packed.byteLength }, rebuild: () => dropitUnpackSync(packed) };
 }
 
-const INITIALIZERS = ['glorotUniform', 'glorotNormal', 'heUniform', 'heNormal', 'zeros'] as const;
-/** The kernel initializer (tf.layers' default, glorotUniform; `seed` makes it reproducible). */
-function initializer(L: typeof import('@tensorflow/tfjs-layers'), c: Common): unknown {
-  const name = c.kernelInitializer ?? 'glorotUniform', seed = c.seed;
-  switch (name) {
-    case 'glorotUniform': return L.initializers.glorotUniform({ seed });
-    case 'glorotNormal': return L.initializers.glorotNormal({ seed });
-    case 'heUniform': return L.initializers.heUniform({ seed });
-    case 'heNormal': return L.initializers.heNormal({ seed });
-    case 'zeros': return L.initializers.zeros();
-    default: throw typeError('config.kernelInitializer', INITIALIZERS.map((x) => `'${x}'`).join(', '), name);
+/** What a tf.layers layer keeps from its config (public fields of tfjs-layers' Dense and Conv2D). */
+interface Mirror {
+  activation: { apply(x: TfCore.Tensor): TfCore.Tensor };
+  kernelInitializer: unknown; biasInitializer: unknown;
+  kernelRegularizer?: unknown; biasRegularizer?: unknown;
+  kernelConstraint?: unknown; biasConstraint?: unknown;
+  getConfig(): TfCore.serialization.ConfigDict;
+}
+
+/**
+ * The tf.layers layer with the same config (never built: it holds no weights), which reads every
+ * option as TF.js does. `seed` goes into a kernel initializer given by name or left to the default
+ * (glorotUniform, tf.layers' own); TF.js's complaints become a coded error.
+ */
+function mirror(make: (c: object) => unknown, config: Common, what: string, name: string): Mirror {
+  const L = tfLayers();
+  const { gamma: _g, seed, inputShape: _i, batchInputShape: _b, batchSize: _s, name: _n, ...rest } = config;
+  let kernelInitializer = rest.kernelInitializer;
+  if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed))) throw typeError('config.seed', 'an integer', seed);
+  if (kernelInitializer === undefined || typeof kernelInitializer === 'string') {
+    const factory = (L.initializers as unknown as Record<string, ((a: object) => unknown) | undefined>)[(kernelInitializer as string | undefined) ?? 'glorotUniform'];
+    if (factory) kernelInitializer = factory(seed === undefined ? {} : { seed });
+    else if (seed !== undefined) throw typeError('config.seed', `a kernelInitializer named as in tf.initializers (glorotUniform, heNormal, ...) to seed, not '${kernelInitializer}'`, seed);
   }
+  if (config.activityRegularizer != null) throw typeError('config.activityRegularizer', 'none (TF.js layers cannot apply one either)', config.activityRegularizer);
+  const full: Record<string, unknown> = { ...rest, kernelInitializer, name: `${name}_config` };
+  try {
+    return make(full) as Mirror;
+  } catch (e) {
+    // The option TF.js refused: the one whose removal lets the layer be made.
+    const culprit = Object.keys(rest).find((k) => {
+      try { make({ ...full, [k]: undefined }); return true; } catch { return false; }
+    });
+    throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `${what}: ${(e as Error).message.split('\n')[0]}`, culprit ? `config.${culprit}` : 'config');
+  }
+}
+
+/** The mirror's config, less what the layer itself writes (name, trainable, shapes). */
+function mirroredConfig(m: Mirror): TfCore.serialization.ConfigDict {
+  const { name: _n, trainable: _t, batchInputShape: _b, dtype: _d, ...c } = m.getConfig();
+  return c;
 }
 
 let classes: { Dense: new (c: DropitDenseConfig) => TfCore.serialization.Serializable; Conv: new (c: DropitConv2dConfig) => TfCore.serialization.Serializable } | undefined;
@@ -83,7 +118,7 @@ function define(): NonNullable<typeof classes> {
   const tf = tfCore(), L = tfLayers();
   type Kw = { training?: boolean };
   const Layer = L.layers.Layer as unknown as new (c: object) => {
-    addWeight(name: string, shape: number[], dtype: string, init: unknown, reg?: unknown, trainable?: boolean): { read(): TfCore.Tensor };
+    addWeight(name: string, shape: number[], dtype: string, init: unknown, reg?: unknown, trainable?: boolean, constraint?: unknown): { read(): TfCore.Tensor };
     built: boolean; name: string;
     getConfig(): TfCore.serialization.ConfigDict;
   };
@@ -91,6 +126,7 @@ function define(): NonNullable<typeof classes> {
   class DropitDense extends Layer {
     static className = 'DropitDense';
     readonly config: DropitDenseConfig;
+    readonly mirror: Mirror;
     backwardBytes: DropitBytes = { dense: 0, kept: 0 };
     kernel?: { read(): TfCore.Tensor };
     bias?: { read(): TfCore.Tensor };
@@ -99,12 +135,13 @@ function define(): NonNullable<typeof classes> {
       if (!Number.isInteger(config.units) || config.units < 1) throw rangeError('config.units', 'an integer >= 1', config.units);
       super(config);
       this.config = config;
+      this.mirror = mirror((c) => L.layers.dense(c as never), config, 'dropitDense', this.name);
     }
     build(inputShape: number[] | number[][]): void {
       const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as number[];
-      const inDim = s[s.length - 1];
-      this.kernel = this.addWeight('kernel', [inDim, this.config.units], 'float32', initializer(L, this.config));
-      if (this.config.useBias !== false) this.bias = this.addWeight('bias', [this.config.units], 'float32', L.initializers.zeros());
+      const inDim = s[s.length - 1], m = this.mirror;
+      this.kernel = this.addWeight('kernel', [inDim, this.config.units], 'float32', m.kernelInitializer, m.kernelRegularizer, true, m.kernelConstraint);
+      if (this.config.useBias !== false) this.bias = this.addWeight('bias', [this.config.units], 'float32', m.biasInitializer, m.biasRegularizer, true, m.biasConstraint);
       this.built = true;
     }
     computeOutputShape(inputShape: number[]): number[] { return [...inputShape.slice(0, -1), this.config.units]; }
@@ -135,18 +172,18 @@ function define(): NonNullable<typeof classes> {
           y = f(x2, k, b ?? tf.zeros([this.config.units]));
         }
         if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), this.config.units]);
-        return activate(tf, this.config.activation, y);
+        return this.mirror.activation.apply(y);
       });
     }
     override getConfig(): TfCore.serialization.ConfigDict {
-      const { inputShape: _i, batchInputShape: _b, ...c } = this.config;
-      return { ...super.getConfig(), ...c } as TfCore.serialization.ConfigDict;
+      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma };
     }
   }
 
   class DropitConv2d extends Layer {
     static className = 'DropitConv2d';
     readonly config: DropitConv2dConfig;
+    readonly mirror: Mirror;
     backwardBytes: DropitBytes = { dense: 0, kept: 0 };
     kernel?: { read(): TfCore.Tensor };
     bias?: { read(): TfCore.Tensor };
@@ -163,16 +200,19 @@ function define(): NonNullable<typeof classes> {
       };
       const k = pair(config.kernelSize, 'kernelSize'), s = pair(config.strides, 'strides', 1);
       if (config.padding !== undefined && config.padding !== 'valid' && config.padding !== 'same') throw typeError('config.padding', "'valid' or 'same'", config.padding);
+      if (config.dataFormat !== undefined && config.dataFormat !== 'channelsLast') throw typeError('config.dataFormat', "'channelsLast' (NHWC)", config.dataFormat);
+      if (config.dilationRate !== undefined && pair(config.dilationRate, 'dilationRate').some((d) => d !== 1)) throw rangeError('config.dilationRate', '1 (TF.js has no gradient for dilated convolutions)', config.dilationRate);
       super(config);
       this.config = config;
+      this.mirror = mirror((c) => L.layers.conv2d(c as never), config, 'dropitConv2d', this.name);
       this.#k = k;
       this.#s = s;
     }
     build(inputShape: number[] | number[][]): void {
       const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as number[];
-      const inC = s[s.length - 1];
-      this.kernel = this.addWeight('kernel', [this.#k[0], this.#k[1], inC, this.config.filters], 'float32', initializer(L, this.config));
-      if (this.config.useBias !== false) this.bias = this.addWeight('bias', [this.config.filters], 'float32', L.initializers.zeros());
+      const inC = s[s.length - 1], m = this.mirror;
+      this.kernel = this.addWeight('kernel', [this.#k[0], this.#k[1], inC, this.config.filters], 'float32', m.kernelInitializer, m.kernelRegularizer, true, m.kernelConstraint);
+      if (this.config.useBias !== false) this.bias = this.addWeight('bias', [this.config.filters], 'float32', m.biasInitializer, m.biasRegularizer, true, m.biasConstraint);
       this.built = true;
     }
     computeOutputShape(inputShape: number[]): number[] {
@@ -210,12 +250,11 @@ function define(): NonNullable<typeof classes> {
           }) as never) as unknown as (a: TfCore.Tensor, b: TfCore.Tensor, c: TfCore.Tensor) => TfCore.Tensor;
           y = f(x, k, b ?? tf.zeros([this.config.filters]));
         }
-        return activate(tf, this.config.activation, y);
+        return this.mirror.activation.apply(y);
       });
     }
     override getConfig(): TfCore.serialization.ConfigDict {
-      const { inputShape: _i, batchInputShape: _b, ...c } = this.config;
-      return { ...super.getConfig(), ...c } as TfCore.serialization.ConfigDict;
+      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma };
     }
   }
 
