@@ -44,6 +44,7 @@ export function launchedByMpi(): boolean {
 
 export async function init(opts: InitOptions = {}): Promise<Communicator> {
   if (opts === null || typeof opts !== 'object') throw typeError('options', 'an options object', opts);
+  for (const k of Object.keys(opts)) if (k !== 'backend' && k !== 'timeoutMs') throw typeError(`options.${k}`, 'one of the options backend, timeoutMs (a misspelt option would be ignored)', k);
   const backend = opts.backend ?? (process.env.GRADCOMP_COMM as InitOptions['backend']) ?? 'auto';
   if (!['auto', 'local', 'mpi'].includes(backend)) throw typeError('options.backend', "'auto', 'local' or 'mpi'", backend);
   const job = (workerData as { gradcomp?: LocalJob } | null)?.gradcomp;

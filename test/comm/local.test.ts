@@ -59,6 +59,10 @@ describe('local backend', () => {
     for (const [args, param] of [[[-1], 'length'], [[2 ** 40], 'length'], [[NaN], 'length'], [[4, 'int16'], 'dtype']] as const) {
       expect(() => (comm.alloc as (...x: unknown[]) => unknown)(...args)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param }));
     }
+    // init's own options: a misspelt one is refused rather than ignored.
+    await expect(init({ backend: 'nope' as never })).rejects.toMatchObject({ param: 'options.backend' });
+    await expect(init({ timeout: 5 } as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.timeout' });
+    await expect(init({ timeoutMs: -1 })).rejects.toMatchObject({ param: 'options.timeoutMs' });
     const saved = process.env.GRADCOMP_MPI_BINDING;
     process.env.GRADCOMP_MPI_BINDING = '/nonexistent/gradcomp_mpi.node'; // as on a machine without MPI
     try {
