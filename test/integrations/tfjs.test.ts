@@ -120,7 +120,8 @@ describe('one rank', () => {
     expect(() => createTfjsOptimizer({ comm, optimizer: { type: 'sgd', lr: 0.1 }, hook: () => 1 })).toThrow(expect.objectContaining({ param: 'options' }));
     // createDistributedOptimizer's own checks run at creation, not at the first step.
     for (const [o, param] of [[{ algorithm: 'nope', optimizer: { type: 'sgd', lr: 0.1 } }, 'options.algorithm'], [{ optimizer: { type: 'sgd', lr: -1 } }, 'options.optimizer.lr'],
-      [{ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 7 }, optimizer: { type: 'sgd', lr: 0.1 } }, 'options.compressor.ratio'], [{ optimizer: { type: 'sgd', lr: 0.1 }, bogus: 1 }, 'options.bogus']] as const) {
+      [{ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 7 }, optimizer: { type: 'sgd', lr: 0.1 } }, 'options.compressor.ratio'], [{ optimizer: { type: 'sgd', lr: 0.1 }, bogus: 1 }, 'options.bogus'],
+      [{ optimizer: { type: 'sgd', lr: 0.1 }, stepTimeoutMs: 0 }, 'options.stepTimeoutMs']] as const) {
       expect(() => createTfjsOptimizer({ comm, ...o } as never)).toThrow(expect.objectContaining({ param }));
     }
   });
@@ -140,8 +141,8 @@ describe('one rank', () => {
       expect(() => optB.minimize(loss(m, 0))).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/), message: expect.stringContaining('local') }));
       expect(Date.now() - t0).toBeLessThan(30000); // not the 60 s start timeout
       await new Promise((r) => setTimeout(r, 50));
-      // The communicator is free again: a new optimizer trains, and refuses another set of variables.
-      const optC = createTfjsOptimizer({ comm, ...opts });
+      // The communicator is free again: a new optimizer trains (its own stepTimeoutMs is not passed on), and refuses another set of variables.
+      const optC = createTfjsOptimizer({ comm, ...opts, stepTimeoutMs: 120000 });
       optC.minimize(loss(m, 0));
       m.layers[0].trainable = false;
       expect(() => optC.minimize(loss(m, 1))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', message: expect.stringContaining('create a new optimizer') }));

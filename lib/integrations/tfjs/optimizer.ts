@@ -33,6 +33,8 @@ export interface TfjsOptimizerOptions {
   compressor?: Record<string, unknown>;
   optimizer?: Record<string, unknown>;
   lr?: number;
+  /** How long one step may take before applyGradients throws ERR_GRADCOMP_COMM_TIMEOUT (ms, default 600000). */
+  stepTimeoutMs?: number;
   [option: string]: unknown;
 }
 
@@ -66,7 +68,8 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
     }
     throw typeError('options.comm', 'the communicator init() returned', comm);
   }
-  const { comm: _c, ...rest } = options;
+  const { comm: _c, stepTimeoutMs = 600000, ...rest } = options;
+  if (typeof stepTimeoutMs !== 'number' || !(stepTimeoutMs > 0) || !Number.isFinite(stepTimeoutMs)) throw typeError('options.stepTimeoutMs', 'a positive number of milliseconds', stepTimeoutMs);
   try { structuredClone(rest); } catch {
     throw typeError('options', 'plain data (compressor and optimizer as specs such as { type: \'sgd\', lr: 0.1 }, not instances)', options);
   }
@@ -179,7 +182,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       const seq = Atomics.load(ctrl, CTRL.REQUEST) + 1;
       Atomics.store(ctrl, CTRL.REQUEST, seq);
       Atomics.notify(ctrl, CTRL.REQUEST);
-      const limit = Date.now() + Number(rest.stepTimeoutMs ?? 600000);
+      const limit = Date.now() + stepTimeoutMs;
       while (Atomics.load(ctrl, CTRL.DONE) !== seq) {
         if (Date.now() > limit) throw new GradcompError('ERR_GRADCOMP_COMM_TIMEOUT', 'the TF.js step thread did not finish a step in time (options.stepTimeoutMs)');
         Atomics.wait(ctrl, CTRL.DONE, seq - 1, 1000);
