@@ -30,6 +30,7 @@ export class NovoGrad extends BaseOptimizer<NovoGradTensorState> {
   constructor(o: NovoGradOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
+    BaseOptimizer.known(o, ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradAveraging']);
     const num = BaseOptimizer.option;
     this.beta1 = num(o.beta1, 'beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.95;
     this.beta2 = num(o.beta2, 'beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.98;

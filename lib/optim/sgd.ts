@@ -30,6 +30,7 @@ export class Sgd extends BaseOptimizer<SgdTensorState> {
   constructor(o: SgdOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
+    BaseOptimizer.known(o, ['lr', 'momentum', 'nesterov', 'weightDecay', 'dampening']);
     const num = BaseOptimizer.option;
     this.momentum = num(o.momentum, 'momentum', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0;
     this.weightDecay = num(o.weightDecay, 'weightDecay', (x) => x >= 0 && Number.isFinite(x), 'a finite number >= 0') ?? 0;

@@ -115,6 +115,7 @@ describe('useNativeKernels', () => {
 
   test('a backend other than cpu or wasm is refused naming the option', () => {
     expect(() => useNativeKernels({ backend: 'webgl' as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: 'options.backend' }));
+    expect(() => useNativeKernels({ backnd: 'wasm' } as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.backnd' }));
     expect(() => useNativeKernels(null as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options' }));
   });
 });

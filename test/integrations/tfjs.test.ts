@@ -294,6 +294,7 @@ describe('IDX and Fashion-MNIST', () => {
         expect(() => loadFashionMnist(dir, { [k]: v } as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: `options.${k}` }));
       }
       expect(() => loadFashionMnist(dir, null as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options' }));
+      expect(() => loadFashionMnist(dir, { trainlimit: 2 } as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.trainlimit' }));
     } finally { fs.rmSync(dir, { recursive: true, force: true }); }
   });
 });

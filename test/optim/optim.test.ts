@@ -110,6 +110,8 @@ describe('optimizer state and validation', () => {
   test.each([
     [{ type: 'adam', lr: 1 }, 'spec.type'], [{ type: 'sgd', lr: -1 }, 'options.lr'], [{ type: 'sgd', lr: 1, momentum: 1 }, 'options.momentum'],
     [{ type: 'sgd', lr: 1, nesterov: true }, 'options.nesterov'], [{ type: 'novograd', lr: 1, beta2: 1 }, 'options.beta2'],
+    // A misspelt option is refused, not ignored (momentum would silently be 0).
+    [{ type: 'sgd', lr: 1, momentun: 0.9 }, 'options.momentun'], [{ type: 'novograd', lr: 1, beta: 0.9 }, 'options.beta'],
   ])('%j is rejected naming %s', (spec, param) => {
     expect(() => createOptimizer(spec as never)).toThrow(expect.objectContaining({ param }));
   });
