@@ -67,7 +67,7 @@ export function dropitPackedBytes(n: number, gamma: number): number {
 
 function packArgs(x: unknown, gamma: unknown, opts: unknown) {
   const xs = unwrap(x);
-  const o = optionsArg(opts, 'options');
+  const o = optionsArg(opts, 'options', ['out']);
   const g = gammaArg(gamma);
   const n = (xs as { length?: unknown })?.length;
   const ok = typeof n === 'number' && Number.isInteger(n) && n <= 0xffffffff;

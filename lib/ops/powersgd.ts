@@ -41,7 +41,7 @@ export interface PowerSgdStepResult {
 }
 
 function stepArgs(args: unknown) {
-  const a = optionsArg(args, 'args');
+  const a = optionsArg(args, 'args', ['m', 'q', 'rows', 'cols', 'rank', 'batch', 'p']);
   return { m: unwrap(a.m), q: unwrap(a.q), rows: a.rows, cols: a.cols, rank: a.rank, batch: a.batch, p: unwrap(a.p) };
 }
 
@@ -70,7 +70,7 @@ export function powerSgdStepSync(args: PowerSgdStepArgs): PowerSgdStepResult {
 }
 
 function orthoArgs(p: unknown, shape: unknown) {
-  const s = optionsArg(shape, 'shape');
+  const s = optionsArg(shape, 'shape', ['rows', 'rank', 'batch']);
   return { p: unwrap(p), rows: s.rows, rank: s.rank, batch: s.batch };
 }
 

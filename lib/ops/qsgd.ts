@@ -39,9 +39,11 @@ export const QSGD_HEADER_BYTES = 24;
 const MAX_LEVELS = 32767;
 const U32 = 0xffffffff;
 
+const ENCODE_KEYS = ['levels', 'bucketSize', 'norm', 'seed', 'step', 'tensorId', 'out'];
+
 function encodeArgs(x: unknown, opts: unknown) {
   if (opts === undefined) throw new GradcompTypeError('options', 'Expected an options object with levels and seed for options but received undefined');
-  const o = optionsArg(opts, 'options');
+  const o = optionsArg(opts, 'options', ENCODE_KEYS);
   const levels = intArg(o.levels, 'options.levels', 1, MAX_LEVELS);
   const bucket = o.bucketSize === undefined ? 512 : intArg(o.bucketSize, 'options.bucketSize', 1, U32);
   if (o.norm !== undefined && o.norm !== 'max' && o.norm !== 'l2') {
@@ -57,7 +59,7 @@ function encodeArgs(x: unknown, opts: unknown) {
 /** Bytes of the payload qsgdEncode produces for n values. */
 export function qsgdPayloadBytes(n: number, opts: Pick<QsgdOptions, 'levels' | 'bucketSize'>): number {
   intArg(n, 'n', 0, U32);
-  const o = optionsArg(opts, 'options');
+  const o = optionsArg(opts, 'options', ENCODE_KEYS);
   const levels = intArg(o.levels, 'options.levels', 1, MAX_LEVELS);
   const bucket = o.bucketSize === undefined ? 512 : intArg(o.bucketSize, 'options.bucketSize', 1, U32);
   return payloadBytes(n, levels, bucket);
@@ -133,7 +135,7 @@ function decodeArgs(payload: unknown, out: unknown, opts: unknown) {
 
 /** n, unless it exceeds options.maxElements (default `def`), checked before any allocation. */
 export function bounded(n: number, opts: unknown, def = U32): number {
-  const o = optionsArg(opts, 'options');
+  const o = optionsArg(opts, 'options', ['maxElements']);
   const max = o.maxElements === undefined ? def : intArg(o.maxElements, 'options.maxElements', 0, U32);
   if (n > max) {
     throw new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `Expected a payload of at most ${max} elements (options.maxElements) but its header claims ${n}`, 'payload');

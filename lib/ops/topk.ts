@@ -38,8 +38,8 @@ export interface EfTopKOptions extends TopKOptions {
 }
 
 function args(opts: unknown) {
-  const o = optionsArg(opts, 'options');
-  const out = optionsArg(o.out, 'options.out');
+  const o = optionsArg(opts, 'options', ['out', 'scale']);
+  const out = optionsArg(o.out, 'options.out', ['indices', 'values']);
   return { scale: o.scale, indices: unwrap(out.indices), values: unwrap(out.values) };
 }
 

@@ -36,11 +36,13 @@ export function numberArg(value: unknown, param: string, check: (v: number) => b
   return value;
 }
 
-export function optionsArg(value: unknown, param: string): Record<string, unknown> {
+export function optionsArg(value: unknown, param: string, keys?: readonly string[]): Record<string, unknown> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
     throw typeError(param, 'an options object', value);
   }
+  // With `keys`, a misspelt option is refused rather than silently left at its default.
+  if (keys) for (const k of Object.keys(value)) if (!keys.includes(k)) throw typeError(`${param}.${k}`, `one of the options ${keys.join(', ')}`, k);
   return value as Record<string, unknown>;
 }
 

@@ -99,6 +99,14 @@ describe('3. decoders are bounded before they allocate', () => {
     const q = gc.qsgdEncodeSync(x, { levels: 3, seed: 1 });
     expect(() => gc.qsgdDecodeSync(q, undefined, { maxElements: 100 })).toThrow(coded('ERR_GRADCOMP_CORRUPT_PAYLOAD'));
     expect(() => gc.qsgdDecodeSync(q, new Float32Array(4999))).toThrow(coded('ERR_GRADCOMP_OUT_OF_RANGE'));
+    // A misspelt bound would leave the default in force without a word: refused, naming it.
+    for (const f of [() => gc.qsgdDecodeSync(q, undefined, { maxElement: 100 } as never), () => gc.dropitUnpackSync(payload, undefined, { maxelements: 10 } as never)]) {
+      expect(f).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: expect.stringMatching(/^options\.max/) }));
+    }
+    // The same for the other ops' option objects.
+    expect(() => gc.qsgdEncodeSync(x, { levels: 3, seed: 1, bucketsize: 64 } as never)).toThrow(expect.objectContaining({ param: 'options.bucketsize' }));
+    expect(() => gc.efTopKSync(x, new Float32Array(5000), 3, { scal: 2 } as never)).toThrow(expect.objectContaining({ param: 'options.scal' }));
+    expect(() => gc.dropitPackSync(x, 0.5, { output: new Uint8Array(1) } as never)).toThrow(expect.objectContaining({ param: 'options.output' }));
   });
   test('a compressor refuses a payload for more elements than the tensor it decodes into', () => {
     const c = gc.createCompressor({ type: 'topk', ratio: 0.1 }) as gc.Compressor & { decompress(p: Uint8Array[], n: number): Float32Array };
