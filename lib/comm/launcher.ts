@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
-import { rangeError, typeError } from '../native/errors';
+import { checkOptions, rangeError, typeError } from '../native/errors';
 import { CTRL, LocalJob, newShared } from './shared';
 
 export interface RunOptions {
@@ -36,6 +36,7 @@ export function defaultSlotBytes(size: number): number {
 export async function runLocal(script: string, size: number, args: string[] = [], opts: RunOptions = {}): Promise<RunResult> {
   if (typeof script !== 'string' || script.length === 0) throw typeError('script', 'a path to a script', script);
   if (!Number.isInteger(size) || size < 1 || size > 256) throw rangeError('n', 'an integer in [1, 256]', size);
+  checkOptions(opts, 'options', ['slotBytes', 'timeoutMs', 'log']);
   const slotBytes = opts.slotBytes ?? defaultSlotBytes(size), timeoutMs = opts.timeoutMs ?? 60000;
   if (!Number.isInteger(slotBytes) || slotBytes < 64 || slotBytes % 8 !== 0) throw rangeError('options.slotBytes', 'a multiple of 8 >= 64', slotBytes);
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));

@@ -5,7 +5,7 @@
  * skip the slots (local-shared.ts). A reusable receive buffer (allgatherv's `into`) means a
  * steady state allocates nothing.
  */
-import { GradcompError, typeError } from '../native/errors';
+import { checkOptions, GradcompError, typeError } from '../native/errors';
 import { copyInto, reduceMany } from '../ops/kernels';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
@@ -79,6 +79,7 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
     return s.enqueue(async () => {
       buf = numericArg(buf, 'buf', true) as typeof buf;
       if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
+      checkOptions(_options, 'options', ['deterministic']);
       await s.agree(OPS.allreduce * 8 + dtypeCode(buf), buf.length, true);
       // Buffers from alloc() on every rank: reduce in place, reading the peers' buffers (no slots).
       const ids = op !== 'max' && buf instanceof Float32Array && buf.length >= SHARED_MIN && this.size > 1
@@ -141,6 +142,7 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
     const s = this.#s;
     return s.enqueue(async () => {
       send = numericArg(send, 'send') as typeof send;
+      checkOptions(options, 'options', ['into']);
       const counts = await s.agree(OPS.allgatherv * 8 + dtypeCode(send), send.length, false);
       const out = receiveBuffer(send, sum(counts), options?.into);
       if (sum(counts) * send.BYTES_PER_ELEMENT >= 4 * SHARED_MIN && this.size > 1) {

@@ -4,7 +4,7 @@
  * as the local backend. A clean exit finalizes MPI; a failing one calls MPI_Abort, which takes
  * the whole job down instead of leaving the other ranks waiting in a collective.
  */
-import { GradcompError, typeError } from '../native/errors';
+import { checkOptions, GradcompError, typeError } from '../native/errors';
 import type { MpiBinding } from '../native/binding';
 import { dtypeOf } from '../tensor/tensor';
 import { dtypeCode, numericArg } from './args';
@@ -107,6 +107,7 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   async #allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp, options: AllreduceOptions): Promise<T> {
     buf = this.#check(buf, 'buf', true) as typeof buf;
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw typeError('op', "'sum', 'avg' or 'max'", op);
+    checkOptions(options, 'options', ['deterministic']);
     await this.#agree(1, buf, buf.length, true);
     // Large buffers always take the ring: bandwidth-optimal, and over TCP faster than Open MPI's own
     // allreduce (100 MB over a 1 Gbit/s link: 1.37 s against 2.65 s, bench/results/e2e-*.json);
@@ -136,6 +137,7 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
 
   async #allgatherv<T extends Numeric>(send: T, options?: AllgathervOptions<T>): Promise<{ data: T; counts: number[] }> {
     send = this.#check(send, 'send') as typeof send;
+    checkOptions(options, 'options', ['into']);
     await this.#agree(3, send, send.length, false);
     const counts = await this.#counts(send.length);
     const out = this.#check(receiveBuffer(send, counts.reduce((a, b) => a + b, 0), options?.into), 'options.into') as T;

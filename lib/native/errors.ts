@@ -74,6 +74,13 @@ export function nested(e: unknown, at: string): unknown {
   return e instanceof GradcompTypeError ? new GradcompTypeError(outer, message) : new GradcompRangeError(outer, message);
 }
 
+/** An optional options object with only the given keys (a misspelt option would otherwise be ignored): refused otherwise, naming it. */
+export function checkOptions(value: unknown, param: string, keys: readonly string[]): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError(param, 'an options object', value);
+  for (const k of Object.keys(value)) if (!keys.includes(k)) throw typeError(`${param}.${k}`, `one of the options ${keys.join(', ')}`, k);
+}
+
 /** Thrown when a disposed Tensor is used. */
 export class DisposedError extends GradcompError {
   constructor(what: string) {

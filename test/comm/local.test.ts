@@ -59,6 +59,10 @@ describe('local backend', () => {
     for (const [args, param] of [[[-1], 'length'], [[2 ** 40], 'length'], [[NaN], 'length'], [[4, 'int16'], 'dtype']] as const) {
       expect(() => (comm.alloc as (...x: unknown[]) => unknown)(...args)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param }));
     }
+    // Options objects: a misspelt option is refused rather than ignored.
+    await expect(comm.allreduce(new Float32Array(2), 'sum', { determinstic: true } as never)).rejects.toMatchObject({ param: 'options.determinstic' });
+    await expect(comm.allgatherv(new Float32Array(2), { inot: new Float32Array(4) } as never)).rejects.toMatchObject({ param: 'options.inot' });
+    await expect(runLocal('/nonexistent.js', 2, [], { timeout: 5 } as never)).rejects.toMatchObject({ param: 'options.timeout' });
     // init's own options: a misspelt one is refused rather than ignored.
     await expect(init({ backend: 'nope' as never })).rejects.toMatchObject({ param: 'options.backend' });
     await expect(init({ timeout: 5 } as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.timeout' });
