@@ -5,7 +5,7 @@
  * per algorithm (its arrays and counters; the class's doc comment is its tuning guide).
  */
 import { asFloat32 } from '../checkpoint/values';
-import { GradcompError, GradcompRangeError, typeError } from '../native/errors';
+import { GradcompError, GradcompRangeError, GradcompTypeError, listed, typeError } from '../native/errors';
 import { Tensor, dtypeOf } from '../tensor/tensor';
 import type { Compressor } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
@@ -85,6 +85,8 @@ export abstract class BaseDistributed<S extends object = Record<string, never>> 
       shapes.push(t instanceof Tensor ? t.shape : s ?? [sizes[i]]);
       shaped.push(t instanceof Tensor || s !== undefined);
     });
+    const stray = Object.keys(given).find((n) => !names.includes(n));
+    if (stray !== undefined) throw new GradcompTypeError(`options.shapes.${stray}`, `options.shapes has ${stray}, which is not one of the parameters (${listed(names)})`);
     return { names, sizes, offsets, shapes, shaped, total };
   }
 

@@ -21,7 +21,7 @@
  * Bernstein et al. 2019: the result is sign(sum of signs), applied with the optimizer's lr),
  * 'scalecom' (cyclic leader top-k, Chen et al. 2020) and 'powersgd' (Vogels et al. 2019).
  */
-import { GradcompError, GradcompRangeError } from '../native/errors';
+import { GradcompError, GradcompRangeError, GradcompTypeError, listed } from '../native/errors';
 import { LockstepSession } from '../compress/base';
 import type { Compressor, RoundResult, Session } from '../compress/types';
 import type { Optimizer } from '../optim/optimizer';
@@ -83,6 +83,9 @@ export class SyncSgd extends BaseDistributed<SyncState> {
   #plan(): Unit[] {
     if (this.#units) return this.#units;
     const L = this.layout!, units: Unit[] = [];
+    // A name that is no parameter (a typo) would leave the tensor compressed without a word.
+    const stray = this.o.denseTensors?.find((n) => !L.names.includes(n));
+    if (stray !== undefined) throw new GradcompTypeError('options.denseTensors', `options.denseTensors names ${stray}, which is not one of the parameters (${listed(L.names)})`);
     let cur: number[] = [], bytes = 0;
     const close = () => { if (cur.length) units.push({ tensors: cur, dense: true, flat: this.ex.alloc(cur.reduce((s, i) => s + L.sizes[i], 0)) }); cur = []; bytes = 0; };
     const model: number[] = [];

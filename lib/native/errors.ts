@@ -74,6 +74,11 @@ export function nested(e: unknown, at: string): unknown {
   return e instanceof GradcompTypeError ? new GradcompTypeError(outer, message) : new GradcompRangeError(outer, message);
 }
 
+/** Names for a message: the first five, then how many more. */
+export function listed(names: readonly string[]): string {
+  return names.length <= 5 ? names.join(', ') : `${names.slice(0, 5).join(', ')} and ${names.length - 5} more`;
+}
+
 /** An optional options object with only the given keys (a misspelt option would otherwise be ignored): refused otherwise, naming it. */
 export function checkOptions(value: unknown, param: string, keys: readonly string[]): void {
   if (value === undefined) return;

@@ -39,6 +39,16 @@ describe('option validation names the option', () => {
     expect(() => createDistributedOptimizer({ comm, ...(opts as object) } as never)).toThrow(expect.objectContaining({ param, message: expect.stringContaining(`for ${param} but`) }));
   });
 
+  test('denseTensors and shapes naming no parameter (a typo) are refused at the first step, naming the name', async () => {
+    const p = () => ({ w: new Float32Array(3000), b: new Float32Array(2) });
+    const a = createDistributedOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, lr: 0.1, denseTensors: ['W'] });
+    await expect(a.step(p(), grads())).rejects.toMatchObject({ param: 'options.denseTensors', message: expect.stringContaining('W, which is not') });
+    const b = createDistributedOptimizer({ comm, lr: 0.1, shapes: { w: [30, 100], bias: [2] } });
+    await expect(b.step(p(), grads())).rejects.toMatchObject({ param: 'options.shapes.bias' });
+    const c = createDistributedOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.01 }, lr: 0.1, denseTensors: ['w'], shapes: { w: [30, 100] } });
+    await c.step(p(), grads());
+  });
+
   test('a missing communicator', () => {
     expect(() => createDistributedOptimizer({ lr: 0.1 } as never)).toThrow(expect.objectContaining({ param: 'options.comm' }));
   });

@@ -126,6 +126,19 @@ describe('one rank', () => {
     }
   });
 
+  test('denseTensors takes TF.js variable names; a name that is no variable is refused, naming it', () => {
+    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05 }, minCompressSize: 8 };
+    const varName = (m: tf.Sequential, i: number) => (m.trainableWeights[i] as unknown as { val: tf.Variable }).val.name;
+    const sent = (dense?: string[]) => {
+      const m = model(13), o = createTfjsOptimizer({ comm, ...opts, ...(dense ? { denseTensors: dense.map((d) => (d === 'kernel0' ? varName(m, 0) : d)) } : {}) });
+      try { o.minimize(loss(m, 0)); return o.stats().bytesSent; } finally { o.dispose(); }
+    };
+    const compressed = sent(), kept = sent(['kernel0']);
+    // The first kernel (6 x 16) sent dense: its 384 bytes instead of a top-20% payload.
+    expect(kept - compressed).toBeGreaterThan(384 - 200);
+    expect(() => sent(['no/such/kernel'])).toThrow(expect.objectContaining({ param: 'options.denseTensors', message: expect.stringContaining('no/such/kernel') }));
+  });
+
   test('a step-thread failure at the first step is thrown at once and frees the communicator; changed variables and use after dispose are refused', () => {
     const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05 }, minCompressSize: 8 };
     // State saved by another algorithm: the step thread cannot load it when it starts.

@@ -144,7 +144,10 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       // The step thread keys tensors by position (w0, w1, ...: the order of the model's weights), so
       // a saved state loads into another instance of the same model whatever TF.js named its variables.
       const positional: TensorLayout = { ...this.#layout, names: names.map((_, i) => `w${i}`) };
-      const worker = new Worker(stepThreadFile(), { workerData: { job, options: rest, layout: positional, shared: this.#shared, state: this.#pendingState } });
+      // denseTensors names TF.js variables: the step thread knows them by position.
+      const dense = rest.denseTensors as string[] | undefined;
+      const options = dense ? { ...rest, denseTensors: dense.map((n) => (names.includes(n) ? `w${names.indexOf(n)}` : n)) } : rest;
+      const worker = new Worker(stepThreadFile(), { workerData: { job, options, layout: positional, shared: this.#shared, state: this.#pendingState } });
       this.#pendingState = undefined;
       worker.unref();
       worker.on('message', (m: { id: number; state?: AlgorithmState }) => { this.#pending.get(m.id)?.(m); this.#pending.delete(m.id); });
