@@ -166,9 +166,22 @@ function dgcWithMomentum(spec: Record<string, unknown>, optimizer: Optimizer): {
   return { spec: { ...spec, momentum: optimizer.momentum, nesterov: optimizer.nesterov }, compressedOptimizer: plain };
 }
 
+/**
+ * Options that only some algorithms read. Given to another (`{ algorithm: 'sync', period: 8 }`, a
+ * user who meant Local SGD) they would be ignored without a word, so they are refused, saying
+ * which algorithms take them. (The synchronous family's tuning options, minCompressSize and the
+ * like, stay accepted everywhere: harmless where unused, and generic code passes them to all.)
+ */
+export const ONLY_FOR: Readonly<Record<'period' | 'stageSteps' | 'growth' | 'lrDecay' | 'server', readonly AlgorithmName[]>> = {
+  period: ['local', 'stl', 'vrl', 'cocod', 'liec'], stageSteps: ['stl'], growth: ['stl'], lrDecay: ['stl'], server: ['liec', 'double-squeeze'],
+};
+
 export function createDistributedOptimizer(options: DistributedOptions): DistributedOptimizer {
   const o = validate(options);
   const algorithm = options.algorithm ?? 'sync';
+  for (const [k, algos] of Object.entries(ONLY_FOR)) {
+    if (o[k] !== undefined && !algos.includes(algorithm)) throw new GradcompTypeError(`options.${k}`, `${algorithm} has no option ${k} (${algos.join(', ')} take it)`);
+  }
   const optimizer = optimizerOf(options);
   const ex = new Exchange(options.comm, options.deterministic ?? true);
   const base = { shapes: options.shapes, checkIdentical: options.checkIdentical };

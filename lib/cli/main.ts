@@ -95,7 +95,7 @@ async function run(argv: string[]): Promise<number> {
 }
 
 async function train(rest: string[]): Promise<number> {
-  const { parseTrainArgs, TRAIN_USAGE } = await import('../train/options');
+  const { parseTrainArgs, TRAIN_USAGE, unusedFlags } = await import('../train/options');
   if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(TRAIN_USAGE + '\n'); return 0; }
   const { launchedByMpi } = await import('../comm/init');
   const e = process.env;
@@ -108,6 +108,8 @@ async function train(rest: string[]): Promise<number> {
     process.stderr.write(`gradcomp train: ${(err as Error).message}\n`);
     return 2;
   }
+  // Said once: by the launcher, or by rank 0 under mpirun.
+  if (!launchedByMpi() || Number(e.OMPI_COMM_WORLD_RANK ?? e.PMI_RANK ?? 0) === 0) for (const w of unusedFlags(o)) process.stderr.write(`gradcomp train: note: ${w}\n`);
   if (!launchedByMpi()) {
     // Missing image data or an unusable checkpoint folder is said once, before any rank starts (under mpirun each host checks its own).
     try {

@@ -1,6 +1,6 @@
 /** `gradcomp train` flags: parsed, checked (errors name the flag), and turned into specs. */
 import { GradcompTypeError } from '../native/errors';
-import { ALGORITHMS, AlgorithmName, DistributedOptions, createDistributedOptimizer, defaultCompressorType } from '../algorithms/create';
+import { ALGORITHMS, AlgorithmName, DistributedOptions, ONLY_FOR, createDistributedOptimizer, defaultCompressorType } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { COMPRESSOR_TYPES, CompressorSpec } from '../compress/create';
 import type { ModelKind } from './model';
@@ -241,6 +241,12 @@ function checkCombination(o: TrainOptions): void {
   }
 }
 
+/** The flags given that the chosen algorithm does not read, with the algorithms that do. */
+export function unusedFlags(o: TrainOptions): string[] {
+  const flags: [string, keyof typeof ONLY_FOR, unknown][] = [['--period', 'period', o.period], ['--stage-steps', 'stageSteps', o.stageSteps], ['--server', 'server', o.server], ['--growth', 'growth', o.growth]];
+  return flags.filter(([, k, v]) => v !== undefined && !ONLY_FOR[k].includes(o.algo)).map(([f, k]) => `${f} has no effect with --algo ${o.algo} (${ONLY_FOR[k].join(', ')} read it)`);
+}
+
 /** The createDistributedOptimizer options the flags describe. */
 export function distributedOptions(o: TrainOptions, comm: Communicator): DistributedOptions {
   const compressor = compressorSpec(o);
@@ -248,9 +254,11 @@ export function distributedOptions(o: TrainOptions, comm: Communicator): Distrib
     comm, algorithm: o.algo, minCompressSize: o.minCompress ?? 64,
     optimizer: o.optimizer === 'novograd' ? { type: 'novograd', lr: o.lr } : { type: 'sgd', lr: o.lr, ...(o.momentum > 0 ? { momentum: o.momentum } : {}) },
     ...(compressor ? { compressor } : {}),
-    ...(o.period !== undefined ? { period: o.period } : {}),
-    ...(o.stageSteps !== undefined ? { stageSteps: o.stageSteps } : {}),
-    ...(o.server !== undefined ? { server: o.server } : {}),
+    // Flags the algorithm does not read are left out (the launcher says so): one set of flags can
+    // then run several algorithms side by side, as comparisons do.
+    ...(o.period !== undefined && ONLY_FOR.period.includes(o.algo) ? { period: o.period } : {}),
+    ...(o.stageSteps !== undefined && ONLY_FOR.stageSteps.includes(o.algo) ? { stageSteps: o.stageSteps } : {}),
+    ...(o.server !== undefined && ONLY_FOR.server.includes(o.algo) ? { server: o.server } : {}),
     ...(o.scope !== undefined ? { scope: o.scope } : {}),
     ...(o.momentumBefore !== undefined ? { momentumBeforeCompression: o.momentumBefore } : {}),
     ...(o.algo === 'stl' ? { growth: o.growth ?? (o.nonIid ? 'non-iid' as const : 'iid' as const) } : {}),

@@ -25,6 +25,12 @@ describe('option validation names the option', () => {
     [{ lr: 0.1, denseTensors: 'w' }, 'options.denseTensors'],
     [{ lr: 0.1, denseTensors: ['w', 3] }, 'options.denseTensors'],
     [{ lr: -1 }, 'options.lr'],
+    // An option only other algorithms read (sync with a period: Local SGD was meant).
+    [{ lr: 0.1, period: 8 }, 'options.period'],
+    [{ lr: 0.1, algorithm: 'double-squeeze', period: 8 }, 'options.period'],
+    [{ lr: 0.1, algorithm: 'ef-sgd', server: 'sharded' }, 'options.server'],
+    [{ lr: 0.1, algorithm: 'local', stageSteps: 5 }, 'options.stageSteps'],
+    [{ lr: 0.1, algorithm: 'vrl', growth: 'iid' }, 'options.growth'],
   ])('%j -> %s', (opts, param) => {
     expect(() => createDistributedOptimizer({ comm, ...(opts as object) } as never)).toThrow(expect.objectContaining({ param }));
   });

@@ -156,6 +156,15 @@ describe('--keep-dense on image data (a small IDX set made here)', () => {
   });
 });
 
+test('a flag the algorithm does not read is noted once and left out, so one set of flags runs several algorithms', async () => {
+  const r = await launch(process.execPath, [cli, 'train', '--algo', 'sync', '--period', '8', '--server', 'root', '--steps', '10', '--workers', '2', '--json', '--progress', 'none']);
+  expect(r.code).toBe(0);
+  expect(r.err.match(/note: --period has no effect with --algo sync/g)).toHaveLength(1);
+  expect(r.err.match(/note: --server has no effect with --algo sync/g)).toHaveLength(1);
+  const plain = await train(['--algo', 'sync', '--steps', '10', '--workers', '2']);
+  expect((JSON.parse(r.out) as TrainJson).digest).toBe(plain.digest);
+});
+
 test('missing image data is said once, with how to get it, before any rank starts', async () => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-nodata-'));
   try {
