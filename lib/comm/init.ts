@@ -5,7 +5,7 @@
  * training N unrelated single-rank jobs; started plainly, a single-rank communicator.
  */
 import { workerData } from 'node:worker_threads';
-import { GradcompError, typeError } from '../native/errors';
+import { checkOptions, GradcompError, typeError } from '../native/errors';
 import { loadMpiBinding } from '../native/loader';
 import { LocalCommunicator } from './local';
 import { MpiCommunicator } from './mpi';
@@ -44,7 +44,7 @@ export function launchedByMpi(): boolean {
 
 export async function init(opts: InitOptions = {}): Promise<Communicator> {
   if (opts === null || typeof opts !== 'object') throw typeError('options', 'an options object', opts);
-  for (const k of Object.keys(opts)) if (k !== 'backend' && k !== 'timeoutMs') throw typeError(`options.${k}`, 'one of the options backend, timeoutMs (a misspelt option would be ignored)', k);
+  checkOptions(opts, 'options', ['backend', 'timeoutMs']);
   const backend = opts.backend ?? (process.env.GRADCOMP_COMM as InitOptions['backend']) ?? 'auto';
   if (!['auto', 'local', 'mpi'].includes(backend)) throw typeError('options.backend', "'auto', 'local' or 'mpi'", backend);
   const job = (workerData as { gradcomp?: LocalJob } | null)?.gradcomp;

@@ -1,6 +1,6 @@
 /** Argument helpers shared by the public ops: Tensors unwrap to what the op table takes. */
 import { DeviceBuffer, isDeviceBuffer } from '../backend';
-import { rangeError, typeError } from '../native/errors';
+import { checkOptions, rangeError, typeError } from '../native/errors';
 import { DType, Tensor } from '../tensor/tensor';
 
 export type Input<D extends DType> = Tensor<D> | import('../tensor/tensor').DTypeArrays[D];
@@ -42,7 +42,7 @@ export function optionsArg(value: unknown, param: string, keys?: readonly string
     throw typeError(param, 'an options object', value);
   }
   // With `keys`, a misspelt option is refused rather than silently left at its default.
-  if (keys) for (const k of Object.keys(value)) if (!keys.includes(k)) throw typeError(`${param}.${k}`, `one of the options ${keys.join(', ')}`, k);
+  if (keys) checkOptions(value, param, keys);
   return value as Record<string, unknown>;
 }
 

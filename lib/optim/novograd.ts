@@ -9,7 +9,7 @@
  * NeMo: betas (0.95, 0.98), eps 1e-8, weight decay 0. Tuning guide: lr 0.01-0.05 for CNNs with a
  * poly decay, weight decay 1e-3 to 4e-3; no warm-up needed.
  */
-import { typeError } from '../native/errors';
+import { checkOptions, typeError } from '../native/errors';
 import { novogradStep } from '../ops/kernels';
 import { BaseOptimizer, OptimizerFields } from './optimizer';
 
@@ -30,7 +30,7 @@ export class NovoGrad extends BaseOptimizer<NovoGradTensorState> {
   constructor(o: NovoGradOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
-    BaseOptimizer.known(o, ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradAveraging']);
+    checkOptions(o, 'options', ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradAveraging']);
     const num = BaseOptimizer.option;
     this.beta1 = num(o.beta1, 'beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.95;
     this.beta2 = num(o.beta2, 'beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0.98;

@@ -68,11 +68,6 @@ export abstract class BaseOptimizer<T extends object> implements Optimizer {
     this.lr = lr;
   }
 
-  /** Refuses an option this optimizer does not have (a misspelt momentum would otherwise be 0 without a word). */
-  protected static known(o: object, keys: readonly string[]): void {
-    for (const k of Object.keys(o)) if (!keys.includes(k)) throw typeError(`options.${k}`, `one of the options ${keys.join(', ')}`, k);
-  }
-
   /** An optional numeric option: undefined when absent, else checked with `ok`. */
   protected static option(v: unknown, name: string, ok: (x: number) => boolean, what: string): number | undefined {
     if (v === undefined) return undefined;

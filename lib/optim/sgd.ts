@@ -9,7 +9,7 @@
  * weight decay 1e-4 to 5e-4 for CNNs. With DGC the distributed optimizers move this momentum into
  * the compressor's correction (DGC applies it before sparsifying), so it is not applied twice.
  */
-import { typeError } from '../native/errors';
+import { checkOptions, typeError } from '../native/errors';
 import { LowRankGrad, powerSgdReconstructSgd, powerSgdReconstructSgdAsync, qsgdDecodeSgd, QuantizedGrad, SgdArgs, SparseGrad, sgdSparseStep, sgdSparseStepAsync, sgdStep,
   sgdStepAsync } from '../ops/kernels';
 import { BaseOptimizer, OptimizerFields, UpdateOptions } from './optimizer';
@@ -30,7 +30,7 @@ export class Sgd extends BaseOptimizer<SgdTensorState> {
   constructor(o: SgdOptions) {
     if (o === null || typeof o !== 'object') throw typeError('options', 'an options object', o);
     super(o.lr);
-    BaseOptimizer.known(o, ['lr', 'momentum', 'nesterov', 'weightDecay', 'dampening']);
+    checkOptions(o, 'options', ['lr', 'momentum', 'nesterov', 'weightDecay', 'dampening']); // a misspelt momentum would be 0 without a word
     const num = BaseOptimizer.option;
     this.momentum = num(o.momentum, 'momentum', (x) => x >= 0 && x < 1, 'a number in [0, 1)') ?? 0;
     this.weightDecay = num(o.weightDecay, 'weightDecay', (x) => x >= 0 && Number.isFinite(x), 'a finite number >= 0') ?? 0;

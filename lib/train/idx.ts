@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { constants } from 'node:buffer';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import { GradcompError, rangeError, typeError } from '../native/errors';
+import { checkOptions, GradcompError, rangeError, typeError } from '../native/errors';
 
 export interface IdxArray { dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64'; shape: number[]; data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array }
 
@@ -160,7 +160,7 @@ export function findIdxFolder(candidates: string[], howTo: string): string {
 /** Any folder with the four MNIST-format files (train-/t10k- images and labels). */
 export function loadIdxImages(candidates: string[], options: { trainLimit?: number; testLimit?: number }, classes: string[], howTo: string): FashionMnist {
   if (options === null || typeof options !== 'object') throw typeError('options', 'an object ({ trainLimit?, testLimit? })', options);
-  for (const k of Object.keys(options)) if (k !== 'trainLimit' && k !== 'testLimit') throw typeError(`options.${k}`, 'one of the options trainLimit, testLimit', k);
+  checkOptions(options, 'options', ['trainLimit', 'testLimit']);
   for (const k of ['trainLimit', 'testLimit'] as const) {
     const v = options[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw rangeError(`options.${k}`, 'an integer >= 0 (how many images to read)', v);

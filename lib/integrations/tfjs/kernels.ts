@@ -14,7 +14,7 @@
  * MaxPoolGrad included, are compiled code already and stay).
  */
 import { gemm } from '../../ops/kernels';
-import { GradcompError, rangeError, typeError } from '../../native/errors';
+import { checkOptions, GradcompError, rangeError, typeError } from '../../native/errors';
 import { tfCore } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
 
@@ -129,7 +129,7 @@ export interface NativeKernels {
  */
 export function useNativeKernels(options: { backend?: 'cpu' | 'wasm' } = {}): NativeKernels {
   if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
-  for (const k of Object.keys(options)) if (k !== 'backend') throw typeError(`options.${k}`, 'the one option backend', k);
+  checkOptions(options, 'options', ['backend']);
   const tf = tfCore(), backend = options.backend ?? 'cpu';
   if (backend !== 'cpu' && backend !== 'wasm') throw rangeError('options.backend', "'cpu' or 'wasm'", backend);
   if (backend === 'wasm' && !tf.findBackendFactory('wasm')) {
