@@ -104,7 +104,7 @@ export async function influenceRank(comm: Communicator, o: InfluenceOptions): Pr
   const { train, test } = loadData(options);
   const images = options.data !== 'synthetic';
   const model = createModel({ kind: options.model, features: train.features, classes: train.classes, hidden: options.hidden ?? (images ? [256, 128] : [64]), seed: options.seed,
-    ...(images ? { image: { h: 28, w: train.features / 28, c: 1 } } : {}) });
+    ...(train.image ? { image: train.image } : {}) });
   for (const t of o.test) if (t >= test.samples) throw new GradcompTypeError('--test', `Expected test indices below ${test.samples} but received ${t}`);
   const lo = Math.floor((comm.rank * train.samples) / comm.size), hi = Math.floor(((comm.rank + 1) * train.samples) / comm.size);
   const mine = Int32Array.from({ length: hi - lo }, (_, i) => lo + i), testIdx = Int32Array.from(o.test);

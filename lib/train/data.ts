@@ -42,6 +42,8 @@ export interface Dataset {
   samples: number;
   features: number;
   classes: number;
+  /** Image data: the images' size (features = h w c). */
+  image?: { h: number; w: number; c: number };
 }
 
 export interface DataOptions { samples: number; features: number; classes: number; separation: number; seed: number }
@@ -104,5 +106,5 @@ export const stepsPerEpoch = (samples: number, workers: number, size: number): n
 
 /** An image set (loadFashionMnist's split) as a Dataset. */
 export function imageDataset(s: { images: Float32Array; labels: Uint8Array; count: number; rows: number; cols: number }, classes: number): Dataset {
-  return { x: s.images, y: Int32Array.from(s.labels), samples: s.count, features: s.rows * s.cols, classes };
+  return { x: s.images, y: Int32Array.from(s.labels), samples: s.count, features: s.rows * s.cols, classes, image: { h: s.rows, w: s.cols, c: 1 } };
 }

@@ -166,5 +166,9 @@ export function loadIdxImages(candidates: string[], options: { trainLimit?: numb
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw rangeError(`options.${k}`, 'an integer >= 0 (how many images to read)', v);
   }
   const found = findIdxFolder(candidates, howTo);
-  return { train: split(found, 'train', options.trainLimit), test: split(found, 't10k', options.testLimit), classes, dir: found };
+  const train = split(found, 'train', options.trainLimit), test = split(found, 't10k', options.testLimit);
+  if (train.rows !== test.rows || train.cols !== test.cols) {
+    throw new GradcompError('ERR_GRADCOMP_CORRUPT_PAYLOAD', `${found}: the training images are ${train.rows} x ${train.cols} but the test images ${test.rows} x ${test.cols}`, 'dir');
+  }
+  return { train, test, classes, dir: found };
 }

@@ -93,7 +93,7 @@ export async function trainRank(comm: Communicator, o: TrainOptions, progress?: 
   const { train, test } = loadData(o);
   const images = o.data !== 'synthetic';
   const model = createModel({ kind: o.model, features: train.features, classes: train.classes, hidden: o.hidden ?? (images ? [256, 128] : [64]), seed: o.seed,
-    ...(images ? { image: { h: 28, w: train.features / 28, c: 1 } } : {}) });
+    ...(train.image ? { image: train.image } : {}) });
   const params = Object.fromEntries(Object.entries(model.params).map(([n, t]) => [n, t.data]));
   const mine = shard(train, comm.rank, comm.size, o.nonIid, o.seed);
   // By epochs (real data, or --epochs): every rank takes the same number of steps.

@@ -165,6 +165,36 @@ test('a flag the algorithm does not read is noted once and left out, so one set 
   expect((JSON.parse(r.out) as TrainJson).digest).toBe(plain.digest);
 });
 
+test('the CNN takes images of any size from 10 x 10 (not only 28 x 28); smaller ones are refused, naming --model', async () => {
+  const make = (h: number, w: number) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gc-img${h}x${w}-`));
+    for (const [prefix, n] of [['train', 64], ['t10k', 16]] as const) {
+      const px = Uint8Array.from({ length: n * h * w }, (_, i) => (i * 37 + h) % 251), lab = Uint8Array.from({ length: n }, (_, i) => i % 3);
+      fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), encodeIdx(0x08, [n, h, w], px));
+      fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx(0x08, [n], lab));
+    }
+    return dir;
+  };
+  const dirs = [make(32, 32), make(20, 30), make(8, 8)];
+  try {
+    for (const [dir, h, w] of [[dirs[0], 32, 32], [dirs[1], 20, 30]] as const) {
+      const r = await train(['--data', 'idx', '--data-dir', dir, '--model', 'cnn', '--workers', '2', '--epochs', '1', '--batch', '16', '--algo', 'sync']);
+      // conv 3x3 (8), pool, conv 3x3 (16), pool, dense to the classes: the parameter count follows the image size.
+      const flat = Math.floor((Math.floor((h - 2) / 2) - 2) / 2) * Math.floor((Math.floor((w - 2) / 2) - 2) / 2) * 16;
+      expect(r.parameters).toBe(8 * 9 + 8 + 16 * 72 + 16 + flat * 10 + 10); // --data idx: 10 classes
+      expect(Number.isFinite(r.finalLoss)).toBe(true);
+    }
+    const small = await launch(process.execPath, [cli, 'train', '--data', 'idx', '--data-dir', dirs[2], '--model', 'cnn', '--workers', '2', '--epochs', '1', '--progress', 'none']);
+    expect(small.code).not.toBe(0);
+    expect(small.err).toContain('at least 10 x 10');
+    // Training and test images of different sizes are refused, saying so.
+    fs.copyFileSync(path.join(dirs[0], 't10k-images-idx3-ubyte'), path.join(dirs[1], 't10k-images-idx3-ubyte'));
+    const mixed = await launch(process.execPath, [cli, 'train', '--data', 'idx', '--data-dir', dirs[1], '--model', 'mlp', '--workers', '2', '--epochs', '1', '--progress', 'none']);
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.err).toContain('the training images are 20 x 30 but the test images 32 x 32');
+  } finally { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); }
+});
+
 test('missing image data is said once, with how to get it, before any rank starts', async () => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-nodata-'));
   try {
