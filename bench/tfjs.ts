@@ -11,7 +11,8 @@
  * topk, powersgd and dropit (all by default). --backend wasm trains on tfjs-backend-wasm (with
  * gradcomp's conv weight gradient, which it lacks) instead of cpu (with gradcomp's native kernels).
  * --batch sets the batch per rank (32); --shuffle gives each rank's shard a new seeded order every
- * epoch (by default every epoch goes through the shard in the same order).
+ * epoch (by default every epoch goes through the shard in the same order). --init heNormal
+ * initializes the kernels as gradcomp train's models do, instead of TF.js's default glorotUniform.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,7 +23,9 @@ import { parseArgs } from 'node:util';
 const root = path.resolve(__dirname, '..', '..');
 const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
   seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
-  backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false } } });
+  backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false },
+  init: { type: 'string', default: 'glorotUniform' } } });
+if (values.init !== 'glorotUniform' && values.init !== 'heNormal') { process.stderr.write(`--init: expected glorotUniform or heNormal, got '${String(values.init)}'\n`); process.exit(2); }
 if (values.backend !== 'cpu' && values.backend !== 'wasm') { process.stderr.write(`--backend: expected cpu or wasm, got '${String(values.backend)}'\n`); process.exit(2); }
 const count = (flag: string, v: string | undefined, min: number): number => {
   const n = Number(v);
@@ -30,7 +33,7 @@ const count = (flag: string, v: string | undefined, min: number): number => {
   return n;
 };
 const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend,
-  batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}) };
+  batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}), ...(values.init !== 'glorotUniform' ? { init: values.init } : {}) };
 const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
 const all: Record<string, Record<string, unknown>> = {
   overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10, backend: values.backend },
