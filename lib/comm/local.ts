@@ -22,12 +22,11 @@ const like = <T extends Numeric>(a: T, length: number): T => new (a.constructor 
 const viewOf = <T extends Numeric>(a: T, buf: SharedArrayBuffer, byteOffset: number, length: number): T =>
   new (a.constructor as new (b: SharedArrayBuffer, o: number, n: number) => T)(buf, byteOffset, length);
 
-/** `into` when it is a buffer of send's type with room for n elements (a view of its start), else a new array. */
-export function receiveBuffer<T extends Numeric>(send: T, n: number, into: unknown): T {
-  if (into !== undefined && dtypeOf(into) === dtypeOf(send) && (into as T).length >= n) {
-    const t = into as T;
-    return new (t.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(t.buffer, t.byteOffset, n);
-  }
+/** allgatherv's options.into when it is a buffer of send's type with room for n elements (a view of its start), else a new array. */
+export function receiveBuffer<T extends Numeric>(send: T, n: number, options: unknown): T {
+  checkOptions(options, 'options', ['into']);
+  const t = (options as { into?: T } | undefined)?.into;
+  if (t !== undefined && dtypeOf(t) === dtypeOf(send) && t.length >= n) return new (t.constructor as new (b: ArrayBufferLike, o: number, n: number) => T)(t.buffer, t.byteOffset, n);
   return like(send, n);
 }
 
@@ -69,10 +68,9 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
   }
 
   /**
-   * Always deterministic, in the ring order the MPI backend's deterministic allreduce uses: the
-   * buffer's n segments (segment j: [floor(jN/n), floor((j+1)N/n))), each element of segment j
-   * summed as ((x_j + x_{j+1}) + ...) + x_{j-1} over ranks mod n. Through shared memory: each rank
-   * posts its chunk, reduces its share of it, and copies the result back.
+   * Always deterministic, in the MPI backend's deterministic ring order: of the buffer's n segments
+   * ([floor(jN/n), floor((j+1)N/n))), segment j sums ((x_j + x_{j+1}) + ...) + x_{j-1} over ranks
+   * mod n. Through shared memory: each rank posts its chunk, reduces its share, copies the result back.
    */
   allreduce<T extends Float32Array | Float64Array>(buf: T, op: ReduceOp = 'sum', _options?: AllreduceOptions): Promise<T> {
     const s = this.#s;
@@ -142,9 +140,8 @@ export class LocalCommunicator extends DerivedCollectives implements Communicato
     const s = this.#s;
     return s.enqueue(async () => {
       send = numericArg(send, 'send') as typeof send;
-      checkOptions(options, 'options', ['into']);
       const counts = await s.agree(OPS.allgatherv * 8 + dtypeCode(send), send.length, false);
-      const out = receiveBuffer(send, sum(counts), options?.into);
+      const out = receiveBuffer(send, sum(counts), options);
       if (sum(counts) * send.BYTES_PER_ELEMENT >= 4 * SHARED_MIN && this.size > 1) {
         // Sends from alloc() on every rank: copy each block straight from its owner's buffer (no slots).
         const ids = await s.agree(OPS.shared, this.#shared.idOf(send), false);

@@ -137,10 +137,9 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
 
   async #allgatherv<T extends Numeric>(send: T, options?: AllgathervOptions<T>): Promise<{ data: T; counts: number[] }> {
     send = this.#check(send, 'send') as typeof send;
-    checkOptions(options, 'options', ['into']);
     await this.#agree(3, send, send.length, false);
     const counts = await this.#counts(send.length);
-    const out = this.#check(receiveBuffer(send, counts.reduce((a, b) => a + b, 0), options?.into), 'options.into') as T;
+    const out = this.#check(receiveBuffer(send, counts.reduce((a, b) => a + b, 0), options), 'options.into') as T;
     await this.#b.allgatherv(send, out, counts);
     return { data: out, counts };
   }
