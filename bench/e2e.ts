@@ -20,14 +20,22 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchArgs, listOf, refuse } from './args';
 import { E2E_CONFIGS, E2eConfig, RING_BYTES } from './e2e-configs';
 import { Namespaces } from './e2e-netns';
 
 const root = path.resolve(__dirname, '..', '..');
-const args = process.argv.slice(2);
-const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-const rates = (opt('--rates') ?? '1gbit,10gbit,none').split(',');
-const only = opt('--only')?.split(',');
+const USAGE = `npm run bench:e2e [-- --rates 1gbit,10gbit,none] [--only name,...] [--json FILE] [--no-local] [--no-floor]
+  --rates   link rates to shape the two-host link to: tc rates such as 1gbit, 500mbit, 10gbit, or none (unshaped)
+  --only    configs to run (dense is the baseline of every speedup): ${E2E_CONFIGS.map((c) => c.name).join(', ')}
+  --json    where the results go (bench/results/e2e-<machine>.json by default; partial-e2e-<machine>.json
+            when some configs, rates or parts are left out, so the full run the docs draw from stays)
+  --no-local, --no-floor   skip the local backend's runs, the one-rank compute floors`;
+const values = benchArgs('bench:e2e', USAGE, { rates: { type: 'string', default: '1gbit,10gbit,none' }, only: { type: 'string' }, json: { type: 'string' },
+  'no-local': { type: 'boolean', default: false }, 'no-floor': { type: 'boolean', default: false } });
+const rates = (values.rates as string).split(',');
+for (const r of rates) if (r !== 'none' && !/^\d+(\.\d+)?(mbit|gbit)$/.test(r)) refuse('bench:e2e', USAGE, `--rates: '${r}' is not a rate such as 1gbit, 500mbit or none`);
+const only = values.only === undefined ? undefined : listOf('bench:e2e', USAGE, 'only', values.only as string, E2E_CONFIGS.map((c) => c.name));
 const configs = E2E_CONFIGS.filter((c) => !only || only.includes(c.name));
 const threads = Math.max(1, Math.floor(os.cpus().length / 4));
 const worker = path.join(root, 'bench', 'e2e_worker.js');
@@ -126,7 +134,7 @@ async function main(): Promise<void> {
       ns.destroy();
     }
   }
-  if (!args.includes('--no-local')) {
+  if (!values['no-local']) {
     const lr = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '4', worker, JSON.stringify({ collectives: true, threads })],
       { ...process.env, GRADCOMP_ENTRY: entry }, 600000);
     const cr = collRow(lr.out, 'shared memory', 'local', null);
@@ -143,7 +151,7 @@ async function main(): Promise<void> {
   // The compute floor: each config on one rank alone (no communication, same threads), times the
   // ranks that share each core here. No schedule of 4 ranks on this machine beats it, whatever the link.
   const computeFloors: Record<string, { oneRankMs: number; floorMs: number }> = {};
-  if (!args.includes('--no-floor')) {
+  if (!values['no-floor']) {
     const share = Math.max(1, (4 * threads) / os.cpus().length);
     for (const c of configs) {
       const r = await run(process.execPath, [path.join(root, 'dist', 'lib', 'cli', 'main.js'), 'run', '-n', '1', worker, workerConfig(c)],
@@ -170,7 +178,9 @@ async function main(): Promise<void> {
     topology: '2 network-namespace hosts joined by a veth pair, tc tbf on both ends, 4 MPI ranks (2 per host, --map-by slot)',
     links, ringFloorMs: floors, computeFloors, skipped, collectives, configs: configs.map((c) => ({ name: c.name, label: c.label, options: c.options, steps: c.steps, mean: c.mean })), rows,
   };
-  const file = opt('--json') ?? path.join(root, 'bench', 'results', `e2e-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
+  // A run of some configs or rates only is named partial-, so it never replaces the full run that scripts/e2e-report.mjs draws from.
+  const partial = only !== undefined || values.rates !== '1gbit,10gbit,none' || values['no-local'] || values['no-floor'];
+  const file = (values.json as string | undefined) ?? path.join(root, 'bench', 'results', `${partial ? 'partial-' : ''}e2e-${os.hostname().replace(/[^\w-]/g, '') || 'machine'}.json`);
   fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
   console.log('| link | backend | config | ms / step | comm | compress | optimizer | other | sent / rank / step | vs dense (non-det.) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');

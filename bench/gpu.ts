@@ -13,12 +13,16 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendInfo } from '../lib';
+import { benchArgs } from './args';
 import { cudaBackend } from '../lib/backend';
 import { CUDA_CASES, floorBytes, qsgdBits } from './cuda-cases';
 
-const args = new Set(process.argv.slice(2));
-const quick = args.has('--quick');
-const withTorch = !args.has('--no-torch');
+const USAGE = `npm run bench:gpu [-- --quick] [--no-torch]
+  --quick     n = 2^24 and 2^28 only
+  --no-torch  gradcomp's kernels only (no PyTorch baselines)`;
+const values = benchArgs('bench:gpu', USAGE, { quick: { type: 'boolean', default: false }, 'no-torch': { type: 'boolean', default: false } });
+const quick = values.quick === true;
+const withTorch = values['no-torch'] !== true;
 const reps = 15;
 
 interface Job { id: string; op: string; n: number; a: number; b: number; c: number; reps: number; label: string; param: string; bytes: number; torch: boolean }

@@ -14,14 +14,14 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as g from '../lib';
 import { loadBinding } from '../lib/native/loader';
+import { benchArgs } from './args';
 import { jsSortEfTopK, jsThresholdPass, loadTfjs, runTorch, tfTopK, TorchJob } from './baselines';
 
-const args = new Set(process.argv.slice(2));
-for (const a of args) {
-  if (a !== '--quick' && a !== '--json') { process.stderr.write(`gradcomp bench: unknown flag ${a} (flags: --quick, --json)\n`); process.exit(2); }
-}
-const quick = args.has('--quick');
-const asJson = args.has('--json');
+const values = benchArgs('bench', `npm run bench [-- --quick] [--json]
+  --quick  n = 2^16 and 2^20 only, fewer repetitions
+  --json   one JSON document with machine info instead of the table`, { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+const quick = values.quick === true;
+const asJson = values.json === true;
 const log = (s: string) => { if (!asJson) process.stderr.write(s + '\n'); };
 
 function median(xs: number[]): number {

@@ -18,18 +18,26 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchArgs, listOf, refuse } from './args';
 
 const root = path.resolve(__dirname, '..', '..');
-const { values } = parseArgs({ options: { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
+const USAGE = `npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
+  --train, --test   how many training / test images (24000, 10000); --epochs (3)
+  --seeds           initial-weight seeds, each model trained once per seed (1000)
+  --configs         overhead, dense, topk, powersgd, dropit (all by default)
+  --backend         cpu (gradcomp's native kernels) or wasm (4x faster here)
+  --batch           batch per rank (32); --shuffle: a new seeded order of each rank's shard every epoch
+  --init            glorotUniform (TF.js's default) or heNormal (as gradcomp train's models)
+  --json FILE       where the results go (bench/results/tfjs-<machine>.json by default)`;
+const values = benchArgs('bench:tfjs', USAGE, { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
   seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
   backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false },
-  init: { type: 'string', default: 'glorotUniform' } } });
-if (values.init !== 'glorotUniform' && values.init !== 'heNormal') { process.stderr.write(`--init: expected glorotUniform or heNormal, got '${String(values.init)}'\n`); process.exit(2); }
-if (values.backend !== 'cpu' && values.backend !== 'wasm') { process.stderr.write(`--backend: expected cpu or wasm, got '${String(values.backend)}'\n`); process.exit(2); }
+  init: { type: 'string', default: 'glorotUniform' } }) as { [k: string]: string | undefined } & { shuffle: boolean };
+if (values.init !== 'glorotUniform' && values.init !== 'heNormal') refuse('bench:tfjs', USAGE, `--init: expected glorotUniform or heNormal, got '${String(values.init)}'`);
+if (values.backend !== 'cpu' && values.backend !== 'wasm') refuse('bench:tfjs', USAGE, `--backend: expected cpu or wasm, got '${String(values.backend)}'`);
 const count = (flag: string, v: string | undefined, min: number): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) { process.stderr.write(`--${flag}: expected an integer >= ${min}, got '${String(v)}'\n`); process.exit(2); }
+  if (v === '' || !Number.isInteger(n) || n < min) refuse('bench:tfjs', USAGE, `--${flag}: expected an integer >= ${min}, got '${String(v)}'`);
   return n;
 };
 const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend,
@@ -44,8 +52,7 @@ const all: Record<string, Record<string, unknown>> = {
   powersgd: { mode: 'fit', name: 'PowerSGD rank 4', model: 'cnn', algo: 'powersgd', compressor: { type: 'powersgd', rank: 4 }, ...base },
   dropit: { mode: 'fit', name: 'dense sync SGD, DropIT layers gamma 0.9', model: 'cnn', algo: 'sync', gamma: 0.9, ...base },
 };
-const picked = (values.configs ?? '').split(',');
-for (const k of picked) if (!(k in all)) { process.stderr.write(`--configs: unknown '${k}' (one of ${Object.keys(all).join(', ')})\n`); process.exit(2); }
+const picked = listOf('bench:tfjs', USAGE, 'configs', values.configs ?? '', Object.keys(all));
 const configs = Object.entries(all).filter(([k]) => picked.includes(k))
   .flatMap(([, c]) => (c.mode === 'fit' ? seeds.map((seed) => ({ ...c, seed })) : [c]));
 const rows: Record<string, unknown>[] = [];

@@ -43,7 +43,6 @@ export function launchedByMpi(): boolean {
 }
 
 export async function init(opts: InitOptions = {}): Promise<Communicator> {
-  if (opts === null || typeof opts !== 'object') throw typeError('options', 'an options object', opts);
   checkOptions(opts, 'options', ['backend', 'timeoutMs']);
   const backend = opts.backend ?? (process.env.GRADCOMP_COMM as InitOptions['backend']) ?? 'auto';
   if (!['auto', 'local', 'mpi'].includes(backend)) throw typeError('options.backend', "'auto', 'local' or 'mpi'", backend);

@@ -150,9 +150,8 @@ describe('one rank', () => {
       await new Promise((r) => setTimeout(r, 50));
       const m = model(11), optB = createTfjsOptimizer({ comm, ...opts });
       await optB.setWeights(saved);
-      const t0 = Date.now();
+      // The step thread's own error (the state names the algorithm it was saved by), not the 60 s start timeout's.
       expect(() => optB.minimize(loss(m, 0))).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_GRADCOMP_/), message: expect.stringContaining('local') }));
-      expect(Date.now() - t0).toBeLessThan(30000); // not the 60 s start timeout
       await new Promise((r) => setTimeout(r, 50));
       // The communicator is free again: a new optimizer trains (its own stepTimeoutMs is not passed on), and refuses another set of variables.
       const optC = createTfjsOptimizer({ comm, ...opts, stepTimeoutMs: 120000 });

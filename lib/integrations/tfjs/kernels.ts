@@ -14,7 +14,7 @@
  * MaxPoolGrad included, are compiled code already and stay).
  */
 import { gemm } from '../../ops/kernels';
-import { checkOptions, GradcompError, rangeError, typeError } from '../../native/errors';
+import { checkOptions, GradcompError, rangeError } from '../../native/errors';
 import { tfCore } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
 
@@ -128,7 +128,6 @@ export interface NativeKernels {
  * @tensorflow/tfjs-backend-wasm for 'wasm').
  */
 export function useNativeKernels(options: { backend?: 'cpu' | 'wasm' } = {}): NativeKernels {
-  if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
   checkOptions(options, 'options', ['backend']);
   const tf = tfCore(), backend = options.backend ?? 'cpu';
   if (backend !== 'cpu' && backend !== 'wasm') throw rangeError('options.backend', "'cpu' or 'wasm'", backend);
