@@ -67,6 +67,8 @@ describe('local backend', () => {
     await expect(init({ backend: 'nope' as never })).rejects.toMatchObject({ param: 'options.backend' });
     await expect(init({ timeout: 5 } as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.timeout' });
     await expect(init({ timeoutMs: -1 })).rejects.toMatchObject({ param: 'options.timeoutMs' });
+    await expect(init(null as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options' });
+    await expect(init(['local'] as never)).rejects.toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options' });
     const saved = process.env.GRADCOMP_MPI_BINDING;
     process.env.GRADCOMP_MPI_BINDING = '/nonexistent/gradcomp_mpi.node'; // as on a machine without MPI
     try {
