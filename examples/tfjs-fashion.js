@@ -3,9 +3,11 @@
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model cnn --algo ef-sgd --compressor topk --ratio 0.01
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model mlp --backend wasm
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model cnn --gamma 0.9          (DropIT layers)
+//   mpirun -np 4 node examples/tfjs-fashion.js --model mlp                          (4 Open MPI processes)
 // Needs @tensorflow/tfjs (npm install @tensorflow/tfjs; @tensorflow/tfjs-backend-wasm for --backend
 // wasm) and the Fashion-MNIST files (apt-get install dataset-fashion-mnist, or --data DIR).
-// Rank 0 prints one JSON line: test accuracy, bytes sent against dense, DropIT memory, model digest.
+// Every rank prints one JSON line: test accuracy, bytes sent against dense, DropIT memory, and the
+// model digest (the same on every rank: the ranks end bit-identical, whichever the launcher).
 'use strict';
 const { parseArgs } = require('node:util');
 const { createHash } = require('node:crypto');

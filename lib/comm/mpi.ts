@@ -34,6 +34,11 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   readonly hierarchical: boolean;
   readonly #b: MpiBinding;
   #closed = false;
+  /** Set while a helper thread acts as this rank (lend()): this side refuses collectives. */
+  #lentTo: string | undefined;
+  #pending = 0;
+  /** False on a thread that shares another thread's engine: MPI's end is left to that thread. */
+  readonly #owner: boolean;
 
   constructor(b: MpiBinding, reason: string, timeoutMs?: number) {
     super();
@@ -45,6 +50,8 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
     this.hierarchical = info.hierarchical;
     const hosts = info.nodes > 1 ? `; ${info.nodes} hosts${info.hierarchical ? ` x ${info.perNode} ranks, large allgathervs node by node` : ''}` : '';
     this.reason = `${reason}; ${info.version.split('\n')[0]}${hosts}`;
+    this.#owner = info.owner;
+    if (!info.owner) return; // a thread sharing another thread's engine (lend()) leaves MPI's end to that thread
     // Finalize on a clean exit; abort the whole job otherwise (specs/distributed.md §1).
     process.on('exit', (code) => {
       if (this.#closed) return;
@@ -65,10 +72,31 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
    * differently on different ranks. Queued whole, every rank posts the same sequence.
    */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
+    if (this.#lentTo !== undefined) {
+      return Promise.reject(new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator is lent to ${this.#lentTo}, which runs this rank's collectives now; dispose it first`, 'comm'));
+    }
+    this.#pending++;
+    const run = this.#queue.then(fn, fn).finally(() => { this.#pending--; });
     this.#queue = run.catch(() => undefined);
     return run;
   }
+
+  /**
+   * Lets a helper thread of this process act as this rank (the TF.js optimizer's step thread): that
+   * thread calls `new MpiCommunicator(binding, reason)` on the same Open MPI engine, which it shares.
+   * Until `release()`, this communicator refuses collectives (ERR_GRADCOMP_COMM_LENT), so the two
+   * never interleave their operations; it must have none in flight.
+   */
+  lend(to: string): { job: { marker: 'gradcomp.mpi' }; release(): void } {
+    if (this.#closed) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm');
+    if (this.#lentTo !== undefined) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator is already lent to ${this.#lentTo}`, 'comm');
+    if (this.#pending > 0) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator has ${this.#pending} operation(s) in flight: await them before lending it to ${to}`, 'comm');
+    this.#lentTo = to;
+    return { job: { marker: 'gradcomp.mpi' }, release: () => { this.#lentTo = undefined; } };
+  }
+
+  /** Hooks run by close() before it closes (a lent communicator's borrower is stopped first). */
+  readonly beforeClose: (() => Promise<void>)[] = [];
 
   #check(a: unknown, param: string, floats = false): Numeric {
     const v = numericArg(a, param, floats);
@@ -223,8 +251,10 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
   }
 
   async close(): Promise<void> {
+    for (const hook of this.beforeClose.splice(0)) await hook();
     if (this.#closed) return;
     this.#closed = true;
-    this.#b.finalize();
+    await this.#queue;
+    if (this.#owner) this.#b.finalize();
   }
 }

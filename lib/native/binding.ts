@@ -99,7 +99,8 @@ export interface NativeBinding extends AddonCommon {
 /** The raw MPI addon (native/mpi): every op runs on its one communication thread, in issue order. */
 export interface MpiBinding extends AddonCommon {
   /** Starts the comm thread (MPI_Init_thread); timeoutMs: a collective without progress for this long ends the job, naming the ranks that stopped. */
-  init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number; nodes: number; perNode: number; hierarchical: boolean };
+  /** owner: this thread started the engine (a worker thread calling init() afterwards shares it, and its finalize() does nothing). */
+  init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number; nodes: number; perNode: number; hierarchical: boolean; owner: boolean };
   finalize(): void;
   abort(code: number): void;
   /** deterministic: the ring (fixed summation order, shared with the local backend); else MPI_Iallreduce. */

@@ -1,8 +1,13 @@
 // The Open MPI communicator addon's N-API entry (the engine is engine.h). Every operation is a
-// job on the communication thread, in issue order; its Promise settles through one thread-safe
-// function. A pending operation holds references to its typed arrays (pinned by lib/comm), and
-// point-to-point sends are MPI_Isend from a private copy, so a ring of sends followed by receives
-// cannot deadlock the single communication thread.
+// job on the communication thread, in issue order; its Promise settles through a thread-safe
+// function of the JS thread that issued it. A pending operation holds references to its typed
+// arrays (pinned by lib/comm), and point-to-point sends are MPI_Isend from a private copy, so a ring
+// of sends followed by receives cannot deadlock the single communication thread.
+//
+// MPI is one per process, but a process may have several JS threads: the one that calls init()
+// first owns the engine (and finalizes it); a worker thread that loads the addon and calls init()
+// afterwards shares it (the TF.js optimizer's step thread acts as its rank while the training
+// thread waits), with a thread-safe function of its own.
 #include <cstring>
 #include <future>
 
@@ -13,14 +18,24 @@ namespace gradcomp_mpi {
 namespace {
 
 Engine* g = nullptr;
-napi_threadsafe_function g_tsfn = nullptr;
-int g_in_flight = 0;  // JS thread only
+
+// One per JS thread that calls init(): where its operations settle. A thread that exits marks its
+// instance dead first (an env cleanup hook, which runs before Node tears the thread-safe function
+// down), so the comm thread never calls into a thread that is gone.
+struct Instance {
+  napi_threadsafe_function tsfn = nullptr;
+  int in_flight = 0;  // its JS thread only
+  bool alive = true;  // under g_instances
+  bool owner = false;
+};
+std::mutex g_instances;
 
 struct Pending {
   napi_deferred deferred = nullptr;
   std::vector<napi_ref> refs;
   int code = MPI_SUCCESS;
   std::string op;
+  Instance* inst = nullptr;
 };
 
 void Settle(napi_env env, napi_value, void*, void* data) {
@@ -37,9 +52,34 @@ void Settle(napi_env env, napi_value, void*, void* data) {
       if (gcnapi::StatusError(env, GC_ERR_COMM, p->op, std::string(msg, static_cast<size_t>(len)), &v)) napi_reject_deferred(env, p->deferred, v);
     }
     for (napi_ref r : p->refs) napi_delete_reference(env, r);
-    if (--g_in_flight == 0) napi_unref_threadsafe_function(env, g_tsfn);
+    if (--p->inst->in_flight == 0) napi_unref_threadsafe_function(env, p->inst->tsfn);
   }
   delete p;
+}
+
+// Hands a finished operation to the thread that issued it (dropped if that thread has exited).
+void Deliver(Pending* p) {
+  std::lock_guard<std::mutex> lock(g_instances);
+  if (!p->inst->alive || napi_call_threadsafe_function(p->inst->tsfn, p, napi_tsfn_nonblocking) != napi_ok) delete p;
+}
+
+// This JS thread's instance (made, with its thread-safe function, on its first init()).
+Instance* InstanceOf(napi_env env) {
+  gcnapi::InstanceData* d = gcnapi::Data(env);
+  if (d == nullptr) return nullptr;
+  if (d->addon != nullptr) return static_cast<Instance*>(d->addon);
+  auto* inst = new Instance();
+  napi_value name, fn;
+  napi_create_string_utf8(env, "gradcomp-mpi", NAPI_AUTO_LENGTH, &name);
+  napi_create_function(env, "settle", NAPI_AUTO_LENGTH, [](napi_env, napi_callback_info) -> napi_value { return nullptr; }, nullptr, &fn);
+  if (napi_create_threadsafe_function(env, fn, nullptr, name, 0, 1, nullptr, nullptr, nullptr, Settle, &inst->tsfn) != napi_ok) { delete inst; return nullptr; }
+  napi_unref_threadsafe_function(env, inst->tsfn);
+  napi_add_env_cleanup_hook(env, [](void* arg) {
+    std::lock_guard<std::mutex> lock(g_instances);
+    static_cast<Instance*>(arg)->alive = false;  // the Instance itself stays: a queued Pending may still point at it
+  }, inst);
+  d->addon = inst;
+  return inst;
 }
 
 void Loop(Engine* e, std::promise<void> ready) {
@@ -71,7 +111,7 @@ void Loop(Engine* e, std::promise<void> ready) {
     e->reap();
     static_cast<Pending*>(item.second)->code = item.first(*e);
     e->current = "idle";
-    napi_call_threadsafe_function(g_tsfn, item.second, napi_tsfn_nonblocking);
+    Deliver(static_cast<Pending*>(item.second));
   }
   for (auto& s : e->sends) MPI_Wait(&s.first, MPI_STATUS_IGNORE);
   e->sends.clear();
@@ -86,15 +126,22 @@ napi_value Post(const gcnapi::Args& a, const char* op, Job job, std::initializer
     gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: not initialized (or already finalized)");
     return nullptr;
   }
+  gcnapi::InstanceData* d = gcnapi::Data(a.env);
+  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  if (inst == nullptr) {
+    gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: init() was not called on this thread");
+    return nullptr;
+  }
   auto* p = new Pending();
   p->op = op;
+  p->inst = inst;
   napi_value promise;
   if (napi_create_promise(a.env, &p->deferred, &promise) != napi_ok) { delete p; return nullptr; }
   for (size_t i : keep) {
     napi_ref r;
     if (napi_create_reference(a.env, a.argv[i], 1, &r) == napi_ok) p->refs.push_back(r);
   }
-  if (g_in_flight++ == 0) napi_ref_threadsafe_function(a.env, g_tsfn);
+  if (inst->in_flight++ == 0) napi_ref_threadsafe_function(a.env, inst->tsfn);
   std::string name = op;
   Job run = collective ? Job([job, name](Engine& e) { e.seq++; e.current = name; return job(e); }) : job;
   {
@@ -156,14 +203,16 @@ int Wait1(Engine& e, MPI_Request r) { std::vector<MPI_Request> v{r}; return e.wa
 
 // init(timeoutMs) -> { rank, size, provided, version }
 GC_JS(JS_init) {
+  if (g != nullptr && !g->started) {
+    gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: MPI was finalized in this process (it cannot start again)");
+    return nullptr;
+  }
+  Instance* inst = InstanceOf(a.env);
+  if (inst == nullptr) return nullptr;
   if (g == nullptr) {
     double timeout_ms = 60000;
     if (!gcnapi::IsNullish(a.env, a.argv[0]) && (!gcnapi::F64(a, 0, &timeout_ms) || !(timeout_ms > 0))) return nullptr;
-    napi_value name, fn;
-    napi_create_string_utf8(a.env, "gradcomp-mpi", NAPI_AUTO_LENGTH, &name);
-    napi_create_function(a.env, "settle", NAPI_AUTO_LENGTH, [](napi_env, napi_callback_info) -> napi_value { return nullptr; }, nullptr, &fn);
-    if (napi_create_threadsafe_function(a.env, fn, nullptr, name, 0, 1, nullptr, nullptr, nullptr, Settle, &g_tsfn) != napi_ok) return nullptr;
-    napi_unref_threadsafe_function(a.env, g_tsfn);
+    inst->owner = true;
     g = new Engine();
     g->timeout_s = timeout_ms / 1000.0;
     std::promise<void> ready;
@@ -185,17 +234,22 @@ GC_JS(JS_init) {
   napi_value h;
   napi_get_boolean(a.env, g->hierarchical, &h);
   gcnapi::SetNamed(a.env, o, "hierarchical", h);
+  napi_value owner;
+  napi_get_boolean(a.env, inst->owner, &owner);
+  gcnapi::SetNamed(a.env, o, "owner", owner);  // false on a thread that shares another thread's engine
   return o;
 }
 
-// finalize(): drains the queue, finalizes MPI on the comm thread, joins it.
+// finalize(): drains the queue, finalizes MPI on the comm thread, joins it. Only the thread that
+// started the engine finalizes it; on a thread that shares it this does nothing.
 GC_JS(JS_finalize) {
-  if (g != nullptr && g->started) {
+  gcnapi::InstanceData* d = gcnapi::Data(a.env);
+  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  if (g != nullptr && g->started && inst != nullptr && inst->owner) {
     { std::lock_guard<std::mutex> lock(g->m); g->stop = true; }
     g->cv.notify_one();
     g->thread.join();
     g->started = false;
-    napi_release_threadsafe_function(g_tsfn, napi_tsfn_release);
   }
   return nullptr;
 }

@@ -57,6 +57,7 @@ inline void ThrowRange(napi_env env, const std::string& msg) { Throw(env, ErrKin
 // Per-addon, per-environment data: the JS factory (status, op, detail) -> coded Error.
 struct InstanceData {
   napi_ref make_error = nullptr;
+  void* addon = nullptr;  // the addon's own per-environment state, if any (not freed here)
 };
 
 inline InstanceData* Data(napi_env env) {

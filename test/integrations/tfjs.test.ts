@@ -14,6 +14,7 @@ import { createDistributedOptimizer, init, Communicator } from '../../lib';
 import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
 import { dropitKeepCount } from '../../lib/ops/dropit';
 import { encodeIdx } from '../helpers/idx';
+import { MPI_ENV, mpiSkipReason } from '../helpers/mpi';
 
 const root = path.resolve(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'lib', 'cli', 'main.js');
@@ -46,6 +47,25 @@ describe('createTfjsOptimizer in model.fit across ranks', () => {
       const s = o.stats as { bytesSent: number; denseBytes: number };
       expect(s.bytesSent).toBeGreaterThan(0);
       if ((extra as { compressor?: unknown }).compressor || algorithm !== 'sync') expect(s.bytesSent).toBeLessThan(s.denseBytes);
+    }
+  }, 240000);
+
+  const mpiWhy = mpiSkipReason();
+  (mpiWhy ? test.skip : test)(`under mpirun the same weights as under gradcomp run, bit for bit; the lent communicator refuses collectives until dispose()${mpiWhy ? ` (skipped: ${mpiWhy})` : ''}`, async () => {
+    for (const cfg of [{ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.05 } }, { algorithm: 'sync' }]) {
+      const arg = JSON.stringify({ ...cfg, steps: 4, lentCheck: true });
+      const local = rows((await gradcompRun(3, fixture, [arg])).out);
+      const m = await new Promise<{ out: string; err: string }>((resolve) => execFile('mpirun', ['-np', '3', process.execPath, fixture, arg], { cwd: root, env: MPI_ENV, timeout: 240000, maxBuffer: 1 << 24 },
+        (_e, out, err) => resolve({ out, err })));
+      const mpi = rows(m.out);
+      expect(mpi.map((o) => o.rank).sort()).toEqual([0, 1, 2]);
+      for (const o of [...local, ...mpi]) {
+        expect(o.error).toBeUndefined();
+        expect(o.digest).toBe(local[0].digest);
+        expect(o.steps).toBe(8);
+        expect(o.whileLent).toBe('ERR_GRADCOMP_COMM_LENT');
+        expect(o.afterDispose).toBe(3);
+      }
     }
   }, 240000);
 
@@ -114,9 +134,9 @@ describe('one rank', () => {
     b.getWeights().forEach((w, i) => expect(Array.from(w.dataSync())).toEqual(want[i]));
   });
 
-  test('bad options are refused naming them; an MPI communicator is refused with the reason', () => {
+  test('bad options are refused naming them (a communicator init() did not make among them)', () => {
     expect(() => createTfjsOptimizer({ comm: {} as never })).toThrow(expect.objectContaining({ param: 'options.comm' }));
-    expect(() => createTfjsOptimizer({ comm: { backend: 'mpi' } as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_BACKEND_UNAVAILABLE', param: 'options.comm' }));
+    expect(() => createTfjsOptimizer({ comm: { backend: 'mpi', rank: 0, size: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'options.comm' }));
     expect(() => createTfjsOptimizer({ comm, optimizer: { type: 'sgd', lr: 0.1 }, hook: () => 1 })).toThrow(expect.objectContaining({ param: 'options' }));
     // createDistributedOptimizer's own checks run at creation, not at the first step.
     for (const [o, param] of [[{ algorithm: 'nope', optimizer: { type: 'sgd', lr: 0.1 } }, 'options.algorithm'], [{ optimizer: { type: 'sgd', lr: -1 } }, 'options.optimizer.lr'],

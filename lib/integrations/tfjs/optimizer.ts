@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { createDistributedOptimizer, DistributedOptions } from '../../algorithms/create';
 import type { AlgorithmState } from '../../algorithms/types';
 import { LocalCommunicator } from '../../comm/local';
+import { MpiCommunicator } from '../../comm/mpi';
 import type { Communicator } from '../../comm/types';
 import { DisposedError, GradcompError, typeError } from '../../native/errors';
 import { CTRL, STATS, StepShared, TensorLayout, newShared } from './protocol';
@@ -49,6 +50,9 @@ export interface TfjsDistributedOptimizer extends TfCore.Optimizer {
 
 const STATE_NAME = 'gradcomp.distributed-state';
 
+/** The communicators a step thread can act through (gradcomp run's worker threads, an mpirun rank). */
+type Lendable = LocalCommunicator | MpiCommunicator;
+
 function stepThreadFile(): string {
   // The compiled step thread (a checkout running TypeScript directly uses dist/).
   const here = path.join(__dirname, 'step-thread.js');
@@ -61,13 +65,7 @@ function stepThreadFile(): string {
 export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistributedOptimizer {
   if (options === null || typeof options !== 'object') throw typeError('options', 'an options object with comm', options);
   const comm = options.comm;
-  if (!(comm instanceof LocalCommunicator)) {
-    if (comm && (comm as Communicator).backend === 'mpi') {
-      throw new GradcompError('ERR_GRADCOMP_BACKEND_UNAVAILABLE', 'createTfjsOptimizer runs each step on a step thread, and this release can lend only a local ' +
-        'communicator to one: train TF.js models with gradcomp run -n N (one machine); createDistributedOptimizer works under mpirun', 'options.comm');
-    }
-    throw typeError('options.comm', 'the communicator init() returned', comm);
-  }
+  if (!(comm instanceof LocalCommunicator) && !(comm instanceof MpiCommunicator)) throw typeError('options.comm', 'the communicator init() returned', comm);
   const { comm: _c, stepTimeoutMs = 600000, ...rest } = options;
   if (typeof stepTimeoutMs !== 'number' || !(stepTimeoutMs > 0) || !Number.isFinite(stepTimeoutMs)) throw typeError('options.stepTimeoutMs', 'a positive number of milliseconds', stepTimeoutMs);
   try { structuredClone(rest); } catch {
@@ -139,7 +137,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       for (const s of shapes) { offsets.push(total); total += s.reduce((a, b) => a * b, 1); }
       this.#layout = { names, shapes, offsets, total };
       this.#shared = newShared(total);
-      const { job, release } = (comm as LocalCommunicator).lend('a TF.js optimizer');
+      const { job, release } = (comm as Lendable).lend('a TF.js optimizer');
       this.#release = release;
       // The step thread keys tensors by position (w0, w1, ...: the order of the model's weights), so
       // a saved state loads into another instance of the same model whatever TF.js named its variables.
@@ -152,7 +150,7 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       worker.unref();
       worker.on('message', (m: { id: number; state?: AlgorithmState }) => { this.#pending.get(m.id)?.(m); this.#pending.delete(m.id); });
       this.#worker = worker;
-      (comm as LocalCommunicator).beforeClose.push(() => this.#stop());
+      (comm as Lendable).beforeClose.push(() => this.#stop());
       // Blocks until the step thread is up (it loads gradcomp and builds the optimizer).
       const ctrl = new Int32Array(this.#shared.ctrl), deadline = Date.now() + 60000;
       let failure: GradcompError | undefined;

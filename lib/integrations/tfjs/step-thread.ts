@@ -7,17 +7,18 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createDistributedOptimizer } from '../../algorithms/create';
 import type { AlgorithmState } from '../../algorithms/types';
 import { LocalCommunicator } from '../../comm/local';
+import { init } from '../../comm/init';
+import type { Communicator } from '../../comm/types';
 import type { LocalJob } from '../../comm/shared';
 import { Tensor } from '../../tensor/tensor';
 import { CTRL, STATS, StepShared, TensorLayout, matrixShape } from './protocol';
 
-interface Init { job: LocalJob; options: Record<string, unknown>; layout: TensorLayout; shared: StepShared; state?: AlgorithmState }
+interface Init { job: LocalJob | { marker: 'gradcomp.mpi' }; options: Record<string, unknown>; layout: TensorLayout; shared: StepShared; state?: AlgorithmState }
 
 async function main(): Promise<void> {
   const { job, options, layout, shared, state } = workerData as Init;
   const ctrl = new Int32Array(shared.ctrl), lr = new Float64Array(shared.lr);
   const weights = new Float32Array(shared.weights), grads = new Float32Array(shared.grads);
-  const comm = new LocalCommunicator(job, 'the step thread of a TF.js optimizer (lent)');
   const shapes: Record<string, number[]> = {};
   const params: Record<string, Tensor> = {}, g: Record<string, Float32Array> = {};
   layout.names.forEach((name, i) => {
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
   });
   let opt: ReturnType<typeof createDistributedOptimizer>;
   try {
-    opt = createDistributedOptimizer({ ...options, comm, shapes } as never);
+    opt = createDistributedOptimizer({ ...options, comm: await lent(job), shapes } as never);
     if (state) opt.load(state); // setWeights before the first step
   } catch (e) {
     // Said to the training thread, which is blocked until this thread is ready.
@@ -72,6 +73,15 @@ async function main(): Promise<void> {
     Atomics.store(ctrl, CTRL.DONE, req);
     Atomics.notify(ctrl, CTRL.DONE);
   }
+}
+
+/**
+ * The communicator the training thread lent: its local job, or under mpirun the process's Open MPI
+ * engine, which init() on this thread shares (and leaves to the training thread to finalize).
+ */
+async function lent(job: Init['job']): Promise<Communicator> {
+  if (job.marker === 'gradcomp.mpi') return init({ backend: 'mpi' });
+  return new LocalCommunicator(job, 'the step thread of a TF.js optimizer (lent)');
 }
 
 /** Writes a failure into the shared error buffer (JSON, cut to its size) and sets the status word. */
