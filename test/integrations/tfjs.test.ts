@@ -112,6 +112,43 @@ describe('one rank', () => {
     a.getWeights().forEach((w, i) => expect(Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((b.getWeights()[i].dataSync() as Float32Array).buffer))).toBe(true));
   });
 
+  test('fitDataset and applyGradients (a map or a list) take exactly the steps model.fit takes; a gradient of another shape is refused naming the variable', async () => {
+    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
+    const steps = 6, xs = tf.concat(Array.from({ length: steps }, (_, t) => batch(t).x)), ys = tf.concat(Array.from({ length: steps }, (_, t) => batch(t).y));
+    const mse = (m: tf.Sequential, x: tf.Tensor, y: tf.Tensor) => () => tf.losses.meanSquaredError(y, m.predict(x) as tf.Tensor) as tf.Scalar;
+    // One optimizer per communicator at a time: each trains its model, then gives the communicator back.
+    const train = async (how: (m: tf.Sequential, o: ReturnType<typeof createTfjsOptimizer>) => Promise<void>) => {
+      const m = model(5), o = createTfjsOptimizer({ comm, ...opts });
+      await how(m, o);
+      expect(o.stepCount).toBe(steps);
+      o.dispose();
+      return m.getWeights().map((w) => Buffer.from((w.dataSync() as Float32Array).buffer));
+    };
+    const byFit = await train(async (m, o) => {
+      m.compile({ optimizer: o, loss: 'meanSquaredError' });
+      await m.fit(xs, ys, { batchSize: 16, epochs: 1, shuffle: false, verbose: 0 });
+    });
+    const byDataset = await train(async (m, o) => {
+      m.compile({ optimizer: o, loss: 'meanSquaredError' });
+      await m.fitDataset(tf.data.zip({ xs: tf.data.array(tf.unstack(xs)), ys: tf.data.array(tf.unstack(ys)) }).batch(16) as never, { epochs: 1, verbose: 0 });
+    });
+    const slice = (t: number): [tf.Tensor, tf.Tensor] => [xs.slice([16 * t, 0], [16, 6]), ys.slice([16 * t, 0], [16, 3])];
+    const byMap = await train(async (m, o) => { for (let t = 0; t < steps; t++) o.applyGradients(tf.variableGrads(mse(m, ...slice(t))).grads); });
+    const byList = await train(async (m, o) => {
+      for (let t = 0; t < steps; t++) o.applyGradients(Object.entries(tf.variableGrads(mse(m, ...slice(t))).grads).map(([name, tensor]) => ({ name, tensor })) as never);
+    });
+    for (const w of [byDataset, byMap, byList]) w.forEach((b, i) => expect(b.equals(byFit[i])).toBe(true));
+    // A gradient of another size or type is refused, naming the variable; the optimizer stays usable.
+    const m = model(5), o = createTfjsOptimizer({ comm, ...opts });
+    const k = (m.trainableWeights[0] as unknown as { val: tf.Variable }).val, g = tf.variableGrads(mse(m, ...slice(0))).grads;
+    o.applyGradients(g);
+    expect(() => o.applyGradients({ ...g, [k.name]: tf.ones([k.shape[0] + 1, k.shape[1] as number]) })).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: `variableGradients.${k.name}` }));
+    expect(() => o.applyGradients({ ...g, [k.name]: tf.ones(k.shape, 'int32') })).toThrow(expect.objectContaining({ param: `variableGradients.${k.name}` }));
+    o.applyGradients(g);
+    expect(o.stepCount).toBe(2);
+    o.dispose();
+  });
+
   test('getWeights/setWeights carry the distributed state: save after 4 steps, restore into a fresh model and optimizer, continue bit-identically', async () => {
     const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
     // Named layers, so the restored model's variables have the names the state was saved under (as after tf.loadLayersModel).

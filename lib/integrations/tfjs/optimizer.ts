@@ -108,6 +108,8 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       L.names.forEach((name, i) => {
         const g = byName.get(name), v = vars[name];
         if (!g || !v) throw changed(`${name}, trained at the first step, has no gradient now`);
+        // A gradient of another size would spill into the next variable's or leave stale values.
+        if (g.size !== v.size || g.dtype !== 'float32') throw typeError(`variableGradients.${name}`, `a float32 gradient of the variable's shape [${v.shape.join(', ')}]`, `${g.dtype} [${g.shape.join(', ')}]`);
         weights.set(v.dataSync() as Float32Array, L.offsets[i]);
         grads.set(g.dataSync() as Float32Array, L.offsets[i]);
       });
