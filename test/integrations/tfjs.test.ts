@@ -149,6 +149,19 @@ describe('one rank', () => {
     o.dispose();
   });
 
+  test('PowerSGD sees matrices: a conv kernel [kh, kw, in, out] as [kh kw in, out], a dense kernel as it is (bytes sent: rank x (rows + cols) each)', async () => {
+    const m = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 5, kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 3 })] });
+    // Rank 1: both kernels pass PowerSGD's rule (rows + cols) x rank x 2 < rows x cols, so both are compressed.
+    const rank = 1, o = createTfjsOptimizer({ comm, algorithm: 'powersgd', compressor: { type: 'powersgd', rank }, optimizer: { type: 'sgd', lr: 0.01 }, minCompressSize: 8 });
+    m.compile({ optimizer: o, loss: 'meanSquaredError' });
+    await m.fit(tf.randomNormal([8, 6, 6, 2], 0, 1, 'float32', 1), tf.randomNormal([8, 3], 0, 1, 'float32', 2), { batchSize: 8, epochs: 1, verbose: 0 });
+    o.dispose();
+    // conv kernel [3, 3, 2, 5] -> [18, 5]; its bias of 5 dense (under minCompressSize); dense kernel [80, 3]; its bias of 3.
+    expect(m.trainableWeights.map((w) => w.shape)).toEqual([[3, 3, 2, 5], [5], [80, 3], [3]]);
+    expect(o.stats().bytesSent).toBe(4 * (rank * (18 + 5) + 5 + rank * (80 + 3) + 3));
+    expect(o.stats().denseBytes).toBe(4 * (90 + 5 + 240 + 3));
+  });
+
   test('getWeights/setWeights carry the distributed state: save after 4 steps, restore into a fresh model and optimizer, continue bit-identically', async () => {
     const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
     // Named layers, so the restored model's variables have the names the state was saved under (as after tf.loadLayersModel).
