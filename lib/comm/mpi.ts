@@ -85,14 +85,16 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
    * Lets a helper thread of this process act as this rank (the TF.js optimizer's step thread): that
    * thread calls `new MpiCommunicator(binding, reason)` on the same Open MPI engine, which it shares.
    * Until `release()`, this communicator refuses collectives (ERR_GRADCOMP_COMM_LENT), so the two
-   * never interleave their operations; it must have none in flight.
+   * never interleave their operations; it must have none in flight. A thread the engine is not lent
+   * to is refused (ERR_GRADCOMP_COMM_LENT).
    */
   lend(to: string): { job: { marker: 'gradcomp.mpi' }; release(): void } {
     if (this.#closed) throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', 'the communicator is closed', 'comm');
     if (this.#lentTo !== undefined) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator is already lent to ${this.#lentTo}`, 'comm');
     if (this.#pending > 0) throw new GradcompError('ERR_GRADCOMP_COMM_LENT', `the communicator has ${this.#pending} operation(s) in flight: await them before lending it to ${to}`, 'comm');
     this.#lentTo = to;
-    return { job: { marker: 'gradcomp.mpi' }, release: () => { this.#lentTo = undefined; } };
+    this.#b.lend(true);
+    return { job: { marker: 'gradcomp.mpi' }, release: () => { this.#b.lend(false); this.#lentTo = undefined; } };
   }
 
   /** Hooks run by close() before it closes (a lent communicator's borrower is stopped first). */

@@ -102,6 +102,8 @@ export interface MpiBinding extends AddonCommon {
   /** owner: this thread started the engine (a worker thread calling init() afterwards shares it, and its finalize() does nothing). */
   init(timeoutMs: number | null): { rank: number; size: number; provided: number; version: string; timeoutMs: number; nodes: number; perNode: number; hierarchical: boolean; owner: boolean };
   finalize(): void;
+  /** The starting thread lets another of its threads use the engine (true) or takes it back (false); another thread is refused otherwise. */
+  lend(on: boolean): void;
   abort(code: number): void;
   /** deterministic: the ring (fixed summation order, shared with the local backend); else MPI_Iallreduce. */
   allreduce(buf: Float32Array | Float64Array, op: 0 | 1, deterministic: boolean): Promise<void>;

@@ -13,22 +13,12 @@
 
 #include "../napi_util/napi_async.h"
 #include "engine.h"
+#include "instances.h"
 
 namespace gradcomp_mpi {
 namespace {
 
 Engine* g = nullptr;
-
-// One per JS thread that calls init(): where its operations settle. A thread that exits marks its
-// instance dead first (an env cleanup hook, which runs before Node tears the thread-safe function
-// down), so the comm thread never calls into a thread that is gone.
-struct Instance {
-  napi_threadsafe_function tsfn = nullptr;
-  int in_flight = 0;  // its JS thread only
-  bool alive = true;  // under g_instances
-  bool owner = false;
-};
-std::mutex g_instances;
 
 struct Pending {
   napi_deferred deferred = nullptr;
@@ -64,23 +54,7 @@ void Deliver(Pending* p) {
 }
 
 // This JS thread's instance (made, with its thread-safe function, on its first init()).
-Instance* InstanceOf(napi_env env) {
-  gcnapi::InstanceData* d = gcnapi::Data(env);
-  if (d == nullptr) return nullptr;
-  if (d->addon != nullptr) return static_cast<Instance*>(d->addon);
-  auto* inst = new Instance();
-  napi_value name, fn;
-  napi_create_string_utf8(env, "gradcomp-mpi", NAPI_AUTO_LENGTH, &name);
-  napi_create_function(env, "settle", NAPI_AUTO_LENGTH, [](napi_env, napi_callback_info) -> napi_value { return nullptr; }, nullptr, &fn);
-  if (napi_create_threadsafe_function(env, fn, nullptr, name, 0, 1, nullptr, nullptr, nullptr, Settle, &inst->tsfn) != napi_ok) { delete inst; return nullptr; }
-  napi_unref_threadsafe_function(env, inst->tsfn);
-  napi_add_env_cleanup_hook(env, [](void* arg) {
-    std::lock_guard<std::mutex> lock(g_instances);
-    static_cast<Instance*>(arg)->alive = false;  // the Instance itself stays: a queued Pending may still point at it
-  }, inst);
-  d->addon = inst;
-  return inst;
-}
+Instance* InstanceOf(napi_env env) { return InstanceFor(env, Settle); }
 
 void Loop(Engine* e, std::promise<void> ready) {
   int provided = 0;
@@ -132,6 +106,7 @@ napi_value Post(const gcnapi::Args& a, const char* op, Job job, std::initializer
     gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: init() was not called on this thread");
     return nullptr;
   }
+  if (SharedUseRefused(a.env, inst)) return nullptr;
   auto* p = new Pending();
   p->op = op;
   p->inst = inst;
@@ -209,6 +184,7 @@ GC_JS(JS_init) {
   }
   Instance* inst = InstanceOf(a.env);
   if (inst == nullptr) return nullptr;
+  if (g != nullptr && SharedUseRefused(a.env, inst)) return nullptr;
   if (g == nullptr) {
     double timeout_ms = 60000;
     if (!gcnapi::IsNullish(a.env, a.argv[0]) && (!gcnapi::F64(a, 0, &timeout_ms) || !(timeout_ms > 0))) return nullptr;
@@ -251,6 +227,15 @@ GC_JS(JS_finalize) {
     g->thread.join();
     g->started = false;
   }
+  return nullptr;
+}
+
+// lend(on): the owner lets another of its threads use the engine (on) or takes it back (off).
+GC_JS(JS_lend) {
+  gcnapi::InstanceData* d = gcnapi::Data(a.env);
+  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  GC_CHECK(inst != nullptr && inst->owner, "lend() is for the thread that started the engine");
+  g_lent.store(gcnapi::Bool(a, 0));
   return nullptr;
 }
 
@@ -379,7 +364,7 @@ GC_JS(JS_recv) {
 
 napi_value Init(napi_env env, napi_value exports) {
   gcnapi::ExportCommon(env, exports);
-  const gcnapi::Fn fns[] = {{"init", JS_init}, {"finalize", JS_finalize}, {"abort", JS_abort}, {"allreduce", JS_allreduce},
+  const gcnapi::Fn fns[] = {{"init", JS_init}, {"finalize", JS_finalize}, {"lend", JS_lend}, {"abort", JS_abort}, {"allreduce", JS_allreduce},
                             {"allgatherCounts", JS_allgatherCounts}, {"allgatherv", JS_allgatherv}, {"bcast", JS_bcast},
                             {"gatherv", JS_gatherv}, {"scatterv", JS_scatterv}, {"barrier", JS_barrier}, {"send", JS_send},
                             {"recv", JS_recv}};

@@ -45,6 +45,12 @@ const gradcompRun = (n: number, script: string, ...args: string[]) =>
     expect(lines(b.out)).toEqual(lines(a.out));
   });
 
+  test('a worker thread shares its rank\'s engine only while the main thread lends it; the lender refuses collectives meanwhile', async () => {
+    const r = await mpirun(2, 'threads.js');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').sort()).toEqual([0, 1].map((k) => `rank ${k}: unlent ERR_GRADCOMP_COMM_LENT, lent 3, main while lent ERR_GRADCOMP_COMM_LENT, after 3`));
+  });
+
   test.each(['mismatch', 'dtype'])('mismatched collectives (%s) are rejected on every rank', async (mode) => {
     const r = await mpirun(3, 'fault.js', mode);
     expect(r.code).not.toBe(0);
