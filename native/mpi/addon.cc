@@ -178,6 +178,8 @@ int Wait1(Engine& e, MPI_Request r) { std::vector<MPI_Request> v{r}; return e.wa
 
 // init(timeoutMs) -> { rank, size, provided, version }
 GC_JS(JS_init) {
+  static std::mutex starting;  // two threads calling init() at once start one engine
+  std::lock_guard<std::mutex> lock(starting);
   if (g != nullptr && !g->started) {
     gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: MPI was finalized in this process (it cannot start again)");
     return nullptr;
