@@ -7,13 +7,14 @@
 // Needs @tensorflow/tfjs (npm install @tensorflow/tfjs; @tensorflow/tfjs-backend-wasm for --backend
 // wasm) and the Fashion-MNIST files (apt-get install dataset-fashion-mnist, or --data DIR).
 // Every rank prints one JSON line: test accuracy, bytes sent against dense, DropIT memory, and the
-// model digest (the same on every rank: the ranks end bit-identical, whichever the launcher).
+// model digest (the same on every rank: the ranks end bit-identical, whichever the launcher); with
+// DropIT layers rank 0 also prints dropitSummary's table to stderr.
 'use strict';
 const { parseArgs } = require('node:util');
 const { createHash } = require('node:crypto');
 const tf = require('@tensorflow/tfjs');
 const { init } = require('gradcomp');
-const { createTfjsOptimizer, broadcastWeights, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, useNativeKernels } = require('gradcomp/tfjs');
+const { createTfjsOptimizer, broadcastWeights, dropitConv2d, dropitDense, dropitMemory, dropitSummary, loadFashionMnist, useNativeKernels } = require('gradcomp/tfjs');
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'cnn' }, backend: { type: 'string', default: 'cpu' }, algo: { type: 'string', default: 'ef-sgd' },
@@ -81,6 +82,7 @@ async function main() {
     accuracy: right / data.test.count, seconds, steps: optimizer.stepCount, digest: h.digest('hex').slice(0, 16), bytesSent: stats.bytesSent, denseBytes: stats.denseBytes,
     memory: memory.length ? { dense: memory.reduce((a, m) => a + m.dense, 0), kept: memory.reduce((a, m) => a + m.kept, 0), layers: memory } : null };
   optimizer.dispose();
+  if (comm.rank === 0 && memory.length) dropitSummary(model, (l) => process.stderr.write(l + '\n'));
   process.stdout.write(JSON.stringify(line) + '\n');
   await comm.close();
 }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { createDistributedOptimizer, init, Communicator } from '../../lib';
-import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
+import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, dropitSummary, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
 import { dropitKeepCount } from '../../lib/ops/dropit';
 import { encodeIdx } from '../helpers/idx';
 import { MPI_ENV, mpiSkipReason } from '../helpers/mpi';
@@ -270,6 +270,13 @@ describe('DropIT layers', () => {
     const [mem] = dropitMemory(m);
     expect(mem.dense).toBe(4 * 8 * 20);
     expect(mem.kept).toBeLessThanOrEqual(0.2 * mem.dense);
+    // The same figures as a printed table, with the saving and the totals.
+    const lines: string[] = [];
+    expect(dropitSummary(m, (l) => lines.push(l))).toEqual({ dense: mem.dense, kept: mem.kept });
+    expect(lines).toHaveLength(4);
+    expect(lines[2].split(/\s{2,}/)).toEqual([mem.layer, String(mem.dense), String(mem.kept), `${(100 * (1 - mem.kept / mem.dense)).toFixed(1)}%`]);
+    expect(lines[3].split(/\s{2,}/).slice(1)).toEqual([String(mem.dense), String(mem.kept), `${(100 * (1 - mem.kept / mem.dense)).toFixed(1)}%`]);
+    expect(() => dropitSummary(m, 'log' as never)).toThrow(expect.objectContaining({ param: 'print' }));
     // The input gradient does not depend on the dropped entries.
     const gx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(m.apply(xx, { training: true }) as tf.Tensor, dy)))(x).dataSync() as Float32Array;
     const ref2 = tf.matMul(dy, kernel.read() as tf.Tensor2D, false, true).dataSync() as Float32Array;

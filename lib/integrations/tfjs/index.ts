@@ -7,7 +7,7 @@ export { createTfjsOptimizer, broadcastWeights } from './optimizer';
 export type { TfjsOptimizerOptions, TfjsDistributedOptimizer } from './optimizer';
 export { useNativeKernels } from './kernels';
 export type { NativeKernels } from './kernels';
-export { dropitDense, dropitConv2d, dropitMemory } from './layers';
+export { dropitDense, dropitConv2d, dropitMemory, dropitSummary } from './layers';
 export type { DropitDenseConfig, DropitConv2dConfig, DropitBytes } from './layers';
 export { loadFashionMnist, readIdx, FASHION_MNIST_CLASSES } from '../../train/idx';
 export type { FashionMnist, ImageSplit, IdxArray } from '../../train/idx';
