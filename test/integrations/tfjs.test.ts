@@ -59,6 +59,11 @@ describe('createTfjsOptimizer in model.fit across ranks', () => {
         (_e, out, err) => resolve({ out, err })));
       const mpi = rows(m.out);
       expect(mpi.map((o) => o.rank).sort()).toEqual([0, 1, 2]);
+      // A script that just ends (no dispose(), no comm.close()) exits under mpirun too.
+      const ends = await new Promise<{ code: number; out: string }>((resolve) => execFile('mpirun', ['-np', '2', process.execPath, fixture, JSON.stringify({ ...cfg, steps: 2, noDispose: true })],
+        { cwd: root, env: MPI_ENV, timeout: 90000 }, (e, out) => resolve({ code: e ? 1 : 0, out })));
+      expect(ends.code).toBe(0);
+      expect(rows(ends.out)).toHaveLength(2);
       for (const o of [...local, ...mpi]) {
         expect(o.error).toBeUndefined();
         expect(o.digest).toBe(local[0].digest);
@@ -74,6 +79,12 @@ describe('createTfjsOptimizer in model.fit across ranks', () => {
     const out = rows(r.out);
     expect(out).toHaveLength(2);
     for (const o of out) expect(o.error).toMatchObject({ code: 'ERR_GRADCOMP_PARAMS_MISMATCH', param: expect.stringMatching(/^params\.dense_\w+\/kernel$/) });
+  }, 120000);
+
+  test('a script that ends without dispose() or comm.close() exits (the step thread does not hold the process)', async () => {
+    const r = await gradcompRun(2, fixture, [JSON.stringify({ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.1 }, steps: 2, noDispose: true })], 90000);
+    expect(r.code).toBe(0);
+    expect(rows(r.out)).toHaveLength(2);
   }, 120000);
 
   test('the MLP trains on the wasm backend too', async () => {

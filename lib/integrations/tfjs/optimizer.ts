@@ -149,8 +149,10 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
       const options = dense ? { ...rest, denseTensors: dense.map((n) => (names.includes(n) ? `w${names.indexOf(n)}` : n)) } : rest;
       const worker = new Worker(stepThreadFile(), { workerData: { job, options, layout: positional, shared: this.#shared, state: this.#pendingState } });
       this.#pendingState = undefined;
-      worker.unref();
       worker.on('message', (m: { id: number; state?: AlgorithmState }) => { this.#pending.get(m.id)?.(m); this.#pending.delete(m.id); });
+      // After the listener: adding a 'message' listener refs the worker's port again, and a script
+      // that ends without dispose() would then never exit.
+      worker.unref();
       this.#worker = worker;
       (comm as Lendable).beforeClose.push(() => this.#stop());
       // Blocks until the step thread is up (it loads gradcomp and builds the optimizer).
