@@ -3,7 +3,8 @@
  * prebuilds/linux-x64 (the CPU addon and, where mpicc exists, the MPI addon), `npm pack` makes a
  * tarball, and that tarball installs with --ignore-scripts into an empty folder with CC and CXX
  * pointing at /bin/false, where require() and import run every op from the prebuilt binary, and
- * `gradcomp --version`, `doctor`, `train`, `bench --quick` and `mpirun -np 2 gradcomp train` work.
+ * `gradcomp --version`, `doctor`, `train`, `bench --quick`, gradcomp/tfjs in model.fit under `gradcomp run`
+ * and `mpirun -np 2 gradcomp train` work.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -32,6 +33,27 @@ Promise.all([g.efTopK(x, r.slice(), 5), g.topK(x, 5), g.qsgdEncode(x, { levels: 
   console.log(JSON.stringify({ k: a.indices.length, top: Array.from(b.indices).length, n: y.length,
     p: m.p.length, d: d.length, backend: info.backend, path: require.resolve('gradcomp') }));
 });
+`;
+
+const TFJS = `
+const tf = require('@tensorflow/tfjs');
+const { createHash } = require('node:crypto');
+const { init } = require('gradcomp');
+const { createTfjsOptimizer, broadcastWeights } = require('gradcomp/tfjs');
+(async () => {
+  await tf.setBackend('cpu');
+  const comm = await init();
+  const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [8], units: 16, activation: 'relu' }), tf.layers.dense({ units: 2 })] });
+  await broadcastWeights(model, comm);
+  const opt = createTfjsOptimizer({ comm, algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.1 }, optimizer: { type: 'sgd', lr: 0.1 }, minCompressSize: 16 });
+  model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+  await model.fit(tf.randomNormal([64, 8], 0, 1, 'float32', comm.rank), tf.randomNormal([64, 2], 0, 1, 'float32', 9 + comm.rank), { batchSize: 16, epochs: 1, verbose: 0 });
+  const h = createHash('sha256');
+  for (const w of model.getWeights()) h.update(Buffer.from(w.dataSync().buffer));
+  console.log(JSON.stringify({ digest: h.digest('hex'), steps: opt.stepCount, path: require.resolve('gradcomp/tfjs') }));
+  opt.dispose();
+  await comm.close();
+})();
 `;
 
 // What the stage copies: not build outputs, the CUDA binary, results other runs write, or the
@@ -103,6 +125,13 @@ test('the packed tarball installs with --ignore-scripts and runs every op from t
   const trained = JSON.parse(run(bin, ['train', '--workers', '2', '--model', 'softmax', '--steps', '60', '--json', '--progress', 'none'], app, env));
   expect(trained).toMatchObject({ workers: 2, steps: 60, backend: 'local' });
   expect(run(bin, ['bench', '--quick'], app, env)).toMatch(/efTopK/);
+  // gradcomp/tfjs from the installed package, TF.js beside it (linked from this checkout, where
+  // \`npm install @tensorflow/tfjs\` would put it): model.fit on 2 ranks, the step thread included.
+  fs.symlinkSync(path.join(root, 'node_modules', '@tensorflow'), path.join(app, 'node_modules', '@tensorflow'));
+  fs.writeFileSync(path.join(app, 'fit.js'), TFJS);
+  const fits = run(bin, ['run', '-n', '2', 'fit.js'], app, env).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { digest: string; steps: number; path: string });
+  expect(fits).toHaveLength(2);
+  for (const f of fits) expect(f).toMatchObject({ digest: fits[0].digest, steps: 4, path: expect.stringContaining(path.join(app, 'node_modules', 'gradcomp')) });
   if (mpiWhy) console.log(`mpirun part skipped: ${mpiWhy}`);
   else {
     const mpi = JSON.parse(run('mpirun', ['-np', '2', bin, 'train', '--model', 'softmax', '--steps', '60', '--json', '--progress', 'none'], app, { ...MPI_ENV, ...env }));
