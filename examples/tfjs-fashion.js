@@ -3,6 +3,7 @@
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model cnn --algo ef-sgd --compressor topk --ratio 0.01
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model mlp --backend wasm
 //   npx gradcomp run -n 4 examples/tfjs-fashion.js --model cnn --gamma 0.9          (DropIT layers)
+//   ... --init glorotUniform         (TF.js's default kernel initializer; heNormal by default here)
 //   mpirun -np 4 node examples/tfjs-fashion.js --model mlp                          (4 Open MPI processes)
 // Needs @tensorflow/tfjs (npm install @tensorflow/tfjs; @tensorflow/tfjs-backend-wasm for --backend
 // wasm) and the Fashion-MNIST files (apt-get install dataset-fashion-mnist, or --data DIR).
@@ -21,8 +22,9 @@ const { values: o } = parseArgs({ options: {
   compressor: { type: 'string', default: 'topk' }, ratio: { type: 'string', default: '0.01' }, rank: { type: 'string', default: '4' },
   lr: { type: 'string', default: '0.05' }, momentum: { type: 'string', default: '0.9' }, epochs: { type: 'string', default: '2' },
   batch: { type: 'string', default: '32' }, train: { type: 'string', default: '12000' }, test: { type: 'string', default: '2000' },
-  gamma: { type: 'string' }, data: { type: 'string' }, seed: { type: 'string', default: '1' },
+  gamma: { type: 'string' }, data: { type: 'string' }, seed: { type: 'string', default: '1' }, init: { type: 'string', default: 'heNormal' },
 } });
+if (!['heNormal', 'glorotUniform', 'heUniform', 'glorotNormal'].includes(o.init)) throw new Error(`--init: heNormal, glorotUniform, heUniform or glorotNormal, not '${o.init}'`);
 
 function compressorSpec() {
   switch (o.compressor) {
@@ -36,8 +38,12 @@ function compressorSpec() {
 
 function buildModel(seed) {
   const gamma = o.gamma === undefined ? undefined : Number(o.gamma);
-  const dense = (cfg) => (gamma === undefined ? tf.layers.dense({ ...cfg, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }) : dropitDense({ ...cfg, gamma, seed: seed++ }));
-  const conv = (cfg) => (gamma === undefined ? tf.layers.conv2d({ ...cfg, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }) : dropitConv2d({ ...cfg, gamma, seed: seed++ }));
+  // Seeded kernels, the same on every rank; He-normal suits ReLU layers (docs/tfjs.md, Measured).
+  const init = o.init;
+  const dense = (cfg) => (gamma === undefined ? tf.layers.dense({ ...cfg, kernelInitializer: tf.initializers[init]({ seed: seed++ }) })
+    : dropitDense({ ...cfg, gamma, kernelInitializer: init, seed: seed++ }));
+  const conv = (cfg) => (gamma === undefined ? tf.layers.conv2d({ ...cfg, kernelInitializer: tf.initializers[init]({ seed: seed++ }) })
+    : dropitConv2d({ ...cfg, gamma, kernelInitializer: init, seed: seed++ }));
   const layers = o.model === 'mlp'
     ? [tf.layers.flatten({ inputShape: [28, 28, 1] }), dense({ units: 128, activation: 'relu' }), dense({ units: 10, activation: 'softmax' })]
     : [conv({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }),
