@@ -46,6 +46,13 @@ function gunzipHead(raw: Uint8Array, name: string): Uint8Array {
   }
 }
 
+/** The shape an IDX file's header gives (gunzipping only as far as the header), without reading its values. */
+export function idxShape(file: string): number[] {
+  let raw: Uint8Array;
+  try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
+  return parseHeader(raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipHead(raw, file) : raw, file).shape;
+}
+
 /** Reads an IDX file (or its bytes), gunzipping when it starts with the gzip magic. */
 export function readIdx(file: string | Uint8Array, name = typeof file === 'string' ? file : 'IDX data'): IdxArray {
   let raw: Uint8Array;
@@ -97,7 +104,8 @@ export interface FashionMnist { train: ImageSplit; test: ImageSplit; classes: st
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 export const FASHION_MNIST_DIRS = ['/usr/share/datasets/fashion-mnist'];
 
-function findFile(dir: string, base: string): string | undefined {
+/** The file `base` in `dir`, plain or gzipped, if there. */
+export function findFile(dir: string, base: string): string | undefined {
   return [base, `${base}.gz`].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 

@@ -10,8 +10,8 @@ import { createDistributedOptimizer } from '../algorithms/create';
 import type { Communicator } from '../comm/types';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint';
 import { batch, Dataset, epochBatch, imageDataset, makeDataset, mix, rng, shard, stepsPerEpoch } from './data';
-import { findIdxFolder, imageSource, loadIdxImages } from './idx';
-import { createModel, Model } from './model';
+import { findFile, findIdxFolder, idxShape, imageSource, loadIdxImages } from './idx';
+import { checkCnnImage, createModel, Model } from './model';
 import { KeepDense, TrainOptions, WARMUP_COMPRESSORS, compressorLabel, distributedOptions } from './options';
 
 export interface TrainResult {
@@ -50,7 +50,12 @@ export interface TrainResult {
 export function checkData(o: TrainOptions): void {
   if (o.data === 'synthetic') return;
   const src = imageSource(o.data, o.dataDir);
-  findIdxFolder(src.candidates, src.howTo);
+  const dir = findIdxFolder(src.candidates, src.howTo);
+  // Images too small for the CNN are said once here too, rather than by every rank as it builds the model.
+  if (o.model === 'cnn') {
+    const shape = idxShape(findFile(dir, 'train-images-idx3-ubyte')!);
+    if (shape.length === 3) checkCnnImage(shape[1], shape[2]);
+  }
 }
 
 /** The training and test sets the options describe: the synthetic mixture, or images (scaled to [0, 1]). */

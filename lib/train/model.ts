@@ -70,10 +70,14 @@ function dense(names: string[], dims: number[], p0: Record<string, Tensor<'float
   };
 }
 
+/** Two 3x3 valid convolutions, each followed by a 2x2 pool, need 10 pixels a side: refused otherwise, naming --model. */
+export function checkCnnImage(h: number, w: number): void {
+  if (h < 10 || w < 10) throw new GradcompRangeError('--model', `Expected images of at least 10 x 10 pixels for the CNN but the data's are ${h} x ${w} (use --model mlp)`);
+}
+
 function cnn(spec: ModelSpec, p0: Record<string, Tensor<'float32'>>, he: (n: number, fanIn: number) => Float32Array): Net['forward'] {
   const img = spec.image ?? { h: 28, w: 28, c: 1 }, C1 = 8, C2 = 16;
-  // Two 3x3 valid convolutions, each followed by a 2x2 pool, need 10 pixels a side.
-  if (img.h < 10 || img.w < 10) throw new GradcompRangeError('--model', `Expected images of at least 10 x 10 pixels for the CNN but the data's are ${img.h} x ${img.w} (use --model mlp)`);
+  checkCnnImage(img.h, img.w);
   const h1 = img.h - 2, w1 = img.w - 2, ph1 = Math.floor(h1 / 2), pw1 = Math.floor(w1 / 2);
   const h2 = ph1 - 2, w2 = pw1 - 2, ph2 = Math.floor(h2 / 2), pw2 = Math.floor(w2 / 2), flat = ph2 * pw2 * C2;
   p0['conv1.weight'] = Tensor.from(he(C1 * 9 * img.c, 9 * img.c), [C1, 9 * img.c]);

@@ -187,6 +187,7 @@ test('the CNN takes images of any size from 10 x 10 (not only 28 x 28); smaller 
     const small = await launch(process.execPath, [cli, 'train', '--data', 'idx', '--data-dir', dirs[2], '--model', 'cnn', '--workers', '2', '--epochs', '1', '--progress', 'none']);
     expect(small.code).not.toBe(0);
     expect(small.err).toContain('at least 10 x 10');
+    expect(small.err.split('at least 10 x 10').length - 1).toBe(1); // said once, before any rank starts, not by every rank
     // Training and test images of different sizes are refused, saying so.
     fs.copyFileSync(path.join(dirs[0], 't10k-images-idx3-ubyte'), path.join(dirs[1], 't10k-images-idx3-ubyte'));
     const mixed = await launch(process.execPath, [cli, 'train', '--data', 'idx', '--data-dir', dirs[1], '--model', 'mlp', '--workers', '2', '--epochs', '1', '--progress', 'none']);
