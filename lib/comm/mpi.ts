@@ -83,7 +83,7 @@ export class MpiCommunicator extends DerivedCollectives implements Communicator 
 
   /**
    * Lets a helper thread of this process act as this rank (the TF.js optimizer's step thread): that
-   * thread calls `new MpiCommunicator(binding, reason)` on the same Open MPI engine, which it shares.
+   * thread's `init({ backend: 'mpi' })` then shares this process's Open MPI engine.
    * Until `release()`, this communicator refuses collectives (ERR_GRADCOMP_COMM_LENT), so the two
    * never interleave their operations; it must have none in flight. A thread the engine is not lent
    * to is refused (ERR_GRADCOMP_COMM_LENT).

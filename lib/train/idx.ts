@@ -48,19 +48,23 @@ function gunzipHead(raw: Uint8Array, name: string): Uint8Array {
 
 /** The shape an IDX file's header gives (gunzipping only as far as the header), without reading its values. */
 export function idxShape(file: string): number[] {
-  let raw: Uint8Array;
-  try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
-  return parseHeader(raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipHead(raw, file) : raw, file).shape;
+  const raw = readRaw(file);
+  return parseHeader(isGzip(raw) ? gunzipHead(raw, file) : raw, file).shape;
 }
+
+function readRaw(file: string): Uint8Array {
+  try { return fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
+}
+
+const isGzip = (raw: Uint8Array): boolean => raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
 
 /** Reads an IDX file (or its bytes), gunzipping when it starts with the gzip magic. */
 export function readIdx(file: string | Uint8Array, name = typeof file === 'string' ? file : 'IDX data'): IdxArray {
   let raw: Uint8Array;
-  if (typeof file === 'string') {
-    try { raw = fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
-  } else if (file instanceof Uint8Array) raw = file;
+  if (typeof file === 'string') raw = readRaw(file);
+  else if (file instanceof Uint8Array) raw = file;
   else throw typeError('file', 'a path or a Uint8Array', file);
-  const gz = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  const gz = isGzip(raw);
   // A gzipped file is inflated only as far as its header says it reaches: first a prefix, for the
   // header, then the whole with the output capped at the size the header gives, so a small file
   // that inflates to gigabytes (a decompression bomb) is refused before it is held in memory.

@@ -100,8 +100,7 @@ napi_value Post(const gcnapi::Args& a, const char* op, Job job, std::initializer
     gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: not initialized (or already finalized)");
     return nullptr;
   }
-  gcnapi::InstanceData* d = gcnapi::Data(a.env);
-  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  Instance* inst = CurrentInstance(a.env);
   if (inst == nullptr) {
     gcnapi::Throw(a.env, gcnapi::ErrKind::kError, "ERR_GRADCOMP_BACKEND_UNAVAILABLE", "gradcomp mpi: init() was not called on this thread");
     return nullptr;
@@ -221,8 +220,7 @@ GC_JS(JS_init) {
 // finalize(): drains the queue, finalizes MPI on the comm thread, joins it. Only the thread that
 // started the engine finalizes it; on a thread that shares it this does nothing.
 GC_JS(JS_finalize) {
-  gcnapi::InstanceData* d = gcnapi::Data(a.env);
-  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  Instance* inst = CurrentInstance(a.env);
   if (g != nullptr && g->started && inst != nullptr && inst->owner) {
     { std::lock_guard<std::mutex> lock(g->m); g->stop = true; }
     g->cv.notify_one();
@@ -234,8 +232,7 @@ GC_JS(JS_finalize) {
 
 // lend(on): the owner lets another of its threads use the engine (on) or takes it back (off).
 GC_JS(JS_lend) {
-  gcnapi::InstanceData* d = gcnapi::Data(a.env);
-  auto* inst = d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+  Instance* inst = CurrentInstance(a.env);
   GC_CHECK(inst != nullptr && inst->owner, "lend() is for the thread that started the engine");
   g_lent.store(gcnapi::Bool(a, 0));
   return nullptr;

@@ -29,11 +29,17 @@ inline bool SharedUseRefused(napi_env env, const Instance* inst) {
   return true;
 }
 
+// This JS thread's instance, or null before its first init().
+inline Instance* CurrentInstance(napi_env env) {
+  gcnapi::InstanceData* d = gcnapi::Data(env);
+  return d == nullptr ? nullptr : static_cast<Instance*>(d->addon);
+}
+
 // This JS thread's instance (made, with its thread-safe function calling `settle`, on its first init()).
 inline Instance* InstanceFor(napi_env env, napi_threadsafe_function_call_js settle) {
+  if (Instance* known = CurrentInstance(env)) return known;
   gcnapi::InstanceData* d = gcnapi::Data(env);
   if (d == nullptr) return nullptr;
-  if (d->addon != nullptr) return static_cast<Instance*>(d->addon);
   auto* inst = new Instance();
   napi_value name, fn;
   napi_create_string_utf8(env, "gradcomp-mpi", NAPI_AUTO_LENGTH, &name);
