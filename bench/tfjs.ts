@@ -8,7 +8,7 @@
  *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
  * --seeds trains every model once per initial-weight seed; the table then gives the mean accuracy
  * and each seed's difference from dense at the same seed. --configs picks among overhead, dense,
- * topk, powersgd and dropit (all by default). --backend wasm trains on tfjs-backend-wasm (with
+ * topk, powersgd and dropit (all by default) and dropit-sample (DropIT with selection 'sample'). --backend wasm trains on tfjs-backend-wasm (with
  * gradcomp's conv weight gradient, which it lacks) instead of cpu (with gradcomp's native kernels).
  * --batch sets the batch per rank (32); --shuffle gives each rank's shard a new seeded order every
  * epoch (by default every epoch goes through the shard in the same order). --init heNormal
@@ -24,7 +24,7 @@ const root = path.resolve(__dirname, '..', '..');
 const USAGE = `npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
   --train, --test   how many training / test images (24000, 10000); --epochs (3)
   --seeds           initial-weight seeds, each model trained once per seed (1000)
-  --configs         overhead, dense, topk, powersgd, dropit (all by default)
+  --configs         overhead, dense, topk, powersgd, dropit (all five by default), dropit-sample
   --backend         cpu (gradcomp's native kernels) or wasm (4x faster here)
   --batch           batch per rank (32); --shuffle: a new seeded order of each rank's shard every epoch
   --init            glorotUniform (TF.js's default) or heNormal (as gradcomp train's models)
@@ -51,6 +51,8 @@ const all: Record<string, Record<string, unknown>> = {
     options: { momentumBeforeCompression: true }, ...base },
   powersgd: { mode: 'fit', name: 'PowerSGD rank 4', model: 'cnn', algo: 'powersgd', compressor: { type: 'powersgd', rank: 4 }, ...base },
   dropit: { mode: 'fit', name: 'dense sync SGD, DropIT layers gamma 0.9', model: 'cnn', algo: 'sync', gamma: 0.9, ...base },
+  // The same layers, each sample keeping its own top 10% (selection: 'sample') instead of the batch's top 10% together.
+  'dropit-sample': { mode: 'fit', name: "dense sync SGD, DropIT layers gamma 0.9, selection 'sample'", model: 'cnn', algo: 'sync', gamma: 0.9, selection: 'sample', ...base },
 };
 const picked = listOf('bench:tfjs', USAGE, 'configs', values.configs ?? '', Object.keys(all));
 const configs = Object.entries(all).filter(([k]) => picked.includes(k))

@@ -5,7 +5,7 @@
 //     optimizer.minimize (TF.js's synchronous applyGradients), and a hand-written async loop
 //     (tf.variableGrads, then createDistributedOptimizer's step, then assign). Median ms per step
 //     of each over all rounds, and each round's overhead.
-//   { mode: 'fit', model, algo, compressor?, gamma?, epochs, train, test, batch?, shuffle? }: the CNN
+//   { mode: 'fit', model, algo, compressor?, gamma?, selection?, epochs, train, test, batch?, shuffle? }: the CNN
 //     (or MLP) on Fashion-MNIST through plain model.fit (batch 32 per rank by default; shuffle: a
 //     seeded new order of each rank's shard every epoch); test accuracy, bytes, DropIT memory, time.
 // Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
@@ -37,14 +37,14 @@ function shard(data, rank, size, limit) {
   return { x: tf.tensor4d(xs, [idx.length, 28, 28, 1]), y: tf.oneHot(tf.tensor1d(ys, 'int32'), 10), n: idx.length };
 }
 
-function build(kind, gamma, seed, plainFirst, plainLast, init = 'glorotUniform') {
+function build(kind, gamma, seed, plainFirst, plainLast, init = 'glorotUniform', selection = undefined) {
   // plainFirst: the first layer stays plain (its input is the data batch, which is held anyway: not an intermediate tensor).
   // plainLast: the classifier stays plain (the DropIT paper's benchmarks leave the first layer and the head undropped).
   let first = plainFirst === true;
   const plain = (last) => { const p = gamma == null || first || (last === true && plainLast === true); first = false; return p; };
   // init: the kernels' initializer by its tf.initializers name (TF.js's default glorotUniform, or heNormal as gradcomp train's models use).
-  const dense = (c, last) => (plain(last) ? tf.layers.dense({ ...c, kernelInitializer: tf.initializers[init]({ seed: seed++ }) }) : gt.dropitDense({ ...c, gamma, kernelInitializer: init, seed: seed++ }));
-  const conv = (c) => (plain() ? tf.layers.conv2d({ ...c, kernelInitializer: tf.initializers[init]({ seed: seed++ }) }) : gt.dropitConv2d({ ...c, gamma, kernelInitializer: init, seed: seed++ }));
+  const dense = (c, last) => (plain(last) ? tf.layers.dense({ ...c, kernelInitializer: tf.initializers[init]({ seed: seed++ }) }) : gt.dropitDense({ ...c, gamma, selection, kernelInitializer: init, seed: seed++ }));
+  const conv = (c) => (plain() ? tf.layers.conv2d({ ...c, kernelInitializer: tf.initializers[init]({ seed: seed++ }) }) : gt.dropitConv2d({ ...c, gamma, selection, kernelInitializer: init, seed: seed++ }));
   const layers = kind === 'mlp'
     ? [tf.layers.flatten({ inputShape: [28, 28, 1] }), dense({ units: 256, activation: 'relu' }), dense({ units: 10, activation: 'softmax' }, true)]
     : [conv({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }),
@@ -105,7 +105,7 @@ async function overhead(comm, data) {
 
 async function fit(comm, data) {
   const { x, y, n } = shard(data.train, comm.rank, comm.size, cfg.train);
-  const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000, cfg.plainFirst, cfg.plainLast, cfg.init);
+  const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000, cfg.plainFirst, cfg.plainLast, cfg.init, cfg.selection);
   await gt.broadcastWeights(model, comm);
   const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: cfg.lr ?? 0.05, momentum: 0.9 }, minCompressSize: 256, ...(cfg.options ?? {}) });
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { createDistributedOptimizer, init, Communicator } from '../../lib';
 import { createTfjsOptimizer, dropitConv2d, dropitDense, dropitMemory, dropitSummary, loadFashionMnist, readIdx } from '../../lib/integrations/tfjs';
-import { dropitKeepCount } from '../../lib/ops/dropit';
+import { dropitKeepCount, dropitPackedBytes } from '../../lib/ops/dropit';
 import { encodeIdx } from '../helpers/idx';
 import { MPI_ENV, mpiSkipReason } from '../helpers/mpi';
 
@@ -292,6 +292,39 @@ describe('DropIT layers', () => {
     const gx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(m.apply(xx, { training: true }) as tf.Tensor, dy)))(x).dataSync() as Float32Array;
     const ref2 = tf.matMul(dy, kernel.read() as tf.Tensor2D, false, true).dataSync() as Float32Array;
     expect(close(gx, ref2)).toBe(true);
+  });
+
+  test("selection 'sample': each sample keeps its own top (1 - gamma) (reference by hand, dense and conv), the bytes are the per-sample packs', and it survives getConfig", () => {
+    // Samples of very different scale: a whole-batch selection would keep nothing of the dim ones.
+    const scale = tf.tensor4d([1, 100, 0.01, 3], [4, 1, 1, 1]);
+    const x = tf.mul(tf.randomNormal([4, 6, 6, 2], 0, 1, 'float32', 11), scale), dy = tf.randomNormal([4, 4, 4, 3], 0, 1, 'float32', 12);
+    const perSample = (xv: Float32Array, rows: number, gamma: number) => {
+      const per = xv.length / rows, kept = new Float32Array(xv.length);
+      for (let r = 0; r < rows; r++) {
+        const ix = Array.from({ length: per }, (_, j) => r * per + j);
+        ix.sort((a, b) => Math.abs(xv[b]) - Math.abs(xv[a]) || a - b).slice(0, dropitKeepCount(per, gamma)).forEach((i) => { kept[i] = xv[i]; });
+      }
+      return kept;
+    };
+    const conv = dropitConv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, gamma: 0.8, selection: 'sample', seed: 3 }) as tf.layers.Layer;
+    const m = tf.sequential({ layers: [conv] });
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar);
+    const k = m.trainableWeights[0].read() as tf.Tensor4D;
+    const kept = tf.tensor4d(perSample(x.dataSync() as Float32Array, 4, 0.8), [4, 6, 6, 2]);
+    const ref = tf.grad((kk: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(kept, kk as tf.Tensor4D, 1, 'valid'), dy)))(k).dataSync() as Float32Array;
+    expect(close(g[(m.trainableWeights[0] as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array, ref)).toBe(true);
+    // Every sample, the dimmest included, kept entries.
+    const kv = kept.dataSync();
+    for (let r = 0; r < 4; r++) expect(kv.subarray(r * 72, (r + 1) * 72).some((v) => v !== 0)).toBe(true);
+    expect(dropitMemory(m)[0].kept).toBe(4 * dropitPackedBytes(72, 0.8));
+    expect(conv.getConfig()).toEqual(expect.objectContaining({ gamma: 0.8, selection: 'sample' }));
+    // Dense: the same per row.
+    const xd = tf.mul(tf.randomNormal([5, 30], 0, 1, 'float32', 13), tf.tensor2d([1, 50, 0.02, 1, 7], [5, 1])), dyd = tf.randomNormal([5, 4], 0, 1, 'float32', 14);
+    const d = tf.sequential({ layers: [dropitDense({ inputShape: [30], units: 4, gamma: 0.9, selection: 'sample', seed: 5 }) as tf.layers.Layer] });
+    const { grads: gd } = tf.variableGrads(() => tf.sum(tf.mul(d.apply(xd, { training: true }) as tf.Tensor, dyd)) as tf.Scalar);
+    const refd = tf.matMul(tf.tensor2d(perSample(xd.dataSync() as Float32Array, 5, 0.9), [5, 30]), dyd, true, false).dataSync() as Float32Array;
+    expect(close(gd[(d.trainableWeights[0] as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array, refd)).toBe(true);
+    expect(() => dropitDense({ units: 4, gamma: 0.5, selection: 'channel' as never })).toThrow(expect.objectContaining({ param: 'config.selection' }));
   });
 
   test('bad configs are refused naming the field', () => {

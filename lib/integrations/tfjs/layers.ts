@@ -25,6 +25,12 @@ export interface DropitBytes { dense: number; kept: number }
 interface Common {
   /** The fraction of input entries dropped for the backward pass, in [0, 1) (the paper's gamma; 0 keeps all). */
   gamma: number;
+  /**
+   * Over what the top (1 - gamma) of |x| is taken: 'tensor' (the default, as in the paper) over
+   * the whole batch at once; 'sample' over each sample's entries apart, so every sample keeps the
+   * same share and a dim sample is never dropped whole.
+   */
+  selection?: 'tensor' | 'sample';
   /** Any activation tf.layers takes ('relu', 'gelu', ...). */
   activation?: string;
   useBias?: boolean;
@@ -59,13 +65,25 @@ export interface DropitConv2dConfig extends Common {
 function checkCommon(c: Common, what: string): void {
   if (c === null || typeof c !== 'object') throw typeError('config', `a ${what} config`, c);
   if (typeof c.gamma !== 'number' || !(c.gamma >= 0 && c.gamma < 1)) throw rangeError('config.gamma', 'a number in [0, 1)', c.gamma);
+  if (c.selection !== undefined && c.selection !== 'tensor' && c.selection !== 'sample') throw typeError('config.selection', "'tensor' or 'sample'", c.selection);
 }
 
-/** Packs x (a tensor's values) and returns the dense copy rebuilt for the backward pass later, plus the bytes. */
-function packer(x: TfCore.Tensor, gamma: number): { bytes: DropitBytes; rebuild(): Float32Array } {
+/**
+ * Packs x (a tensor's values), whole or each sample (first axis) apart, and returns the dense copy
+ * rebuilt for the backward pass later, plus the bytes.
+ */
+function packer(x: TfCore.Tensor, c: Common): { bytes: DropitBytes; rebuild(): Float32Array } {
   const values = x.dataSync() as Float32Array;
-  const packed = dropitPackSync(values, gamma);
-  return { bytes: { dense: 4 * values.length, kept: packed.byteLength }, rebuild: () => dropitUnpackSync(packed) };
+  const rows = c.selection === 'sample' ? x.shape[0] : 1, per = rows > 0 ? values.length / rows : 0;
+  const packs = Array.from({ length: rows }, (_, r) => dropitPackSync(values.subarray(r * per, (r + 1) * per), c.gamma));
+  return {
+    bytes: { dense: 4 * values.length, kept: packs.reduce((a, p) => a + p.byteLength, 0) },
+    rebuild: () => {
+      const out = new Float32Array(values.length);
+      packs.forEach((p, r) => dropitUnpackSync(p, out.subarray(r * per, (r + 1) * per)));
+      return out;
+    },
+  };
 }
 
 /** What a tf.layers layer keeps from its config (public fields of tfjs-layers' Dense and Conv2D). */
@@ -84,7 +102,7 @@ interface Mirror {
  */
 function mirror(make: (c: object) => unknown, config: Common, what: string, name: string): Mirror {
   const L = tfLayers();
-  const { gamma: _g, seed, inputShape: _i, batchInputShape: _b, batchSize: _s, name: _n, ...rest } = config;
+  const { gamma: _g, selection: _sel, seed, inputShape: _i, batchInputShape: _b, batchSize: _s, name: _n, ...rest } = config;
   let kernelInitializer = rest.kernelInitializer;
   if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed))) throw typeError('config.seed', 'an integer', seed);
   if (kernelInitializer === undefined || typeof kernelInitializer === 'string') {
@@ -155,9 +173,9 @@ function define(): NonNullable<typeof classes> {
           y = tf.matMul(x2, k);
           if (b) y = tf.add(y, b);
         } else {
-          const gamma = this.config.gamma, record = (b: DropitBytes) => { this.backwardBytes = b; };
+          const cfg = this.config, record = (b: DropitBytes) => { this.backwardBytes = b; };
           const f = tf.customGrad(((xx: TfCore.Tensor2D, kk: TfCore.Tensor2D, bb: TfCore.Tensor, save: (t: TfCore.Tensor[]) => void) => {
-            const p = packer(xx, gamma);
+            const p = packer(xx, cfg);
             record(p.bytes);
             save([kk]);
             const shape = xx.shape;
@@ -176,7 +194,7 @@ function define(): NonNullable<typeof classes> {
       });
     }
     override getConfig(): TfCore.serialization.ConfigDict {
-      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma };
+      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma, ...(this.config.selection ? { selection: this.config.selection } : {}) };
     }
   }
 
@@ -230,9 +248,9 @@ function define(): NonNullable<typeof classes> {
           y = tf.conv2d(x, k, strides, pad);
           if (b) y = tf.add(y, b);
         } else {
-          const gamma = this.config.gamma, record = (b: DropitBytes) => { this.backwardBytes = b; };
+          const cfg = this.config, record = (b: DropitBytes) => { this.backwardBytes = b; };
           const f = tf.customGrad(((xx: TfCore.Tensor4D, kk: TfCore.Tensor4D, bb: TfCore.Tensor, save: (t: TfCore.Tensor[]) => void) => {
-            const p = packer(xx, gamma);
+            const p = packer(xx, cfg);
             record(p.bytes);
             save([kk]);
             const shape = xx.shape;
@@ -254,7 +272,7 @@ function define(): NonNullable<typeof classes> {
       });
     }
     override getConfig(): TfCore.serialization.ConfigDict {
-      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma };
+      return { ...mirroredConfig(this.mirror), ...super.getConfig(), gamma: this.config.gamma, ...(this.config.selection ? { selection: this.config.selection } : {}) };
     }
   }
 
@@ -272,29 +290,4 @@ export function dropitDense(config: DropitDenseConfig): TfLayers.layers.Layer {
 /** A tf.layers.conv2d (NHWC) that keeps a DropIT-packed input for the backward pass. */
 export function dropitConv2d(config: DropitConv2dConfig): TfLayers.layers.Layer {
   return new (define().Conv)(config) as unknown as TfLayers.layers.Layer;
-}
-
-/** Per layer, the bytes held for the backward pass by the last training forward pass: the dense input, and what DropIT keeps. */
-export function dropitMemory(model: { layers: unknown[] }): { layer: string; dense: number; kept: number }[] {
-  if (!model || !Array.isArray(model.layers)) throw typeError('model', 'a tf.LayersModel', model);
-  return model.layers.filter((l): l is { name: string; backwardBytes: DropitBytes } => typeof (l as { backwardBytes?: unknown }).backwardBytes === 'object')
-    .map((l) => ({ layer: l.name, ...l.backwardBytes }));
-}
-
-/**
- * dropitMemory as a table, the way model.summary() prints one: per DropIT layer the bytes of its
- * dense input, the bytes it kept for the backward pass of the last training step, and the saving;
- * then the totals. Prints through `print` (console.log by default); returns the totals.
- */
-export function dropitSummary(model: { layers: unknown[] }, print: (line: string) => void = console.log): { dense: number; kept: number } {
-  if (typeof print !== 'function') throw typeError('print', 'a function taking one line', print);
-  const rows = dropitMemory(model), dense = rows.reduce((a, r) => a + r.dense, 0), kept = rows.reduce((a, r) => a + r.kept, 0);
-  const saved = (d: number, k: number) => (d > 0 ? `${(100 * (1 - k / d)).toFixed(1)}%` : '-');
-  const table = [['DropIT layer', 'dense input (bytes)', 'kept for backward', 'saved'], ...rows.map((r) => [r.layer, String(r.dense), String(r.kept), saved(r.dense, r.kept)]),
-    ['total', String(dense), String(kept), saved(dense, kept)]];
-  const w = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
-  const line = (r: string[]) => r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join('  ');
-  for (const l of [line(table[0]), '-'.repeat(line(table[0]).length), ...table.slice(1).map(line)]) print(l);
-  if (rows.length && dense === 0) print('(no training step has run yet: the bytes are those of the last training step)');
-  return { dense, kept };
 }
