@@ -324,6 +324,12 @@ describe('DropIT layers', () => {
     const { grads: gd } = tf.variableGrads(() => tf.sum(tf.mul(d.apply(xd, { training: true }) as tf.Tensor, dyd)) as tf.Scalar);
     const refd = tf.matMul(tf.tensor2d(perSample(xd.dataSync() as Float32Array, 5, 0.9), [5, 30]), dyd, true, false).dataSync() as Float32Array;
     expect(close(gd[(d.trainableWeights[0] as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array, refd)).toBe(true);
+    // A dense layer on [batch, time, features] input: a sample is all of its time steps, not one row.
+    const x3 = tf.mul(tf.randomNormal([3, 4, 10], 0, 1, 'float32', 15), tf.tensor3d([1, 0.01, 30], [3, 1, 1])), dy3 = tf.randomNormal([3, 4, 2], 0, 1, 'float32', 16);
+    const d3 = tf.sequential({ layers: [dropitDense({ inputShape: [4, 10], units: 2, gamma: 0.75, selection: 'sample', seed: 6 }) as tf.layers.Layer] });
+    const { grads: g3 } = tf.variableGrads(() => tf.sum(tf.mul(d3.apply(x3, { training: true }) as tf.Tensor, dy3)) as tf.Scalar);
+    const ref3 = tf.matMul(tf.tensor2d(perSample(x3.dataSync() as Float32Array, 3, 0.75), [12, 10]), tf.reshape(dy3, [12, 2]) as tf.Tensor2D, true, false).dataSync() as Float32Array;
+    expect(close(g3[(d3.trainableWeights[0] as unknown as { val: tf.Variable }).val.name].dataSync() as Float32Array, ref3)).toBe(true);
     expect(() => dropitDense({ units: 4, gamma: 0.5, selection: 'channel' as never })).toThrow(expect.objectContaining({ param: 'config.selection' }));
   });
 

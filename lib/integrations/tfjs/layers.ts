@@ -72,9 +72,9 @@ function checkCommon(c: Common, what: string): void {
  * Packs x (a tensor's values), whole or each sample (first axis) apart, and returns the dense copy
  * rebuilt for the backward pass later, plus the bytes.
  */
-function packer(x: TfCore.Tensor, c: Common): { bytes: DropitBytes; rebuild(): Float32Array } {
+function packer(x: TfCore.Tensor, c: Common, samples: number): { bytes: DropitBytes; rebuild(): Float32Array } {
   const values = x.dataSync() as Float32Array;
-  const rows = c.selection === 'sample' ? x.shape[0] : 1, per = rows > 0 ? values.length / rows : 0;
+  const rows = c.selection === 'sample' ? samples : 1, per = rows > 0 ? values.length / rows : 0;
   const packs = Array.from({ length: rows }, (_, r) => dropitPackSync(values.subarray(r * per, (r + 1) * per), c.gamma));
   return {
     bytes: { dense: 4 * values.length, kept: packs.reduce((a, p) => a + p.byteLength, 0) },
@@ -175,7 +175,7 @@ function define(): NonNullable<typeof classes> {
         } else {
           const cfg = this.config, record = (b: DropitBytes) => { this.backwardBytes = b; };
           const f = tf.customGrad(((xx: TfCore.Tensor2D, kk: TfCore.Tensor2D, bb: TfCore.Tensor, save: (t: TfCore.Tensor[]) => void) => {
-            const p = packer(xx, cfg);
+            const p = packer(xx, cfg, x.shape[0]);
             record(p.bytes);
             save([kk]);
             const shape = xx.shape;
@@ -250,7 +250,7 @@ function define(): NonNullable<typeof classes> {
         } else {
           const cfg = this.config, record = (b: DropitBytes) => { this.backwardBytes = b; };
           const f = tf.customGrad(((xx: TfCore.Tensor4D, kk: TfCore.Tensor4D, bb: TfCore.Tensor, save: (t: TfCore.Tensor[]) => void) => {
-            const p = packer(xx, cfg);
+            const p = packer(xx, cfg, xx.shape[0]);
             record(p.bytes);
             save([kk]);
             const shape = xx.shape;
