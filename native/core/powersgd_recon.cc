@@ -50,6 +50,58 @@ GC_TARGET_AVX2 void recon_row_avx2(const float* pi, const float* qt, uint64_t co
   }
   recon_row_scalar(pi, qt, cols, r, o, m, e, j);
 }
+
+// One row of the reconstruction fused with the SGD update of that row, in registers: the vector
+// of P Qᵀ is formed as recon_row_* forms it, then goes through sgd_body's operations in its order
+// (mul and add apart, -ffp-contract=off), so the bits are those of recon_row then sgd_span. The
+// ragged end (fewer than one vector) is left for the caller. Returns how many columns were done.
+GC_TARGET_AVX512 uint64_t recon_sgd_row_avx512(const float* pi, const float* qt, uint64_t cols, uint32_t r, const float* m, float* e,
+                                               float* w, float* buf, const SgdParams& p) {
+  const __m512 gs = _mm512_set1_ps(p.grad_scale), wd = _mm512_set1_ps(p.weight_decay), mom = _mm512_set1_ps(p.momentum);
+  const __m512 keep = _mm512_set1_ps(1.0f - p.dampening), lr = _mm512_set1_ps(p.lr);
+  uint64_t j = 0;
+  for (; j + 16 <= cols; j += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (uint32_t k = 0; k < r; ++k)
+      if (pi[k] != 0.0f) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(pi[k]), _mm512_loadu_ps(qt + k * cols + j)));
+    if (e != nullptr) _mm512_storeu_ps(e + j, _mm512_sub_ps(_mm512_loadu_ps(m + j), acc));
+    __m512 d = acc;
+    const __m512 wv = _mm512_loadu_ps(w + j);
+    if (p.grad_scale != 1.0f) d = _mm512_mul_ps(d, gs);
+    if (p.weight_decay != 0.0f) d = _mm512_add_ps(d, _mm512_mul_ps(wd, wv));
+    if (buf != nullptr) {
+      const __m512 b = p.first ? d : _mm512_add_ps(_mm512_mul_ps(mom, _mm512_loadu_ps(buf + j)), _mm512_mul_ps(keep, d));
+      _mm512_storeu_ps(buf + j, b);
+      d = p.nesterov ? _mm512_add_ps(d, _mm512_mul_ps(mom, b)) : b;
+    }
+    _mm512_storeu_ps(w + j, _mm512_sub_ps(wv, _mm512_mul_ps(lr, d)));
+  }
+  return j;
+}
+
+GC_TARGET_AVX2 uint64_t recon_sgd_row_avx2(const float* pi, const float* qt, uint64_t cols, uint32_t r, const float* m, float* e,
+                                           float* w, float* buf, const SgdParams& p) {
+  const __m256 gs = _mm256_set1_ps(p.grad_scale), wd = _mm256_set1_ps(p.weight_decay), mom = _mm256_set1_ps(p.momentum);
+  const __m256 keep = _mm256_set1_ps(1.0f - p.dampening), lr = _mm256_set1_ps(p.lr);
+  uint64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (uint32_t k = 0; k < r; ++k)
+      if (pi[k] != 0.0f) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pi[k]), _mm256_loadu_ps(qt + k * cols + j)));
+    if (e != nullptr) _mm256_storeu_ps(e + j, _mm256_sub_ps(_mm256_loadu_ps(m + j), acc));
+    __m256 d = acc;
+    const __m256 wv = _mm256_loadu_ps(w + j);
+    if (p.grad_scale != 1.0f) d = _mm256_mul_ps(d, gs);
+    if (p.weight_decay != 0.0f) d = _mm256_add_ps(d, _mm256_mul_ps(wd, wv));
+    if (buf != nullptr) {
+      const __m256 b = p.first ? d : _mm256_add_ps(_mm256_mul_ps(mom, _mm256_loadu_ps(buf + j)), _mm256_mul_ps(keep, d));
+      _mm256_storeu_ps(buf + j, b);
+      d = p.nesterov ? _mm256_add_ps(d, _mm256_mul_ps(mom, b)) : b;
+    }
+    _mm256_storeu_ps(w + j, _mm256_sub_ps(wv, _mm256_mul_ps(lr, d)));
+  }
+  return j;
+}
 #endif
 }  // namespace
 
@@ -97,12 +149,27 @@ gc_status powersgd_reconstruct_sgd(const gc_powersgd_desc& d, float* residual, f
   const std::vector<float> qt = transpose_q(d);
   const Isa isa = active_isa();
   const uint64_t cols = d.cols;
+  if (p.momentum == 0.0f) buf = nullptr;
   ThreadPool::instance().parallel_for(chunk_count(d.rows, 64), [&](size_t t) {
     const uint64_t i0 = t * 64, i1 = std::min<uint64_t>(d.rows, i0 + 64);
-    std::vector<float> g(cols);  // one row of P Qᵀ, cache-resident
+    std::vector<float> g(cols);  // the part of a row of P Qᵀ not done in registers, cache-resident
     for (uint64_t i = i0; i < i1; ++i) {
-      recon_row(isa, d, qt.data(), i, g.data(), residual);
-      sgd_span(w + i * cols, g.data(), buf != nullptr ? buf + i * cols : nullptr, cols, p);
+      float* wi = w + i * cols;
+      float* bi = buf != nullptr ? buf + i * cols : nullptr;
+      const float* pi = d.p + i * d.rank;
+      const float* mi = residual != nullptr ? d.m + i * cols : nullptr;
+      float* ei = residual != nullptr ? residual + i * cols : nullptr;
+      uint64_t j = 0;
+#if GC_X86
+      if (isa == Isa::kAvx512) j = recon_sgd_row_avx512(pi, qt.data(), cols, d.rank, mi, ei, wi, bi, p);
+      else if (isa == Isa::kAvx2) j = recon_sgd_row_avx2(pi, qt.data(), cols, d.rank, mi, ei, wi, bi, p);
+#endif
+      if (j == 0) {
+        recon_row(isa, d, qt.data(), i, g.data(), residual);
+      } else if (j < cols) {
+        recon_row_scalar(pi, qt.data(), cols, d.rank, g.data(), mi, ei, j);
+      }
+      if (j < cols) sgd_span(wi + j, g.data() + j, bi != nullptr ? bi + j : nullptr, cols - j, p);
     }
   });
   return GC_OK;
