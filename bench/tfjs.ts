@@ -8,8 +8,9 @@
  *   npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --seeds 1000,2000,3000 --configs dense,topk]
  * --seeds trains every model once per initial-weight seed; the table then gives the mean accuracy
  * and each seed's difference from dense at the same seed. --configs picks among overhead, dense,
- * topk, powersgd and dropit (all by default) and dropit-sample (DropIT with selection 'sample'). --backend wasm trains on tfjs-backend-wasm (with
- * gradcomp's conv weight gradient, which it lacks) instead of cpu (with gradcomp's native kernels).
+ * topk, powersgd and dropit (all by default) and dropit-sample (DropIT with selection 'sample').
+ * --backend wasm trains on tfjs-backend-wasm (with gradcomp's conv weight gradient, which it
+ * lacks) instead of cpu (with gradcomp's native kernels).
  * --batch sets the batch per rank (32); --shuffle gives each rank's shard a new seeded order every
  * epoch (by default every epoch goes through the shard in the same order). --init heNormal
  * initializes the kernels as gradcomp train's models do, instead of TF.js's default glorotUniform.

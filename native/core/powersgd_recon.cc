@@ -27,32 +27,39 @@ void recon_row_scalar(const float* pi, const float* qt, uint64_t cols, uint32_t 
 }
 
 #if GC_X86
+// Columns [j, j + 16) of a row of P Qᵀ (the scalar loop's operations, lane by lane), with
+// e = m - that when there is a residual: shared by the plain and the SGD-fused rows.
+GC_TARGET_AVX512 inline __m512 recon_vec_avx512(const float* pi, const float* qt, uint64_t cols, uint32_t r, uint64_t j, const float* m, float* e) {
+  __m512 acc = _mm512_setzero_ps();
+  for (uint32_t k = 0; k < r; ++k)
+    if (pi[k] != 0.0f) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(pi[k]), _mm512_loadu_ps(qt + k * cols + j)));
+  if (e != nullptr) _mm512_storeu_ps(e + j, _mm512_sub_ps(_mm512_loadu_ps(m + j), acc));
+  return acc;
+}
+
+// The same for columns [j, j + 8).
+GC_TARGET_AVX2 inline __m256 recon_vec_avx2(const float* pi, const float* qt, uint64_t cols, uint32_t r, uint64_t j, const float* m, float* e) {
+  __m256 acc = _mm256_setzero_ps();
+  for (uint32_t k = 0; k < r; ++k)
+    if (pi[k] != 0.0f) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pi[k]), _mm256_loadu_ps(qt + k * cols + j)));
+  if (e != nullptr) _mm256_storeu_ps(e + j, _mm256_sub_ps(_mm256_loadu_ps(m + j), acc));
+  return acc;
+}
+
 GC_TARGET_AVX512 void recon_row_avx512(const float* pi, const float* qt, uint64_t cols, uint32_t r, float* o, const float* m, float* e) {
   uint64_t j = 0;
-  for (; j + 16 <= cols; j += 16) {
-    __m512 acc = _mm512_setzero_ps();
-    for (uint32_t k = 0; k < r; ++k)
-      if (pi[k] != 0.0f) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(pi[k]), _mm512_loadu_ps(qt + k * cols + j)));
-    _mm512_storeu_ps(o + j, acc);
-    if (e != nullptr) _mm512_storeu_ps(e + j, _mm512_sub_ps(_mm512_loadu_ps(m + j), acc));
-  }
+  for (; j + 16 <= cols; j += 16) _mm512_storeu_ps(o + j, recon_vec_avx512(pi, qt, cols, r, j, m, e));
   recon_row_scalar(pi, qt, cols, r, o, m, e, j);
 }
 
 GC_TARGET_AVX2 void recon_row_avx2(const float* pi, const float* qt, uint64_t cols, uint32_t r, float* o, const float* m, float* e) {
   uint64_t j = 0;
-  for (; j + 8 <= cols; j += 8) {
-    __m256 acc = _mm256_setzero_ps();
-    for (uint32_t k = 0; k < r; ++k)
-      if (pi[k] != 0.0f) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pi[k]), _mm256_loadu_ps(qt + k * cols + j)));
-    _mm256_storeu_ps(o + j, acc);
-    if (e != nullptr) _mm256_storeu_ps(e + j, _mm256_sub_ps(_mm256_loadu_ps(m + j), acc));
-  }
+  for (; j + 8 <= cols; j += 8) _mm256_storeu_ps(o + j, recon_vec_avx2(pi, qt, cols, r, j, m, e));
   recon_row_scalar(pi, qt, cols, r, o, m, e, j);
 }
 
-// One row of the reconstruction fused with the SGD update of that row, in registers: the vector
-// of P Qᵀ is formed as recon_row_* forms it, then goes through sgd_body's operations in its order
+// One row of the reconstruction fused with the SGD update of that row, in registers: each vector
+// of P Qᵀ comes from recon_vec_* (as in recon_row_*), then goes through sgd_body's operations in its order
 // (mul and add apart, -ffp-contract=off), so the bits are those of recon_row then sgd_span. The
 // ragged end (fewer than one vector) is left for the caller. Returns how many columns were done.
 GC_TARGET_AVX512 uint64_t recon_sgd_row_avx512(const float* pi, const float* qt, uint64_t cols, uint32_t r, const float* m, float* e,
@@ -61,11 +68,7 @@ GC_TARGET_AVX512 uint64_t recon_sgd_row_avx512(const float* pi, const float* qt,
   const __m512 keep = _mm512_set1_ps(1.0f - p.dampening), lr = _mm512_set1_ps(p.lr);
   uint64_t j = 0;
   for (; j + 16 <= cols; j += 16) {
-    __m512 acc = _mm512_setzero_ps();
-    for (uint32_t k = 0; k < r; ++k)
-      if (pi[k] != 0.0f) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(pi[k]), _mm512_loadu_ps(qt + k * cols + j)));
-    if (e != nullptr) _mm512_storeu_ps(e + j, _mm512_sub_ps(_mm512_loadu_ps(m + j), acc));
-    __m512 d = acc;
+    __m512 d = recon_vec_avx512(pi, qt, cols, r, j, m, e);
     const __m512 wv = _mm512_loadu_ps(w + j);
     if (p.grad_scale != 1.0f) d = _mm512_mul_ps(d, gs);
     if (p.weight_decay != 0.0f) d = _mm512_add_ps(d, _mm512_mul_ps(wd, wv));
@@ -85,11 +88,7 @@ GC_TARGET_AVX2 uint64_t recon_sgd_row_avx2(const float* pi, const float* qt, uin
   const __m256 keep = _mm256_set1_ps(1.0f - p.dampening), lr = _mm256_set1_ps(p.lr);
   uint64_t j = 0;
   for (; j + 8 <= cols; j += 8) {
-    __m256 acc = _mm256_setzero_ps();
-    for (uint32_t k = 0; k < r; ++k)
-      if (pi[k] != 0.0f) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(pi[k]), _mm256_loadu_ps(qt + k * cols + j)));
-    if (e != nullptr) _mm256_storeu_ps(e + j, _mm256_sub_ps(_mm256_loadu_ps(m + j), acc));
-    __m256 d = acc;
+    __m256 d = recon_vec_avx2(pi, qt, cols, r, j, m, e);
     const __m256 wv = _mm256_loadu_ps(w + j);
     if (p.grad_scale != 1.0f) d = _mm256_mul_ps(d, gs);
     if (p.weight_decay != 0.0f) d = _mm256_add_ps(d, _mm256_mul_ps(wd, wv));
@@ -147,7 +146,7 @@ gc_status powersgd_reconstruct_sgd(const gc_powersgd_desc& d, float* residual, f
     return GC_ERR_INVALID_ARG;
   }
   const std::vector<float> qt = transpose_q(d);
-  const Isa isa = active_isa();
+  [[maybe_unused]] const Isa isa = active_isa();  // the vector rows are x86 only
   const uint64_t cols = d.cols;
   if (p.momentum == 0.0f) buf = nullptr;
   ThreadPool::instance().parallel_for(chunk_count(d.rows, 64), [&](size_t t) {
@@ -164,12 +163,10 @@ gc_status powersgd_reconstruct_sgd(const gc_powersgd_desc& d, float* residual, f
       if (isa == Isa::kAvx512) j = recon_sgd_row_avx512(pi, qt.data(), cols, d.rank, mi, ei, wi, bi, p);
       else if (isa == Isa::kAvx2) j = recon_sgd_row_avx2(pi, qt.data(), cols, d.rank, mi, ei, wi, bi, p);
 #endif
-      if (j == 0) {
-        recon_row(isa, d, qt.data(), i, g.data(), residual);
-      } else if (j < cols) {
+      if (j < cols) {  // the ragged end, or the whole row on the scalar ISA
         recon_row_scalar(pi, qt.data(), cols, d.rank, g.data(), mi, ei, j);
+        sgd_span(wi + j, g.data() + j, bi != nullptr ? bi + j : nullptr, cols - j, p);
       }
-      if (j < cols) sgd_span(wi + j, g.data() + j, bi != nullptr ? bi + j : nullptr, cols - j, p);
     }
   });
   return GC_OK;
