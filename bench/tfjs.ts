@@ -14,6 +14,7 @@
  * --batch sets the batch per rank (32); --shuffle gives each rank's shard a new seeded order every
  * epoch (by default every epoch goes through the shard in the same order). --init heNormal
  * initializes the kernels as gradcomp train's models do, instead of TF.js's default glorotUniform.
+ * --filters sets the two convolutions' widths (8,16 by default; the README's example starts at 32).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,11 +30,12 @@ const USAGE = `npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --se
   --backend         cpu (gradcomp's native kernels) or wasm (4x faster here)
   --batch           batch per rank (32); --shuffle: a new seeded order of each rank's shard every epoch
   --init            glorotUniform (TF.js's default) or heNormal (as gradcomp train's models)
+  --filters A,B     the two convolutions' filters (8,16)
   --json FILE       where the results go (bench/results/tfjs-<machine>.json by default)`;
 const values = benchArgs('bench:tfjs', USAGE, { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
   seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
   backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false },
-  init: { type: 'string', default: 'glorotUniform' } }) as { [k: string]: string | undefined } & { shuffle: boolean };
+  init: { type: 'string', default: 'glorotUniform' }, filters: { type: 'string', default: '8,16' } }) as { [k: string]: string | undefined } & { shuffle: boolean };
 if (values.init !== 'glorotUniform' && values.init !== 'heNormal') refuse('bench:tfjs', USAGE, `--init: expected glorotUniform or heNormal, got '${String(values.init)}'`);
 if (values.backend !== 'cpu' && values.backend !== 'wasm') refuse('bench:tfjs', USAGE, `--backend: expected cpu or wasm, got '${String(values.backend)}'`);
 const count = (flag: string, v: string | undefined, min: number): number => {
@@ -41,8 +43,11 @@ const count = (flag: string, v: string | undefined, min: number): number => {
   if (v === '' || !Number.isInteger(n) || n < min) refuse('bench:tfjs', USAGE, `--${flag}: expected an integer >= ${min}, got '${String(v)}'`);
   return n;
 };
+const filters = (values.filters ?? '').split(',');
+if (filters.length !== 2) refuse('bench:tfjs', USAGE, `--filters: expected two integers A,B, got '${String(values.filters)}'`);
 const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend,
-  batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}), ...(values.init !== 'glorotUniform' ? { init: values.init } : {}) };
+  batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}), ...(values.init !== 'glorotUniform' ? { init: values.init } : {}),
+  ...(values.filters !== '8,16' ? { filters: filters.map((v) => count('filters', v, 1)) } : {}) };
 const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
 const all: Record<string, Record<string, unknown>> = {
   overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10, backend: values.backend },

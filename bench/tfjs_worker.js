@@ -5,9 +5,10 @@
 //     optimizer.minimize (TF.js's synchronous applyGradients), and a hand-written async loop
 //     (tf.variableGrads, then createDistributedOptimizer's step, then assign). Median ms per step
 //     of each over all rounds, and each round's overhead.
-//   { mode: 'fit', model, algo, compressor?, gamma?, selection?, epochs, train, test, batch?, shuffle? }: the CNN
+//   { mode: 'fit', model, algo, compressor?, gamma?, selection?, filters?, epochs, train, test, batch?, shuffle? }: the CNN
 //     (or MLP) on Fashion-MNIST through plain model.fit (batch 32 per rank by default; shuffle: a
-//     seeded new order of each rank's shard every epoch); test accuracy, bytes, DropIT memory, time.
+//     seeded new order of each rank's shard every epoch; filters: the two convolutions' widths, [8, 16]);
+//     test accuracy, bytes, DropIT memory, time.
 // Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
 'use strict';
 const { writeSync } = require('node:fs');
@@ -37,7 +38,7 @@ function shard(data, rank, size, limit) {
   return { x: tf.tensor4d(xs, [idx.length, 28, 28, 1]), y: tf.oneHot(tf.tensor1d(ys, 'int32'), 10), n: idx.length };
 }
 
-function build(kind, gamma, seed, plainFirst, plainLast, init = 'glorotUniform', selection = undefined) {
+function build(kind, gamma, seed, plainFirst, plainLast, init = 'glorotUniform', selection = undefined, filters = [8, 16]) {
   // plainFirst: the first layer stays plain (its input is the data batch, which is held anyway: not an intermediate tensor).
   // plainLast: the classifier stays plain (the DropIT paper's benchmarks leave the first layer and the head undropped).
   let first = plainFirst === true;
@@ -47,8 +48,8 @@ function build(kind, gamma, seed, plainFirst, plainLast, init = 'glorotUniform',
   const conv = (c) => (plain() ? tf.layers.conv2d({ ...c, kernelInitializer: tf.initializers[init]({ seed: seed++ }) }) : gt.dropitConv2d({ ...c, gamma, selection, kernelInitializer: init, seed: seed++ }));
   const layers = kind === 'mlp'
     ? [tf.layers.flatten({ inputShape: [28, 28, 1] }), dense({ units: 256, activation: 'relu' }), dense({ units: 10, activation: 'softmax' }, true)]
-    : [conv({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }),
-      conv({ filters: 16, kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }), tf.layers.flatten(), dense({ units: 10, activation: 'softmax' }, true)];
+    : [conv({ inputShape: [28, 28, 1], filters: filters[0], kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv({ filters: filters[1], kernelSize: 3, activation: 'relu' }), tf.layers.maxPooling2d({ poolSize: 2 }), tf.layers.flatten(), dense({ units: 10, activation: 'softmax' }, true)];
   return tf.sequential({ layers });
 }
 
@@ -105,7 +106,7 @@ async function overhead(comm, data) {
 
 async function fit(comm, data) {
   const { x, y, n } = shard(data.train, comm.rank, comm.size, cfg.train);
-  const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000, cfg.plainFirst, cfg.plainLast, cfg.init, cfg.selection);
+  const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000, cfg.plainFirst, cfg.plainLast, cfg.init, cfg.selection, cfg.filters);
   await gt.broadcastWeights(model, comm);
   const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: cfg.lr ?? 0.05, momentum: 0.9 }, minCompressSize: 256, ...(cfg.options ?? {}) });
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
@@ -137,7 +138,7 @@ async function fit(comm, data) {
   const kept = mem.reduce((a, m) => a + m.kept, 0), dense = mem.reduce((a, m) => a + m.dense, 0);
   // Backward-pass bytes of the layers (DropIT: packed; plain: the dense inputs they keep, from the same layer shapes).
   return { accuracy: right / cfg.test, seconds, steps: opt.stepCount, samplesPerRank: n, bytesSent: s.bytesSent, denseBytes: s.denseBytes,
-    digest: h.digest('hex').slice(0, 16), backwardBytes: mem.length ? { dense, kept } : null, peakTfBytes: peak };
+    digest: h.digest('hex').slice(0, 16), parameters: model.countParams(), backwardBytes: mem.length ? { dense, kept } : null, peakTfBytes: peak };
 }
 
 (async () => {
