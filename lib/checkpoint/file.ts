@@ -42,15 +42,24 @@ export function writeCheckpointFile(file: string, state: unknown): void {
   }
 }
 
+/**
+ * The bytes of a regular file. Anything else (a folder, a device such as /dev/zero, a FIFO) is
+ * refused before it is opened, so a read never blocks on a pipe nor grows without bound; `fail`
+ * makes the caller's coded error from the reason.
+ */
+export function readRegularFile(file: string, fail: (why: string) => Error): Buffer {
+  const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  let st: fs.Stats;
+  try { st = fs.statSync(file); } catch (e) { throw fail(why(e)); }
+  if (st.isDirectory()) throw fail('EISDIR: it is a folder');
+  if (!st.isFile()) throw fail('not a regular file (a device, FIFO or socket)');
+  try { return fs.readFileSync(file); } catch (e) { throw fail(why(e)); }
+}
+
 /** Reads and checks a checkpoint file; a missing, truncated or corrupted file is a coded error naming it (and the tensor). */
 export function readCheckpointFile(file: string): unknown {
   if (typeof file !== 'string' || file.length === 0) throw typeError('file', 'a file path', file);
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw new CheckpointError(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
-  }
+  const bytes = readRegularFile(file, (why) => new CheckpointError(`${file}: cannot be read (${why})`, file));
   return decodeCheckpoint(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
 }
 

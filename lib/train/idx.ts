@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { constants } from 'node:buffer';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { checkOptions, GradcompError, rangeError, typeError } from '../native/errors';
+import { readRegularFile } from '../checkpoint/file';
 
 export interface IdxArray { dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64'; shape: number[]; data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array }
 
@@ -53,7 +54,7 @@ export function idxShape(file: string): number[] {
 }
 
 function readRaw(file: string): Uint8Array {
-  try { return fs.readFileSync(file); } catch (e) { throw new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file'); }
+  return readRegularFile(file, (why) => new GradcompError('ERR_GRADCOMP_INVALID_ARG', `cannot read ${file}: ${why}`, 'file'));
 }
 
 const isGzip = (raw: Uint8Array): boolean => raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;

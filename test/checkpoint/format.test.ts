@@ -1,4 +1,5 @@
 /** The binary checkpoint format: exact round trips of every state, and coded refusals of damaged files. */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -102,6 +103,15 @@ describe('damaged files are refused with a coded error naming the file and the t
     expect(() => decodeCheckpoint(new Uint8Array([...good, 0]))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT' }));
     expect(() => decodeCheckpoint(Buffer.concat(encodeCheckpoint({ n: 3 })).subarray(0, -1))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT' }));
     for (const x of ['GCKP', [1, 2, 3], null, 17]) expect(() => decodeCheckpoint(x as never)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG_TYPE', param: 'bytes' }));
+  });
+
+  test('a folder, a device or a FIFO is refused before it is read: no read without bound, no wait on a pipe', () => {
+    const fifo = path.join(dir, 'pipe.gckp');
+    execFileSync('mkfifo', [fifo]);
+    for (const [where, why] of [['/dev/zero', 'not a regular file'], [fifo, 'not a regular file'], [dir, 'EISDIR']]) {
+      expect(() => readCheckpointFile(where)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_CORRUPT_CHECKPOINT', message: expect.stringContaining(why) }));
+    }
+    fs.rmSync(fifo);
   });
 
   test('a path that cannot take the file is a coded error naming it (a folder, a missing folder, a file as a folder)', () => {

@@ -4,7 +4,7 @@
  * check, optimizer checkpoints through getWeights/setWeights, DropIT layers against the plain
  * layers and a reference weight gradient, the IDX and Fashion-MNIST loaders, and the example.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -414,6 +414,16 @@ describe('IDX and Fashion-MNIST', () => {
     const whole = encodeIdx(0x08, [4, 2], Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
     const two = Buffer.concat([gzipSync(whole.subarray(0, 6)), gzipSync(whole.subarray(6))]);
     expect(Array.from(readIdx(two).data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  test('readIdx refuses a device, a FIFO or a folder before reading it (no read without bound, no wait on a pipe)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-idx-'));
+    const fifo = path.join(dir, 'train-images-idx3-ubyte');
+    execFileSync('mkfifo', [fifo]);
+    for (const [where, why] of [['/dev/zero', 'not a regular file'], [fifo, 'not a regular file'], [dir, 'EISDIR']]) {
+      expect(() => readIdx(where)).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_INVALID_ARG', param: 'file', message: expect.stringContaining(why) }));
+    }
+    fs.rmSync(dir, { recursive: true });
   });
 
   test('loadFashionMnist reads a folder of the four files, and says how to get them when absent', () => {
