@@ -10,6 +10,13 @@ import type { Exchange } from './exchange';
 
 export async function checkIdentical(ex: Exchange, tensors: readonly (readonly [string, Float32Array])[]): Promise<void> {
   if (ex.size === 1) return;
+  // How many tensors first: ranks that train different models would otherwise meet as a mismatched collective.
+  const counts = await ex.allgatherFixed(Uint32Array.of(tensors.length));
+  const other = counts.findIndex((c) => c !== counts[0]);
+  if (other >= 0) {
+    throw new GradcompError('ERR_GRADCOMP_PARAMS_MISMATCH', `rank ${ex.rank}: rank 0 trains ${counts[0]} tensors but rank ${other} ${counts[other]} at the first step: ` +
+      'every rank must train the same model; pass checkIdentical: false to skip this check', 'params');
+  }
   const mine = Uint32Array.from(tensors, ([, t]) => checksum(t));
   const all = await ex.allgatherFixed(mine);
   const n = tensors.length;

@@ -45,6 +45,9 @@ test('ranks that start from different parameters are refused on the first step, 
   for (const r of [0, 1, 2]) expect(out).toMatch(new RegExp(`rank ${r}: ERR_GRADCOMP_PARAMS_MISMATCH params\\.b`));
   const off = await run('off');
   for (const r of [0, 1, 2]) expect(off).toContain(`rank ${r}: stepped`);
+  // Another number of tensors on one rank: said as such, not as a mismatched collective.
+  const count = await run('count');
+  for (const r of [0, 1, 2]) expect(count).toContain(`rank ${r}: ERR_GRADCOMP_PARAMS_MISMATCH params rank ${r}: rank 0 trains 2 tensors but rank 1 3 at the first step`);
 }, 60000);
 
 describe('DGC and optimizer momentum', () => {

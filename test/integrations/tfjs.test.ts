@@ -81,6 +81,16 @@ describe('createTfjsOptimizer in model.fit across ranks', () => {
     for (const o of out) expect(o.error).toMatchObject({ code: 'ERR_GRADCOMP_PARAMS_MISMATCH', param: expect.stringMatching(/^params\.dense_\w+\/kernel$/) });
   }, 120000);
 
+  test('broadcastWeights refuses models that differ between ranks, on every rank: a weight of another shape (named), or another count', async () => {
+    for (const [cfg, says] of [[{ rank1Units: 31 }, /weight 0 has another shape or dtype on rank 1 than on rank 0 \(here, on rank \d: dense_\w+\/kernel, float32 \[12, 3[12]\]\)/],
+      [{ rank1Extra: true }, /rank 0 has 4 weights, rank 1 6/]] as const) {
+      const r = await gradcompRun(3, fixture, [JSON.stringify({ algorithm: 'sync', steps: 2, ...cfg })]);
+      const out = rows(r.out);
+      expect(out.map((o) => o.rank).sort()).toEqual([0, 1, 2]);
+      for (const o of out) expect(o.error).toMatchObject({ code: 'ERR_GRADCOMP_INVALID_ARG', param: 'model', message: expect.stringMatching(says) });
+    }
+  }, 120000);
+
   test('a script that ends without dispose() or comm.close() exits (the step thread does not hold the process)', async () => {
     const r = await gradcompRun(2, fixture, [JSON.stringify({ algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.1 }, steps: 2, noDispose: true })], 90000);
     expect(r.code).toBe(0);

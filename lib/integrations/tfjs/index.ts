@@ -3,7 +3,8 @@
  * inside model.fit, rank 0's weights broadcast to every rank, DropIT layers that keep a packed
  * input for the backward pass, and the Fashion-MNIST / IDX loaders.
  */
-export { createTfjsOptimizer, broadcastWeights } from './optimizer';
+export { createTfjsOptimizer } from './optimizer';
+export { broadcastWeights } from './broadcast';
 export type { TfjsOptimizerOptions, TfjsDistributedOptimizer } from './optimizer';
 export { useNativeKernels } from './kernels';
 export type { NativeKernels } from './kernels';

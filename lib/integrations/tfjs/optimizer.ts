@@ -21,7 +21,7 @@ import { MpiCommunicator } from '../../comm/mpi';
 import type { Communicator } from '../../comm/types';
 import { DisposedError, GradcompError, typeError } from '../../native/errors';
 import { CTRL, STATS, StepShared, TensorLayout, newShared } from './protocol';
-import { tfCore, Tf } from './tf';
+import { tfCore } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
 
 /** tfjs-core's NamedTensor (not re-exported from its index). */
@@ -265,18 +265,4 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
 function changed(what: string): GradcompError {
   return new GradcompError('ERR_GRADCOMP_INVALID_ARG', `the variables this optimizer trains changed: ${what}. Its distributed state (residuals, momentum) ` +
     'belongs to the first step\'s variables: create a new optimizer (and compile again) after changing which variables are trainable', 'variableGradients');
-}
-
-/** Rank 0's weights on every rank (call before training; every rank calls it). */
-export async function broadcastWeights(model: { weights: { read(): TfCore.Tensor; write(t: TfCore.Tensor): void; shape: number[] }[] } | TfCore.Variable[], comm: Communicator): Promise<void> {
-  const tf: Tf = tfCore();
-  const list = Array.isArray(model) ? model.map((v) => ({ read: () => v as TfCore.Tensor, write: (t: TfCore.Tensor) => v.assign(t), shape: v.shape })) : model?.weights;
-  if (!Array.isArray(list)) throw typeError('model', 'a tf.LayersModel or an array of tf.Variables', model);
-  for (const w of list) {
-    const t = w.read();
-    if (t.dtype !== 'float32') continue;
-    const data = Float32Array.from(t.dataSync() as Float32Array);
-    await comm.broadcast(data, 0);
-    w.write(tf.tensor(data, w.shape, 'float32'));
-  }
 }
