@@ -112,11 +112,17 @@ describe('one rank', () => {
   const batch = (t: number) => ({ x: tf.randomNormal([16, 6], 0, 1, 'float32', t + 1), y: tf.randomNormal([16, 3], 0, 1, 'float32', 50 + t) });
   const loss = (m: tf.Sequential, t: number) => () => { const { x, y } = batch(t); return tf.losses.meanSquaredError(y, m.predict(x) as tf.Tensor) as tf.Scalar; };
 
-  test('minimize() gives exactly the trajectory of createDistributedOptimizer driven by hand with tf.variableGrads', async () => {
-    const opts = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
+  // Trains a and b from the same start: a through createTfjsOptimizer's minimize(), b through
+  // createDistributedOptimizer driven by hand with tf.variableGrads; lrs[t], where given, is step t's
+  // rate (set as optimizer.learningRate on a, as the base optimizer's lr on b). True when they end
+  // bit for bit the same.
+  const sameTrajectory = async (opts: Record<string, unknown>, lrs?: number[]) => {
     const a = model(3), b = model(3);
-    const optA = createTfjsOptimizer({ comm, ...opts });
-    for (let t = 0; t < 8; t++) optA.minimize(loss(a, t));
+    const optA = createTfjsOptimizer({ comm, ...opts } as never);
+    for (let t = 0; t < 8; t++) {
+      if (lrs) optA.learningRate = lrs[t];
+      optA.minimize(loss(a, t));
+    }
     optA.dispose();
     const optB = createDistributedOptimizer({ comm, ...opts, shapes: Object.fromEntries(b.trainableWeights.map((w) => [(w as unknown as { val: tf.Variable }).val.name, w.shape])), checkIdentical: false } as never);
     for (let t = 0; t < 8; t++) {
@@ -127,10 +133,39 @@ describe('one rank', () => {
         params[name] = Float32Array.from(v.read().dataSync() as Float32Array);
         g[name] = Float32Array.from(grads[name].dataSync() as Float32Array);
       }
+      if (lrs) optB.optimizer.lr = lrs[t];
       await optB.step(params, g);
       for (const v of b.trainableWeights) v.write(tf.tensor(params[(v as unknown as { val: tf.Variable }).val.name], v.shape as number[]));
     }
-    a.getWeights().forEach((w, i) => expect(Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((b.getWeights()[i].dataSync() as Float32Array).buffer))).toBe(true));
+    return a.getWeights().every((w, i) => Buffer.from((w.dataSync() as Float32Array).buffer).equals(Buffer.from((b.getWeights()[i].dataSync() as Float32Array).buffer)));
+  };
+  const efTopk = { algorithm: 'ef-sgd', compressor: { type: 'topk', ratio: 0.2 }, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, minCompressSize: 8 };
+
+  test('minimize() gives exactly the trajectory of createDistributedOptimizer driven by hand with tf.variableGrads', async () => {
+    expect(await sameTrajectory(efTopk)).toBe(true);
+  });
+
+  test('optimizer.learningRate set between steps (a schedule, as a callback would) is the rate each step uses', async () => {
+    // A cosine decay from 0.05, and a random rate per step.
+    const cosine = Array.from({ length: 8 }, (_, t) => 0.025 * (1 + Math.cos(Math.PI * t / 8)));
+    const random = Array.from({ length: 8 }, () => 0.1 * Math.random());
+    for (const lrs of [cosine, random]) expect(await sameTrajectory(efTopk, lrs)).toBe(true);
+    // And the schedule matters: the constant rate does not give the same weights as the decayed one.
+    const a = model(3), opt = createTfjsOptimizer({ comm, ...efTopk } as never);
+    for (let t = 0; t < 8; t++) { opt.learningRate = cosine[t]; opt.minimize(loss(a, t)); }
+    opt.dispose();
+    const c = model(3), optC = createTfjsOptimizer({ comm, ...efTopk } as never);
+    for (let t = 0; t < 8; t++) optC.minimize(loss(c, t));
+    optC.dispose();
+    expect(Buffer.from((a.getWeights()[0].dataSync() as Float32Array).buffer).equals(Buffer.from((c.getWeights()[0].dataSync() as Float32Array).buffer))).toBe(false);
+    // A rate that is not a finite number >= 0 is refused before anything moves.
+    const d = model(3), optD = createTfjsOptimizer({ comm, ...efTopk } as never), before = d.getWeights().map((w) => Array.from(w.dataSync()));
+    for (const bad of [NaN, -0.1, Infinity, '0.1']) {
+      optD.learningRate = bad as number;
+      expect(() => optD.minimize(loss(d, 0))).toThrow(expect.objectContaining({ code: 'ERR_GRADCOMP_OUT_OF_RANGE', param: 'learningRate' }));
+    }
+    expect(d.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
+    optD.dispose();
   });
 
   test('fitDataset and applyGradients (a map or a list) take exactly the steps model.fit takes; a gradient of another shape is refused naming the variable', async () => {

@@ -19,7 +19,7 @@ import type { AlgorithmState } from '../../algorithms/types';
 import { LocalCommunicator } from '../../comm/local';
 import { MpiCommunicator } from '../../comm/mpi';
 import type { Communicator } from '../../comm/types';
-import { DisposedError, GradcompError, typeError } from '../../native/errors';
+import { DisposedError, GradcompError, rangeError, typeError } from '../../native/errors';
 import { CTRL, STATS, StepShared, TensorLayout, newShared } from './protocol';
 import { tfCore } from './tf';
 import type * as TfCore from '@tensorflow/tfjs-core';
@@ -46,6 +46,8 @@ export interface TfjsDistributedOptimizer extends TfCore.Optimizer {
   stats(): Record<(typeof STATS)[number], number>;
   /** The whole distributed state (residuals, momentum, counters): what getWeights() carries. */
   distributedState(): Promise<AlgorithmState>;
+  /** The learning rate of the next step: set it between steps for a schedule (in an onBatchBegin callback, say). */
+  learningRate: number;
 }
 
 const STATE_NAME = 'gradcomp.distributed-state';
@@ -98,6 +100,8 @@ export function createTfjsOptimizer(options: TfjsOptimizerOptions): TfjsDistribu
 
     applyGradients(variableGradients: TfCore.NamedTensorMap | NamedTensor[]): void {
       if (this.#disposed) throw new DisposedError('this TF.js optimizer');
+      const lr: unknown = this.learningRate;
+      if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw rangeError('learningRate', 'a finite number >= 0 (the rate of the next step)', lr);
       const entries: [string, TfCore.Tensor][] = Array.isArray(variableGradients)
         ? variableGradients.map((v) => [v.name, v.tensor]) : Object.entries(variableGradients);
       const vars = tf.engine().registeredVariables;
