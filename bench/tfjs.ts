@@ -15,6 +15,8 @@
  * epoch (by default every epoch goes through the shard in the same order). --init heNormal
  * initializes the kernels as gradcomp train's models do, instead of TF.js's default glorotUniform.
  * --filters sets the two convolutions' widths (8,16 by default; the README's example starts at 32).
+ * --schedule cosine decays the learning rate from 0.05 to 0 over the run (set as the optimizer's
+ * learningRate before each batch); constant by default.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -31,12 +33,15 @@ const USAGE = `npm run bench:tfjs [-- --train 24000 --epochs 3 --test 10000 --se
   --batch           batch per rank (32); --shuffle: a new seeded order of each rank's shard every epoch
   --init            glorotUniform (TF.js's default) or heNormal (as gradcomp train's models)
   --filters A,B     the two convolutions' filters (8,16)
+  --schedule        constant (0.05) or cosine (0.05 decayed to 0 over the run)
   --json FILE       where the results go (bench/results/tfjs-<machine>.json by default)`;
 const values = benchArgs('bench:tfjs', USAGE, { train: { type: 'string', default: '24000' }, epochs: { type: 'string', default: '3' }, test: { type: 'string', default: '10000' },
   seeds: { type: 'string', default: '1000' }, configs: { type: 'string', default: 'overhead,dense,topk,powersgd,dropit' }, json: { type: 'string' },
   backend: { type: 'string', default: 'cpu' }, batch: { type: 'string', default: '32' }, shuffle: { type: 'boolean', default: false },
-  init: { type: 'string', default: 'glorotUniform' }, filters: { type: 'string', default: '8,16' } }) as { [k: string]: string | undefined } & { shuffle: boolean };
+  init: { type: 'string', default: 'glorotUniform' }, filters: { type: 'string', default: '8,16' },
+  schedule: { type: 'string', default: 'constant' } }) as { [k: string]: string | undefined } & { shuffle: boolean };
 if (values.init !== 'glorotUniform' && values.init !== 'heNormal') refuse('bench:tfjs', USAGE, `--init: expected glorotUniform or heNormal, got '${String(values.init)}'`);
+if (values.schedule !== 'constant' && values.schedule !== 'cosine') refuse('bench:tfjs', USAGE, `--schedule: expected constant or cosine, got '${String(values.schedule)}'`);
 if (values.backend !== 'cpu' && values.backend !== 'wasm') refuse('bench:tfjs', USAGE, `--backend: expected cpu or wasm, got '${String(values.backend)}'`);
 const count = (flag: string, v: string | undefined, min: number): number => {
   const n = Number(v);
@@ -47,7 +52,7 @@ const filters = (values.filters ?? '').split(',');
 if (filters.length !== 2) refuse('bench:tfjs', USAGE, `--filters: expected two integers A,B, got '${String(values.filters)}'`);
 const base = { train: count('train', values.train, 1), epochs: count('epochs', values.epochs, 1), test: count('test', values.test, 1), backend: values.backend,
   batch: count('batch', values.batch, 1), ...(values.shuffle ? { shuffle: true } : {}), ...(values.init !== 'glorotUniform' ? { init: values.init } : {}),
-  ...(values.filters !== '8,16' ? { filters: filters.map((v) => count('filters', v, 1)) } : {}) };
+  ...(values.filters !== '8,16' ? { filters: filters.map((v) => count('filters', v, 1)) } : {}), ...(values.schedule !== 'constant' ? { schedule: values.schedule } : {}) };
 const seeds = (values.seeds ?? '').split(',').map((v) => count('seeds', v, 0));
 const all: Record<string, Record<string, unknown>> = {
   overhead: { mode: 'overhead', steps: 20, rounds: 10, train: 4096, test: 10, backend: values.backend },

@@ -5,9 +5,10 @@
 //     optimizer.minimize (TF.js's synchronous applyGradients), and a hand-written async loop
 //     (tf.variableGrads, then createDistributedOptimizer's step, then assign). Median ms per step
 //     of each over all rounds, and each round's overhead.
-//   { mode: 'fit', model, algo, compressor?, gamma?, selection?, filters?, epochs, train, test, batch?, shuffle? }: the CNN
+//   { mode: 'fit', model, algo, compressor?, gamma?, selection?, filters?, schedule?, epochs, train, test, batch?, shuffle? }: the CNN
 //     (or MLP) on Fashion-MNIST through plain model.fit (batch 32 per rank by default; shuffle: a
-//     seeded new order of each rank's shard every epoch; filters: the two convolutions' widths, [8, 16]);
+//     seeded new order of each rank's shard every epoch; filters: the two convolutions' widths, [8, 16];
+//     schedule: 'cosine' decays the rate to 0 over the run, set as optimizer.learningRate before each batch);
 //     test accuracy, bytes, DropIT memory, time.
 // Rank 0 prints one JSON line prefixed with GRADCOMP_TFJS.
 'use strict';
@@ -112,7 +113,11 @@ async function fit(comm, data) {
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
   let peak = 0;
   const t0 = performance.now();
-  const fitOpts = { batchSize: cfg.batch ?? 32, shuffle: false, verbose: 0, callbacks: { onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } };
+  // schedule 'cosine': the rate decays from lr to 0 over the whole run (half a cosine), set before each batch.
+  const lr0 = cfg.lr ?? 0.05, total = cfg.epochs * Math.ceil(n / (cfg.batch ?? 32));
+  let batchNo = 0;
+  const onBatchBegin = cfg.schedule === 'cosine' ? () => { opt.learningRate = lr0 * 0.5 * (1 + Math.cos(Math.PI * batchNo++ / total)); } : undefined;
+  const fitOpts = { batchSize: cfg.batch ?? 32, shuffle: false, verbose: 0, callbacks: { onBatchBegin, onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } };
   if (cfg.shuffle) {
     // A fresh order of this rank's shard every epoch, from the seed, the rank and the epoch (TF.js's
     // own shuffle draws from Math.random, so runs could not be repeated).
