@@ -109,15 +109,16 @@ async function fit(comm, data) {
   const { x, y, n } = shard(data.train, comm.rank, comm.size, cfg.train);
   const model = build(cfg.model, cfg.gamma, cfg.seed ?? 1000, cfg.plainFirst, cfg.plainLast, cfg.init, cfg.selection, cfg.filters);
   await gt.broadcastWeights(model, comm);
-  const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: cfg.lr ?? 0.05, momentum: 0.9 }, minCompressSize: 256, ...(cfg.options ?? {}) });
+  const lr0 = cfg.lr ?? 0.05, batch = cfg.batch ?? 32;
+  const opt = gt.createTfjsOptimizer({ comm, algorithm: cfg.algo, ...(cfg.compressor ? { compressor: cfg.compressor } : {}), optimizer: { type: 'sgd', lr: lr0, momentum: 0.9 }, minCompressSize: 256, ...(cfg.options ?? {}) });
   model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
   let peak = 0;
   const t0 = performance.now();
   // schedule 'cosine': the rate decays from lr to 0 over the whole run (half a cosine), set before each batch.
-  const lr0 = cfg.lr ?? 0.05, total = cfg.epochs * Math.ceil(n / (cfg.batch ?? 32));
+  const total = cfg.epochs * Math.ceil(n / batch);
   let batchNo = 0;
   const onBatchBegin = cfg.schedule === 'cosine' ? () => { opt.learningRate = lr0 * 0.5 * (1 + Math.cos(Math.PI * batchNo++ / total)); } : undefined;
-  const fitOpts = { batchSize: cfg.batch ?? 32, shuffle: false, verbose: 0, callbacks: { onBatchBegin, onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } };
+  const fitOpts = { batchSize: batch, shuffle: false, verbose: 0, callbacks: { onBatchBegin, onBatchEnd: () => { peak = Math.max(peak, tf.memory().numBytes); } } };
   if (cfg.shuffle) {
     // A fresh order of this rank's shard every epoch, from the seed, the rank and the epoch (TF.js's
     // own shuffle draws from Math.random, so runs could not be repeated).
